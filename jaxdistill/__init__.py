@@ -1,0 +1,76 @@
+"""jaxdistill: exact, batched experiments on the theory of knowledge
+distillation (Phuong & Lampert, *Towards Understanding Knowledge
+Distillation*, ICML 2019).
+
+    Task --sample--> transfer sets [B, n, d] --teacher--> logits [B, n]
+         --learner--> students [B, d] --analysis--> risk, angles, bounds
+
+Everything computes in float64 by default inside a local x64 context; the
+caller's global JAX configuration is never changed (see ``_precision``).
+"""
+
+from . import analysis, students, tasks, teachers
+from ._precision import precision
+from .simulate import DistillResult, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets
+from .students import (
+    ClosedFormLearner,
+    FlowConfig,
+    FlowLearner,
+    GDConfig,
+    GDLearner,
+    STATUS_NAMES,
+    closed_form,
+    gradient_descent,
+    gradient_flow,
+    plain_gradient_flow,
+)
+from .tasks import (
+    AngularMarginTask,
+    CustomTask,
+    GaussianTask,
+    IsotropicGaussianTask,
+    KappaPolynomialTask,
+    PoolTask,
+    Task,
+    make_task,
+)
+from .teachers import TargetSpec, hard_labels, soft_labels, teacher_logits
+from .validation import JaxDistillError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "analysis",
+    "students",
+    "tasks",
+    "teachers",
+    "precision",
+    "DistillResult",
+    "distill",
+    "distill_chunks",
+    "iter_transfer_sets",
+    "sample_transfer_sets",
+    "ClosedFormLearner",
+    "FlowConfig",
+    "FlowLearner",
+    "GDConfig",
+    "GDLearner",
+    "STATUS_NAMES",
+    "closed_form",
+    "gradient_descent",
+    "gradient_flow",
+    "plain_gradient_flow",
+    "AngularMarginTask",
+    "CustomTask",
+    "GaussianTask",
+    "IsotropicGaussianTask",
+    "KappaPolynomialTask",
+    "PoolTask",
+    "Task",
+    "make_task",
+    "TargetSpec",
+    "hard_labels",
+    "soft_labels",
+    "teacher_logits",
+    "JaxDistillError",
+]

@@ -1,0 +1,85 @@
+"""Options shared by several subcommands (task, size, precision)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+TASKS = ("kappa", "margin", "gaussian", "pool", "mnist")
+
+
+def positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {v}")
+        return v
+
+    return parse
+
+
+def finite_float(name: str, *, gt: float | None = None, ge: float | None = None, lt: float | None = None):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a real number, got {text!r}") from None
+        if not math.isfinite(v) or (gt is not None and v <= gt) or (ge is not None and v < ge) or (lt is not None and v >= lt):
+            rng = " and ".join(s for s in (f"> {gt}" if gt is not None else "", f">= {ge}" if ge is not None else "",
+                                            f"< {lt}" if lt is not None else "") if s)
+            raise argparse.ArgumentTypeError(f"{name} must be a finite real number {rng}, got {text!r}")
+        return v
+
+    return parse
+
+
+def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) -> None:
+    g = p.add_argument_group("task")
+    g.add_argument("--task", choices=TASKS, default="kappa", help="input law and teacher (default: kappa)")
+    g.add_argument("--kappa", type=finite_float("--kappa", gt=0.0), default=1.0,
+                   help="kappa > 0 of the kappa-polynomial task (and the margin task's angle law); default 1")
+    g.add_argument("--margin", type=finite_float("--margin", ge=0.0, lt=math.pi / 2), default=0.2,
+                   help="angular margin beta0 in [0, pi/2) of the margin task (radians); default 0.2")
+    g.add_argument("--d", type=positive_int("--d"), default=1000, help="input dimension d >= 2 (default 1000)")
+    g.add_argument("--teacher-norm", type=finite_float("--teacher-norm", gt=0.0), default=1.0,
+                   help="||w*|| for built-in tasks (default 1)")
+    g.add_argument("--pool-file", default=None,
+                   help="for --task pool: .npz with arrays 'inputs' [P, d], 'w_star' [d] and optionally 'test_inputs'")
+    g.add_argument("--task-seed", type=int, default=0,
+                   help="for --task mnist: seed of the teacher's training split (default 0)")
+
+
+def task_from_args(args):
+    """Build the Task named by the parsed options."""
+    from ..tasks import PoolTask, make_task
+    from ..validation import JaxDistillError, check_int
+
+    if args.task == "pool":
+        if not args.pool_file:
+            raise JaxDistillError("--task pool needs --pool-file F.npz with arrays 'inputs' [P, d] and 'w_star' [d]")
+        import numpy as np
+
+        try:
+            with np.load(args.pool_file) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:
+            raise JaxDistillError(f"--pool-file {args.pool_file} could not be read: {e}") from None
+        for k in ("inputs", "w_star"):
+            if k not in arrays:
+                raise JaxDistillError(f"--pool-file {args.pool_file} has no array {k!r} (found: {', '.join(arrays)})")
+        return PoolTask(arrays["inputs"], arrays["w_star"], test_inputs=arrays.get("test_inputs"), label=str(args.pool_file))
+    if args.task == "mnist":
+        from ..datasets import mnist01_task
+
+        return mnist01_task(seed=args.task_seed)
+    check_int("d", args.d, minimum=2)
+    return make_task(args.task, d=args.d, kappa=args.kappa, margin=args.margin, teacher_norm=args.teacher_norm)
+
+
+def task_label(task) -> str:
+    cfg = task.config()
+    params = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "task")
+    return f"{cfg['task']} task ({params})"

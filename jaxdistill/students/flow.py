@@ -1,0 +1,268 @@
+"""Gradient flow of the linear student (eq. 3 with N = 1), solved with diffrax.
+
+The flow  dw/dt = -grad L^1(w) = -(1/n) X^T (sigma(X w) - y)  (eq. 38)
+started at w(0) = 0 stays in span(X) (Lemma B.1), so by default it is
+integrated in the r <= n reduced coordinates of DESIGN.md fact 1: with
+X^T = Q R and w = Q b,
+
+    db/dt = -(1/n) R (sigma(R^T b) - y),
+
+which is the same trajectory (w(t) = Q b(t) exactly), at O(n r) a step.
+``coordinates="plain"`` integrates the d-dimensional flow itself; tests use
+it as the reference for the reduced one.
+
+Arrival is decided in parameter space (DESIGN.md fact 5): a diffrax Event
+fires when the Newton step ||H^{-1} grad|| (an r x r solve; H = (1/n) R D R^T
+is the Hessian of eq. 42 restricted to the span) is below
+``newton_tol * ||w||``.  Near the limit the Newton step equals w - w_hat to
+second order, so this bounds the relative distance to the Thm 1 limit,
+whatever the stiffness.  A small vector field would not: with ||x|| = |nu|
+tiny, some directions relax on time scales of 1e5 and more.
+
+Every set returns a status code (``STATUS_NAMES``) and its step count; the
+solver never raises for one bad set (``throw=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from ..teachers import cross_entropy, residual
+from ..validation import check_choice, check_int, check_real
+from .closed_form import ReducedData, reduce_data
+
+# Per-set status codes, shared by every learner.
+CONVERGED = 0
+MAX_STEPS = 1
+NONFINITE = 2
+SOLVER_FAILED = 3
+RANK_DEFICIENT = 4
+NOT_CONVERGED = 5
+HORIZON = 6  # finite-horizon run (hard labels have no steady state); a success
+
+STATUS_NAMES = {
+    CONVERGED: "converged",
+    MAX_STEPS: "max_steps_reached",
+    NONFINITE: "non_finite",
+    SOLVER_FAILED: "solver_failed",
+    RANK_DEFICIENT: "rank_deficient",
+    NOT_CONVERGED: "not_converged_by_t_max",
+    HORIZON: "finite_horizon",
+}
+SUCCESS_CODES = (CONVERGED, HORIZON)
+
+SOLVERS = ("Kvaerno3", "Kvaerno4", "Kvaerno5", "KenCarp3", "KenCarp4", "KenCarp5", "ImplicitEuler",
+           "Tsit5", "Dopri5", "Dopri8", "Heun", "Bosh3")
+COORDINATES = ("reduced", "plain")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Configuration of the gradient-flow learner (keyword-only, diffrax style).
+
+    Attributes:
+        solver: name of a diffrax solver. Implicit (Kvaerno*) solvers suit the
+            stiff flow; explicit ones need many more steps.
+        rtol, atol: PID step-size controller tolerances of the trajectory.
+            The flow contracts to a unique limit, so the stopping test, not
+            these, sets the accuracy of the limit; tighten them when you
+            need accurate trajectories (``ts``).
+        newton_tol: stop when the Newton step is below newton_tol * ||w||
+            (relative distance to the limit, DESIGN.md fact 5).
+        max_steps: solver step limit; a set that hits it is reported with
+            status "max_steps_reached".
+        t_max: the integration horizon; soft-label sets that reach it
+            without converging are "not_converged_by_t_max"; hard-label
+            flows (no steady state) stop there with status "finite_horizon".
+        coordinates: "reduced" (default, DESIGN.md fact 1) or "plain" (d-dim).
+    """
+
+    solver: str = "Kvaerno5"
+    rtol: float = 1e-3
+    atol: float = 1e-6
+    newton_tol: float = 1e-9
+    max_steps: int = 4096
+    t_max: float = 1e15
+    coordinates: str = "reduced"
+
+    def __post_init__(self):
+        check_choice("solver", self.solver, SOLVERS)
+        check_real("rtol", self.rtol, gt=0.0, lt=1.0)
+        check_real("atol", self.atol, gt=0.0)
+        check_real("newton_tol", self.newton_tol, gt=0.0, lt=1.0)
+        check_int("max_steps", self.max_steps, minimum=1)
+        check_real("t_max", self.t_max, gt=0.0)
+        check_choice("coordinates", self.coordinates, COORDINATES)
+
+
+class FlowResult(eqx.Module):
+    """Outcome of one gradient flow (batched along a leading axis by vmap).
+
+    Attributes:
+        w: final student, [d].
+        status: status code (``STATUS_NAMES``).
+        num_steps: accepted + rejected solver steps.
+        t_final: time at which the flow stopped.
+        newton_rel: final Newton step / ||w|| (estimated relative distance to the limit).
+        loss: final L^1 (eq. 1).
+        trajectory: w(t) at the requested times, [T, d] (empty when none asked).
+    """
+
+    w: Float[Array, " d"]
+    status: Int[Array, ""]
+    num_steps: Int[Array, ""]
+    t_final: Float[Array, ""]
+    newton_rel: Float[Array, ""]
+    loss: Float[Array, ""]
+    trajectory: Float[Array, "T d"]
+
+
+def newton_step_norm(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " n"]) -> Float[Array, ""]:
+    """||H^{-1} grad L^1|| restricted to span(X), as a function of the logits z.
+
+    With D = diag(sigma'(z)) (eq. 43): for n <= d the step is
+    R^{-T} D^{-1} (sigma(z) - y) (a triangular solve); for n > d it is
+    (R D R^T)^{-1} R (sigma(z) - y).
+    """
+    res = residual(z, u)
+    s = jax.nn.sigmoid(z)
+    D = s * (1.0 - s)
+    r, n = red.R.shape
+    if r == n:
+        step = jax.scipy.linalg.solve_triangular(red.R.T, res / D, lower=True)
+    else:
+        H = (red.R * D[None, :]) @ red.R.T
+        step = jnp.linalg.solve(H, red.R @ res)
+    return jnp.linalg.norm(step)
+
+
+def _solve(vector_field, y0, red, u, X_or_none, config: FlowConfig, ts, to_w, logits):
+    n = u.shape[0]
+    soft = jnp.all(jnp.isfinite(u))
+
+    def cond_fn(t, y, args, **kwargs):
+        z = logits(y)
+        step = newton_step_norm(red, z, u)
+        scale = jnp.maximum(jnp.linalg.norm(y), jnp.finfo(y.dtype).tiny)
+        return soft & (step <= config.newton_tol * scale)
+
+    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
+    solver = getattr(diffrax, config.solver)()
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field),
+        solver,
+        t0=0.0,
+        t1=config.t_max,
+        dt0=None,
+        y0=y0,
+        saveat=saveat,
+        stepsize_controller=diffrax.PIDController(rtol=config.rtol, atol=config.atol),
+        event=diffrax.Event(cond_fn),
+        max_steps=config.max_steps,
+        throw=False,
+        # forward-only solve: no reverse-mode checkpointing (its bounded
+        # while loop is ~70x slower under vmap on CPU)
+        adjoint=diffrax.ForwardMode(),
+    )
+    y_final = sol.ys[-1]
+    z = logits(y_final)
+    step = newton_step_norm(red, z, u)
+    w = to_w(y_final)
+    w_norm = jnp.linalg.norm(w)
+    newton_rel = step / jnp.maximum(w_norm, jnp.finfo(w.dtype).tiny)
+    finite = jnp.all(jnp.isfinite(w)) & jnp.isfinite(newton_rel)
+    converged = newton_rel <= config.newton_tol
+    status = jnp.where(
+        ~red.rank_ok,
+        RANK_DEFICIENT,
+        jnp.where(
+            ~finite,
+            NONFINITE,
+            jnp.where(
+                sol.result == diffrax.RESULTS.max_steps_reached,
+                MAX_STEPS,
+                jnp.where(
+                    ~soft,
+                    HORIZON,
+                    jnp.where(converged, CONVERGED, jnp.where(sol.result == diffrax.RESULTS.successful,
+                                                              NOT_CONVERGED, SOLVER_FAILED)),
+                ),
+            ),
+        ),
+    )
+    if ts is None:
+        traj = jnp.zeros((0, w.shape[0]), w.dtype)
+    else:
+        traj = jax.vmap(to_w)(sol.ys[:-1])
+    return FlowResult(
+        w=w,
+        status=status.astype(jnp.int32),
+        num_steps=sol.stats["num_steps"].astype(jnp.int32),
+        t_final=sol.ts[-1],
+        newton_rel=newton_rel,
+        loss=cross_entropy(z, u),
+        trajectory=traj,
+    )
+
+
+def gradient_flow(
+    X: Float[Array, "n d"],
+    u: Float[Array, " n"],
+    config: FlowConfig = FlowConfig(),
+    *,
+    ts: Float[Array, " T"] | None = None,
+) -> FlowResult:
+    """Gradient flow of eq. 3 (N = 1) from w(0) = 0 to its steady state.
+
+    Args:
+        X: transfer set, [n, d].
+        u: teacher logits (``teachers.teacher_logits``), [n].
+        config: ``FlowConfig``; ``config.coordinates`` picks the reduced
+            (default) or the plain d-dimensional integration.
+        ts: optional times at which to record w(t) (trajectory).
+
+    Returns:
+        ``FlowResult``; ``w`` tends to w_hat of eq. 6 (Thm 1).
+
+    Example:
+        >>> res = jax.vmap(lambda X, u: gradient_flow(X, u))(Xs, us)
+    """
+    if config.coordinates == "plain":
+        return plain_gradient_flow(X, u, config, ts=ts)
+    n = X.shape[0]
+    red = reduce_data(X)
+    R = red.R
+
+    def vf(t, b, args):
+        return -(R @ residual(R.T @ b, u)) / n
+
+    b0 = jnp.zeros(R.shape[0], X.dtype)
+    return _solve(vf, b0, red, u, X, config, ts, to_w=lambda b: red.Q @ b, logits=lambda b: R.T @ b)
+
+
+def plain_gradient_flow(
+    X: Float[Array, "n d"],
+    u: Float[Array, " n"],
+    config: FlowConfig = FlowConfig(),
+    *,
+    ts: Float[Array, " T"] | None = None,
+) -> FlowResult:
+    """The d-dimensional flow dw/dt = -(1/n) X^T (sigma(X w) - y) (eq. 3, 38).
+
+    The reference the reduced flow is tested against; cost O(n d) a step
+    (and O(d^3) Newton solves for implicit solvers: keep d small).
+    """
+    n = X.shape[0]
+    red = reduce_data(X)
+
+    def vf(t, w, args):
+        return -(X.T @ residual(X @ w, u)) / n
+
+    w0 = jnp.zeros(X.shape[1], X.dtype)
+    return _solve(vf, w0, red, u, X, config, ts, to_w=lambda w: w, logits=lambda w: X @ w)
