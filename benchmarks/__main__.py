@@ -1,0 +1,194 @@
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only ROW ...]``.
+
+Writes benchmarks/results/<machine>-<date>.json, a Markdown table (.md) and
+a PNG of the scaling curves (.png), and prints the table with ratios to the
+peers, all measured in this one run on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def plan(quick: bool) -> list[tuple[str, str, dict]]:
+    """(label, row, kwargs) in execution order."""
+    if quick:
+        rows = [
+            ("jaxdistill flow", "flow", {"B": 200}),
+            ("jaxdistill distill (end to end)", "distill", {"B": 400, "chunk_size": 200}),
+            ("closed form, batched QR (JAX)", "closed_form", {"B": 200}),
+            ("closed form, batched QR (numpy)", "numpy_qr", {"B": 200}),
+            ("scipy solve_ivp LSODA loop", "scipy_lsoda", {"B": 1, "t_end": 1e4}),
+            ("scikit-learn LogisticRegression loop", "sklearn", {"B": 5}),
+            ("naive diffrax Tsit5, d-dim, vmapped", "naive_diffrax", {"B": 2, "max_steps": 2000}),
+            ("optax GD, d-dim, batched", "optax_gd", {"B": 50, "steps": 2000}),
+            ("exact risk", "risk_exact", {"B": 200}),
+            ("Monte-Carlo risk (10,000 points)", "risk_mc", {"B": 200}),
+            ("deep N=2 reduced", "deep", {"B": 20, "depth": 2, "integrator": "reduced"}),
+            ("deep N=2 full (width 64)", "deep", {"B": 20, "depth": 2, "integrator": "full"}),
+            ("memory: distill B=5,000", "memory", {"B": 5000}),
+        ]
+        scaling = [(d, n, 100) for d in (100, 1000) for n in (5, 20)]
+    else:
+        rows = [
+            ("jaxdistill flow", "flow", {"B": 1000}),
+            ("jaxdistill flow B=4000 (linearity)", "flow", {"B": 4000}),
+            ("jaxdistill distill (end to end)", "distill", {"B": 10_000}),
+            ("closed form, batched QR (JAX)", "closed_form", {"B": 1000}),
+            ("closed form, batched QR (numpy)", "numpy_qr", {"B": 1000}),
+            ("scipy solve_ivp LSODA loop", "scipy_lsoda", {"B": 3, "t_end": 1e6}),
+            ("scikit-learn LogisticRegression loop", "sklearn", {"B": 50}),
+            ("naive diffrax Tsit5, d-dim, vmapped", "naive_diffrax", {"B": 4, "max_steps": 20_000}),
+            ("optax GD, d-dim, batched", "optax_gd", {"B": 200, "steps": 20_000}),
+            ("exact risk", "risk_exact", {"B": 1000}),
+            ("Monte-Carlo risk (10,000 points)", "risk_mc", {"B": 1000}),
+            ("deep N=2 reduced", "deep", {"B": 1000, "depth": 2, "integrator": "reduced"}),
+            ("deep N=2 full (width 64)", "deep", {"B": 50, "depth": 2, "integrator": "full"}),
+            ("deep N=3 reduced", "deep", {"B": 1000, "depth": 3, "integrator": "reduced"}),
+            ("deep N=3 full (width 64)", "deep", {"B": 50, "depth": 3, "integrator": "full"}),
+            ("memory: distill B=100,000", "memory", {"B": 100_000}),
+        ]
+        scaling = [(d, n, 200 if d < 10_000 else 50) for d in (100, 1000, 10_000) for n in (5, 20, 100)]
+    rows += [(f"scaling d={d} n={n}", "flow", {"B": B, "d": d, "n": n}) for d, n, B in scaling]
+    return rows
+
+
+def run_row(row: str, kwargs: dict, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.rows", row, json.dumps(kwargs)]
+    env = dict(os.environ)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=str(Path(__file__).resolve().parent.parent))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCHROW "):
+            return json.loads(line[len("BENCHROW "):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"error": tail[0][:300]}
+
+
+def fmt(v, spec=".3g"):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def table(results: list[dict]) -> str:
+    flow = next((r for r in results if r["row"] == "flow" and "sets_per_s" in r), None)
+    cf = next((r for r in results if r["row"] == "closed_form" and "sets_per_s" in r), None)
+    lines = ["| benchmark | sets/s | compile s | peak RSS MB | max rel. err | sets | flow speed-up vs this | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['label']} | error: {r['error']} | | | | | | |")
+            continue
+        ratio = flow["sets_per_s"] / r["sets_per_s"] if flow and r.get("sets_per_s") else None
+        note = r.get("note", "")
+        if r.get("failed"):
+            note = (note + f"; {r['failed']} failed").strip("; ")
+        if r.get("max_dist_w_hat") is not None:
+            note = (note + f"; max ||w-w_hat||={r['max_dist_w_hat']:.2e}").strip("; ")
+        lines.append(f"| {r['label']} | {fmt(r.get('sets_per_s'))} | {fmt(r.get('compile_s'), '.2f')} | "
+                     f"{fmt(r.get('peak_rss_mb'), '.0f')} | {fmt(r.get('max_rel_err'), '.1e')} | {r.get('num_sets')} | "
+                     f"{fmt(ratio, '.3g')}x | {note} |")
+    if flow and cf:
+        lines.append("")
+        lines.append(f"Flow / closed form (the floor): {flow['sets_per_s'] / cf['sets_per_s']:.2f} of its speed.")
+    by = {r["row"] + r["label"]: r for r in results}
+    deep = {}
+    for r in results:
+        if r["row"] == "deep" and "sets_per_s" in r:
+            deep[r["label"]] = r["sets_per_s"]
+    for N in (2, 3):
+        red = deep.get(f"deep N={N} reduced")
+        full = deep.get(f"deep N={N} full (width 64)")
+        if red and full:
+            lines.append(f"Deep N={N}: reduced flow is {red / full:.0f}x faster than the full parameterisation.")
+    ex = next((r for r in results if r["row"] == "risk_exact" and "sets_per_s" in r), None)
+    mc = next((r for r in results if r["row"] == "risk_mc" and "sets_per_s" in r), None)
+    if ex and mc:
+        lines.append(f"Exact risk is {ex['sets_per_s'] / mc['sets_per_s']:.0f}x faster than 10,000-point Monte-Carlo risk.")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sc = [r for r in results if r["label"].startswith("scaling") and "sets_per_s" in r]
+    for n in sorted({r["n"] for r in sc}):
+        pts = sorted((r["d"], r["sets_per_s"]) for r in sc if r["n"] == n)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"n = {n}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("input dimension d")
+    ax.set_ylabel("transfer sets per second (after compilation)")
+    ax.set_title("jaxdistill gradient flow: throughput vs d")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes (minutes), for CI")
+    p.add_argument("--only", nargs="*", default=None, help="run only these row names (e.g. flow closed_form)")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per row (default 1800)")
+    p.add_argument("--out", default=str(RESULTS), help="results folder")
+    args = p.parse_args(argv)
+    results = []
+    for label, row, kwargs in plan(args.quick):
+        if args.only and row not in args.only:
+            continue
+        print(f"[bench] {label} ...", flush=True)
+        r = run_row(row, kwargs, args.timeout)
+        r.update({"label": label, "row": row, **{k: v for k, v in kwargs.items() if k in ("d", "n", "B")}})
+        r.setdefault("d", kwargs.get("d", 1000))
+        r.setdefault("n", kwargs.get("n", 20))
+        results.append(r)
+        print(f"[bench]   {json.dumps({k: v for k, v in r.items() if k not in ('label',)})}", flush=True)
+    machine = f"{platform.node() or 'machine'}-{os.cpu_count()}cpu".replace(" ", "_")
+    stamp = _dt.date.today().isoformat()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"{machine}-{stamp}{'-quick' if args.quick else ''}"
+    meta = {"machine": machine, "date": stamp, "quick": args.quick, "python": sys.version.split()[0],
+            "platform": platform.platform(), "processor": platform.processor()}
+    try:
+        import jax
+
+        meta.update({"jax": jax.__version__, "backend": jax.default_backend()})
+    except Exception:  # pragma: no cover
+        pass
+    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    md = table(results)
+    base.with_suffix(".md").write_text(f"# Benchmarks {machine} {stamp}{' (quick)' if args.quick else ''}\n\n{md}\n")
+    try:
+        plot(results, base.with_suffix(".png"))
+    except Exception as e:  # plotting must not lose the numbers
+        print(f"[bench] plot failed: {e}", file=sys.stderr)
+    print()
+    print(md)
+    print(f"\nwritten {base}.json, .md, .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

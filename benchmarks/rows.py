@@ -1,0 +1,282 @@
+"""Benchmark rows.  ``python -m benchmarks.rows NAME JSON_ARGS`` runs one row
+and prints one JSON line; ``benchmarks.__main__`` runs each in a subprocess.
+
+Rows (peers measured in the same run):
+  flow            jaxdistill gradient flow (reduced coords, implicit solver, Newton event)
+  distill         jaxdistill.distill end to end (sampling + flow + exact risk)
+  closed_form     Thm 1 closed form, batched QR in JAX (the floor)
+  numpy_qr        closed form, batched numpy QR
+  scipy_lsoda     scipy.integrate.solve_ivp(LSODA) on the d-dim flow, one set at a time
+  sklearn         scikit-learn LogisticRegression(penalty=None) per set, soft labels as weighted rows
+  naive_diffrax   diffrax Tsit5 on the plain d-dim flow, vmapped
+  optax_gd        batched full-d gradient descent (optax.sgd)
+  risk_exact / risk_mc   exact transfer risk vs 10,000-point Monte-Carlo risk
+  deep_reduced / deep_full   deep linear students: reduced flow vs full W_1..W_N flow
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+from .workload import closed_form_reference, make_sets, max_rel_err
+
+
+def _timed(fn, *args, repeats: int = 1):
+    """(first-call seconds, steady seconds per call, output)."""
+    import jax
+
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return first, best, out
+
+
+def row_flow(B=1000, d=1000, n=20, **kw):
+    import jax
+
+    import jaxdistill as jd
+    from jaxdistill import precision
+
+    task, X, u = make_sets(B, d, n)
+    cfg = jd.FlowConfig(**kw)
+    with precision():
+        f = jax.jit(jax.vmap(lambda a, b: jd.gradient_flow(a, b, cfg)))
+        first, steady, res = _timed(f, X, u)
+        W = np.asarray(res.w)
+        status = np.asarray(res.status)
+    ok = np.isin(status, (0,))
+    return {"sets_per_s": B / steady, "compile_s": first - steady, "max_rel_err": max_rel_err(W, closed_form_reference(X, u)),
+            "num_sets": B, "failed": int((~ok).sum()), "mean_steps": float(np.asarray(res.num_steps).mean())}
+
+
+def row_distill(B=2000, d=1000, n=20, chunk_size=1000):
+    import jaxdistill as jd
+
+    task = jd.KappaPolynomialTask(d, 1.0)
+    t0 = time.perf_counter()
+    jd.distill(1, task, n, chunk_size, chunk_size=chunk_size)  # compile
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = jd.distill(0, task, n, B, chunk_size=chunk_size)
+    steady = time.perf_counter() - t0
+    s = res.summary()
+    return {"sets_per_s": B / steady, "compile_s": max(first - steady * chunk_size / B, 0.0),
+            "max_rel_err": s["max_rel_dist_closed_form"], "num_sets": B, "failed": s["num_failed"]}
+
+
+def row_closed_form(B=1000, d=1000, n=20):
+    import jax
+
+    import jaxdistill as jd
+    from jaxdistill import precision
+
+    task, X, u = make_sets(B, d, n)
+    with precision():
+        f = jax.jit(jax.vmap(jd.closed_form))
+        first, steady, W = _timed(f, X, u, repeats=3)
+    return {"sets_per_s": B / steady, "compile_s": first - steady, "max_rel_err": max_rel_err(np.asarray(W), closed_form_reference(X, u)),
+            "num_sets": B}
+
+
+def row_numpy_qr(B=1000, d=1000, n=20):
+    task, X, u = make_sets(B, d, n)
+    t0 = time.perf_counter()
+    Q, R = np.linalg.qr(np.swapaxes(X, 1, 2))  # batched: Q [B, d, n], R [B, n, n]
+    b = np.linalg.solve(np.swapaxes(R, 1, 2), u[..., None])
+    W = (Q @ b)[..., 0]
+    steady = time.perf_counter() - t0
+    return {"sets_per_s": B / steady, "compile_s": 0.0, "max_rel_err": max_rel_err(W, closed_form_reference(X, u)), "num_sets": B}
+
+
+def _flow_rhs(X, y):
+    n = X.shape[0]
+
+    def f(t, w):
+        z = X @ w
+        return -(X.T @ (1.0 / (1.0 + np.exp(-z)) - y)) / n
+
+    def jac(t, w):
+        s = 1.0 / (1.0 + np.exp(-(X @ w)))
+        return -(X.T * (s * (1 - s))) @ X / n
+
+    return f, jac
+
+
+def row_scipy_lsoda(B=3, d=1000, n=20, t_end=1e6):
+    from scipy.integrate import solve_ivp
+
+    task, X, u = make_sets(B, d, n)
+    y = 1.0 / (1.0 + np.exp(-u))
+    W = []
+    t0 = time.perf_counter()
+    for i in range(B):
+        f, jac = _flow_rhs(X[i], y[i])
+        sol = solve_ivp(f, (0.0, t_end), np.zeros(d), method="LSODA", jac=jac, rtol=1e-10, atol=1e-12)
+        W.append(sol.y[:, -1])
+    steady = time.perf_counter() - t0
+    return {"sets_per_s": B / steady, "compile_s": 0.0, "max_rel_err": max_rel_err(np.stack(W), closed_form_reference(X, u)),
+            "num_sets": B, "note": f"t_end={t_end:g}, rtol=1e-10"}
+
+
+def row_sklearn(B=50, d=1000, n=20):
+    from sklearn.linear_model import LogisticRegression
+
+    task, X, u = make_sets(B, d, n)
+    y = 1.0 / (1.0 + np.exp(-u))
+    W = []
+    t0 = time.perf_counter()
+    for i in range(B):
+        Xi = np.concatenate([X[i], X[i]])
+        yi = np.concatenate([np.ones(n), np.zeros(n)])
+        wi = np.concatenate([y[i], 1.0 - y[i]])
+        clf = LogisticRegression(penalty=None, fit_intercept=False, max_iter=10_000, tol=1e-12)
+        clf.fit(Xi, yi, sample_weight=wi)
+        W.append(clf.coef_[0])
+    steady = time.perf_counter() - t0
+    return {"sets_per_s": B / steady, "compile_s": 0.0, "max_rel_err": max_rel_err(np.stack(W), closed_form_reference(X, u)),
+            "num_sets": B, "note": "lbfgs, tol=1e-12, max_iter=1e4"}
+
+
+def row_naive_diffrax(B=4, d=1000, n=20, max_steps=20_000):
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdistill import precision
+
+    task, X, u = make_sets(B, d, n)
+
+    def one(Xi, ui):
+        y = jax.nn.sigmoid(ui)
+        vf = lambda t, w, a: -(Xi.T @ (jax.nn.sigmoid(Xi @ w) - y)) / n
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vf), diffrax.Tsit5(), 0.0, 1e6, None, jnp.zeros(d),
+            stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
+            event=diffrax.Event(diffrax.steady_state_event(rtol=1e-8, atol=1e-10)),
+            max_steps=max_steps, throw=False, adjoint=diffrax.ForwardMode(),
+        )
+        return sol.ys[-1]
+
+    with precision():
+        f = jax.jit(jax.vmap(one))
+        t0 = time.perf_counter()
+        f.lower(X, u).compile()
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        W = np.asarray(jax.block_until_ready(f(X, u)))
+        steady = time.perf_counter() - t0
+    return {"sets_per_s": B / steady, "compile_s": compile_s, "max_rel_err": max_rel_err(W, closed_form_reference(X, u)),
+            "num_sets": B, "note": f"Tsit5, steady-state event, max_steps={max_steps}"}
+
+
+def row_optax_gd(B=200, d=1000, n=20, steps=20_000, lr=2.0):
+    import jax
+
+    import jaxdistill as jd
+    from jaxdistill import precision
+
+    task, X, u = make_sets(B, d, n)
+    cfg = jd.GDConfig(learning_rate=lr, steps=steps)
+    with precision():
+        f = jax.jit(jax.vmap(lambda a, b: jd.gradient_descent(a, b, cfg).w))
+        t0 = time.perf_counter()
+        f.lower(X, u).compile()
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        W = np.asarray(jax.block_until_ready(f(X, u)))
+        steady = time.perf_counter() - t0
+    return {"sets_per_s": B / steady, "compile_s": compile_s, "max_rel_err": max_rel_err(W, closed_form_reference(X, u)),
+            "num_sets": B, "note": f"sgd lr={lr}, {steps} steps"}
+
+
+def _students(B, d, n):
+    import jaxdistill as jd
+
+    task, X, u = make_sets(B, d, n)
+    return task, closed_form_reference(X, u)
+
+
+def row_risk_exact(B=1000, d=1000, n=20):
+    import jax
+
+    from jaxdistill import precision
+    from jaxdistill.analysis import exact_risk
+
+    task, W = _students(B, d, n)
+    with precision():
+        f = jax.jit(lambda w: exact_risk(task, w))
+        first, steady, r = _timed(f, W, repeats=3)
+    return {"sets_per_s": B / steady, "compile_s": first - steady, "max_rel_err": None, "num_sets": B,
+            "risk_mean": float(np.mean(r)), "note": "tanh-sinh quadrature, error < 1e-9"}
+
+
+def row_risk_mc(B=1000, d=1000, n=20, num_test=10_000):
+    import jax
+
+    from jaxdistill import precision
+    from jaxdistill.analysis import mc_risk
+
+    task, W = _students(B, d, n)
+    with precision():
+        X_test = task.sample(jax.random.PRNGKey(99), num_test)
+        f = jax.jit(lambda w, xt: mc_risk(w, xt, task.w_star))
+        first, steady, (r, se) = _timed(f, W, X_test, repeats=3)
+    return {"sets_per_s": B / steady, "compile_s": first - steady, "max_rel_err": None, "num_sets": B,
+            "risk_mean": float(np.mean(r)), "note": f"{num_test} held-out points, mean SE {float(np.mean(se)):.1e}"}
+
+
+def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced"):
+    import jax
+
+    import jaxdistill as jd
+    from jaxdistill.students.deep import DeepLearner
+
+    task = jd.KappaPolynomialTask(d, 1.0)
+    learner = DeepLearner(depth=depth, width=width, integrator=integrator)
+    t0 = time.perf_counter()
+    jd.distill(1, task, n, B, learner=learner, chunk_size=B, keep_students=False)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = jd.distill(0, task, n, B, learner=learner, chunk_size=B, keep_students=False)
+    steady = time.perf_counter() - t0
+    dist = res.extras.get("dist_w_hat")
+    return {"sets_per_s": B / steady, "compile_s": max(first - steady, 0.0), "max_rel_err": None,
+            "max_dist_w_hat": float(np.max(dist)) if dist is not None else None, "num_sets": B,
+            "failed": int((~res.ok).sum()), "note": f"N={depth}, width={width}, {integrator}"}
+
+
+def row_memory(B=100_000, d=1000, n=20, chunk_size=1000):
+    import jaxdistill as jd
+
+    task = jd.KappaPolynomialTask(d, 1.0)
+    t0 = time.perf_counter()
+    res = jd.distill(0, task, n, B, chunk_size=chunk_size, keep_students=False)
+    el = time.perf_counter() - t0
+    s = res.summary()
+    return {"sets_per_s": B / el, "compile_s": None, "max_rel_err": s["max_rel_dist_closed_form"], "num_sets": B,
+            "failed": s["num_failed"], "risk_mean": s["risk_mean"], "risk_se": s["risk_se"]}
+
+
+ROWS = {name[4:]: fn for name, fn in globals().items() if name.startswith("row_")}
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    name, kwargs = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
+    out = ROWS[name](**kwargs)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print("BENCHROW " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
