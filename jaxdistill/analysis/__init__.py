@@ -11,6 +11,23 @@ from .risk import (
     mc_risk,
     transfer_risk,
 )
+from .ptheta import (
+    empirical_p_fn,
+    empirical_p_theta,
+    empirical_p_theta_se,
+    exact_p_theta,
+    p_function,
+    pool_angles,
+    sample_angles,
+)
+from .bounds import BoundResult, cor1_bound, cor1_margin, cor2_bound, cor2_constant, thm3_bound, thm_d1_bound
+from .monotonicity import (
+    MonotonicityEstimate,
+    monotonicity_from_angles,
+    monotonicity_from_students,
+    monotonicity_index,
+    nested_sets,
+)
 
 __all__ = [
     "signed_angle",
@@ -22,4 +39,23 @@ __all__ = [
     "has_exact_risk",
     "mc_risk",
     "transfer_risk",
+    "empirical_p_fn",
+    "empirical_p_theta",
+    "empirical_p_theta_se",
+    "exact_p_theta",
+    "p_function",
+    "pool_angles",
+    "sample_angles",
+    "BoundResult",
+    "cor1_bound",
+    "cor1_margin",
+    "cor2_bound",
+    "cor2_constant",
+    "thm3_bound",
+    "thm_d1_bound",
+    "MonotonicityEstimate",
+    "monotonicity_from_angles",
+    "monotonicity_from_students",
+    "monotonicity_index",
+    "nested_sets",
 ]
