@@ -31,11 +31,17 @@ F = TypeVar("F", bound=Callable)
 ALLOWED_DTYPES = ("float64", "float32")
 
 
-def check_dtype(dtype: str) -> str:
-    """Return ``dtype`` as a canonical string or raise a ValueError naming it."""
-    name = jnp.dtype(dtype).name if not isinstance(dtype, str) else dtype
+def check_dtype(dtype) -> str:
+    """Return ``dtype`` as a canonical string ("float64"/"float32") or raise a
+    ``JaxDistillError`` (a ValueError) naming it."""
+    from .validation import JaxDistillError
+
+    try:
+        name = dtype if isinstance(dtype, str) else jnp.dtype(dtype).name
+    except TypeError:
+        name = None
     if name not in ALLOWED_DTYPES:
-        raise ValueError(f"dtype must be one of {ALLOWED_DTYPES}, got {dtype!r}")
+        raise JaxDistillError(f"dtype must be one of {', '.join(ALLOWED_DTYPES)}, got {dtype!r}")
     return name
 
 

@@ -61,7 +61,10 @@ class RunStore:
     def __init__(self, out: str | os.PathLike, config: dict):
         self.root = Path(out)
         self.config = json.loads(json.dumps(config))  # normalise types
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise JaxDistillError(f"--out {self.root} cannot be used as an output folder: {e.strerror or e}") from None
         man = self.root / MANIFEST
         if man.exists():
             try:
@@ -91,12 +94,30 @@ class RunStore:
     def load_chunk(self, c: int) -> dict:
         try:
             with np.load(self.chunk_path(c)) as z:
-                return {k: z[k] for k in z.files}
+                arrays = {k: z[k] for k in z.files}
+            if "status" not in arrays:
+                raise ValueError("no 'status' array")
+            return arrays
         except Exception as e:  # truncated or corrupt: recompute it
             raise JaxDistillError(f"chunk file {self.chunk_path(c)} is corrupt ({e}); delete it to recompute") from None
 
-    def finished_chunks(self, num_chunks: int) -> list[int]:
-        return [c for c in range(num_chunks) if self.has_chunk(c)]
+    def finished_chunks(self, num_chunks: int, on_corrupt=None) -> list[int]:
+        """Chunks whose files exist and can be read.  A file that cannot be
+        read (possible only through outside damage: writes are atomic) is
+        removed, reported through ``on_corrupt(message)``, and recomputed."""
+        done = []
+        for c in range(num_chunks):
+            if not self.has_chunk(c):
+                continue
+            try:
+                self.load_chunk(c)
+            except JaxDistillError as e:
+                self.chunk_path(c).unlink(missing_ok=True)
+                if on_corrupt is not None:
+                    on_corrupt(f"{e}; removed, it will be recomputed".replace("; delete it to recompute", ""))
+                continue
+            done.append(c)
+        return done
 
 
 def write_sets_csv(path: Path, arrays: dict) -> None:

@@ -7,8 +7,36 @@ size, on the number of devices, or on where a resumed run restarts.
 Chunking: sets are processed ``chunk_size`` at a time by one compiled
 function of fixed shape (the last chunk is padded and the padding dropped),
 so B = 100,000 never materialises [B, n, d] and changing B, the seed or the
-data does not recompile.  Within a chunk the sets are vmapped; the chunk is
-sharded over all local devices along the batch axis (``jax.sharding``).
+data does not recompile.  Within a chunk the sets are vmapped.
+
+Several devices: each chunk is sharded over all local devices along the
+batch axis -- a ``jax.sharding.Mesh`` with one axis ``"sets"`` and
+``shard_map`` with ``PartitionSpec("sets")`` -- with no change to user code.
+Each device runs its own slice of the chunk (its own adaptive solves, so a
+slow set holds up only its device).  The compiled batch is the chunk size
+rounded up to a multiple of the device count (at least 2 sets per device,
+see ``padded_batch``); the extra sets are computed and dropped.  Chunk boundaries do not depend on the device count, so a run
+resumed on a machine with a different number of devices continues the same
+chunks and gives the same numbers.
+
+Several hosts (``jax.distributed``): start one process per host, each with
+
+    import jax
+    jax.distributed.initialize()   # or coordinator_address=..., num_processes=P, process_id=i
+    from jaxdistill.cli import main
+    main(["run", ..., "--out", "/shared/run1"])
+
+or ``python -c "import jax; jax.distributed.initialize(); from jaxdistill.cli
+import main; main()" run ... --out /shared/run1`` on every host (on SLURM
+and Cloud TPU ``initialize()`` finds its arguments itself).  With
+``jax.process_count() = P > 1``, process i computes exactly the chunks
+c with c % P == i (``chunks_for_process``), each on its own local devices,
+and writes them to the shared ``--out`` folder; process 0 then waits until
+every chunk file is there and writes ``sets.csv`` and ``summary.json``.
+No cross-host collectives are used, so a lost host only loses its
+unfinished chunks: rerunning (with any number of hosts) resumes.  The
+Python API (``distill``) computes everything on the local devices of the
+process that calls it.
 """
 
 from __future__ import annotations
@@ -28,10 +56,17 @@ from .analysis.angles import signed_angle
 from .analysis.risk import RiskEstimate, exact_risk, expected_risk, has_exact_risk, mc_risk
 from .students.base import ClosedFormLearner, FlowLearner, GDLearner
 from .students.closed_form import closed_form
-from .students.flow import STATUS_NAMES, SUCCESS_CODES
+from .students.flow import NONFINITE, STATUS_NAMES, SUCCESS_CODES, FlowConfig
 from .tasks import PoolTask, Task
 from .teachers import TargetSpec, teacher_logits
 from .validation import JaxDistillError, check_choice, check_int
+
+# In float32 the flow's stopping test cannot certify a relative distance
+# below ~1e-6 (the residual sigma(z) - y is computed to ~1e-7); below this
+# value the Newton step is rounding noise.  ``distill(dtype="float32")``
+# therefore raises FlowConfig.newton_tol to at least this (recorded in the
+# run's config); measured accuracy of float32 flows: see _precision.
+FLOAT32_MIN_NEWTON_TOL = 1e-5
 
 TEST_STREAM = 0x7E57  # fold_in tag of the held-out-input stream
 RISK_METHODS = ("auto", "exact", "mc")
@@ -51,8 +86,9 @@ def sample_transfer_sets(key, task: Task, n: int, num_sets: int, *, start: int =
     """
     n = _check_n(task, n)
     num_sets = check_int("num_sets", num_sets, minimum=1)
+    start = check_int("start", start, minimum=0)
+    key = as_key(key)
     with precision(dtype):
-        key = as_key(key)
         task = _cast_task(task, dtype)
         keys = set_keys(key, jnp.arange(start, start + num_sets))
         return jax.vmap(lambda k: task.sample(jax.random.split(k)[0], n))(keys)
@@ -66,12 +102,75 @@ def iter_transfer_sets(key, task: Task, n: int, num_sets: int, chunk_size: int, 
 
 
 def as_key(key) -> jax.Array:
-    if isinstance(key, (int, np.integer)):
+    """An integer seed in [0, 2**63) or a jax PRNG key -> a jax PRNG key."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        check_int("seed", key, minimum=0, maximum=2**63 - 1)
         return jax.random.PRNGKey(int(key))
-    return key
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+        return key
+    if isinstance(key, (jax.Array, np.ndarray)) and key.shape == (2,) and key.dtype == np.uint32:
+        return jnp.asarray(key)
+    raise JaxDistillError(
+        f"key must be an integer seed >= 0 or a jax.random key (PRNGKey(seed) or jax.random.key(seed)), got {key!r}"
+    )
+
+
+def _key_repr(key) -> str:
+    if isinstance(key, (int, np.integer)):
+        return str(int(key))
+    try:
+        data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        return "key:" + ",".join(str(int(v)) for v in np.asarray(data).ravel())
+    except Exception:  # pragma: no cover
+        return repr(key)
+
+
+def _check_task(task) -> Task:
+    if not isinstance(task, Task):
+        raise JaxDistillError(f"task must be a jaxdistill.tasks.Task (e.g. KappaPolynomialTask(d, kappa)), got {type(task).__name__}")
+    return task
+
+
+def _check_learner(learner):
+    if not (isinstance(getattr(learner, "name", None), str) and callable(getattr(learner, "fit", None))):
+        raise JaxDistillError(
+            f"learner must have a str 'name' and a method fit(key, X, u) -> LearnerOutput (students.base), got {type(learner).__name__}"
+        )
+    try:
+        hash(learner)
+    except TypeError:
+        raise JaxDistillError(f"learner must be hashable (a frozen dataclass), got {type(learner).__name__}") from None
+    return learner
+
+
+def _check_targets(targets) -> TargetSpec:
+    if not isinstance(targets, TargetSpec):
+        raise JaxDistillError(f"targets must be a TargetSpec (e.g. TargetSpec('soft', temperature=1.0)), got {targets!r}")
+    return targets
+
+
+def precision_adjusted(learner, dtype: str):
+    """The learner as it runs in ``dtype``.
+
+    float64: unchanged.  float32: every ``FlowConfig`` field of the learner
+    gets ``newton_tol = max(newton_tol, FLOAT32_MIN_NEWTON_TOL)`` (1e-5),
+    since a Newton step below float32 resolution certifies nothing; the run's
+    config records the value used.
+    """
+    import dataclasses
+
+    if dtype != "float32" or not dataclasses.is_dataclass(learner):
+        return learner
+    changes = {}
+    for f in dataclasses.fields(learner):
+        v = getattr(learner, f.name)
+        if f.init and isinstance(v, FlowConfig) and v.newton_tol < FLOAT32_MIN_NEWTON_TOL:
+            changes[f.name] = dataclasses.replace(v, newton_tol=FLOAT32_MIN_NEWTON_TOL)
+    return dataclasses.replace(learner, **changes) if changes else learner
 
 
 def _check_n(task: Task, n: int) -> int:
+    _check_task(task)
     n = check_int("n", n, minimum=1)
     if isinstance(task, PoolTask) and n > task.pool_size:
         raise JaxDistillError(f"n must be <= the pool size {task.pool_size} (sampling without replacement), got {n}")
@@ -83,30 +182,85 @@ def default_chunk_size(n: int, d: int, budget_bytes: int = 256 * 2**20) -> int:
     return int(max(1, min(1000, budget_bytes // (8 * n * d * 4))))
 
 
-@eqx.filter_jit
-def _run_chunk(task: Task, learner, targets: TargetSpec, n: int, key, indices, X_test, risk_method: str):
-    """One compiled chunk: sample, label, fit, and evaluate every set."""
+def local_mesh() -> jax.sharding.Mesh:
+    """A 1-D mesh ("sets") over this process's local devices."""
+    return jax.sharding.Mesh(np.array(jax.local_devices()), ("sets",))
 
-    def one(i):
-        k_data, k_learn = jax.random.split(jax.random.fold_in(key, i))
-        X = task.sample(k_data, n)
-        u = teacher_logits(X, task.w_star, targets)
-        out = learner.fit(k_learn, X, u)
-        if targets.is_soft:
-            w_hat = closed_form(X, u)
-            rel = jnp.linalg.norm(out.w - w_hat) / jnp.linalg.norm(w_hat)
-        else:
-            rel = jnp.asarray(jnp.nan, X.dtype)
-        return out, rel
 
-    out, rel = jax.vmap(one)(indices)
-    angle = signed_angle(out.w, task.w_star)
-    if risk_method == "exact":
-        risk = exact_risk(task, out.w)
-        risk_se = jnp.zeros_like(risk)
+def padded_batch(chunk_size: int, num_devices: int) -> int:
+    """The compiled batch: ``chunk_size`` rounded up to a multiple of the
+    device count, with at least 2 sets per device.
+
+    Why at least 2: XLA compiles a vmap of size 1 without the batch axis,
+    into different kernels whose results differ in the last bit (measured:
+    3e-16); from 2 sets per device on, every set's numbers are bit-identical
+    whatever the per-device batch, hence whatever the chunk size and the
+    device count.
+    """
+    return max(2, -(-chunk_size // num_devices)) * num_devices
+
+
+def chunks_for_process(num_chunks: int, process_index: int, process_count: int) -> list[int]:
+    """Chunks computed by process i of P in a multi-host run: c % P == i."""
+    return [c for c in range(num_chunks) if c % process_count == process_index]
+
+
+def _one_set(task: Task, learner, targets: TargetSpec, n: int, key, i):
+    """Sample, label and fit set i; a set with non-finite inputs or
+    teacher logits is replaced by a harmless stand-in (so its solver
+    finishes at once) and marked non_finite."""
+    k_data, k_learn = jax.random.split(jax.random.fold_in(key, i))
+    X = task.sample(k_data, n)
+    u = teacher_logits(X, task.w_star, targets)
+    finite = jnp.all(jnp.isfinite(X)) & (jnp.all(jnp.isfinite(u)) if targets.is_soft else ~jnp.any(jnp.isnan(u)))
+    stand_in = jnp.eye(n, task.d, dtype=X.dtype)
+    X = jnp.where(finite, X, stand_in)
+    u = jnp.where(finite, u, teacher_logits(stand_in, task.w_star, targets))
+    out = learner.fit(k_learn, X, u)
+    out = eqx.tree_at(lambda o: o.status, out, jnp.where(finite, out.status, NONFINITE).astype(out.status.dtype))
+    if targets.is_soft:
+        w_hat = closed_form(X, u)
+        rel = jnp.linalg.norm(out.w - w_hat) / jnp.linalg.norm(w_hat)
     else:
-        risk, risk_se = mc_risk(out.w, X_test, task.w_star)
-    return out, rel, angle, risk, risk_se
+        rel = jnp.asarray(jnp.nan, X.dtype)
+    return out, rel
+
+
+@eqx.filter_jit
+def _run_chunk(task: Task, learner, targets: TargetSpec, n: int, key, indices, X_test, risk_method: str,
+               mesh: jax.sharding.Mesh):
+    """One compiled chunk: sample, label, fit, and evaluate every set.
+
+    ``indices`` [C] (C a multiple of the mesh size) are split over the mesh's
+    "sets" axis; each device vmaps over its C / num_devices sets.  Outputs
+    are global arrays sharded as PartitionSpec("sets").
+    """
+    from jax.experimental.shard_map import shard_map
+    from jax.sharding import PartitionSpec as P
+
+    def local(task, key, idx, X_test):
+        out, rel = jax.vmap(lambda i: _one_set(task, learner, targets, n, key, i))(idx)
+        angle = signed_angle(out.w, task.w_star)
+        if risk_method == "exact":
+            risk = exact_risk(task, out.w)
+            risk_se = jnp.zeros_like(risk)
+        else:
+            risk, risk_se = mc_risk(out.w, X_test, task.w_star)
+        return out, rel, angle, risk, risk_se
+
+    sharded = shard_map(local, mesh=mesh, in_specs=(P(), P(), P("sets"), P()), out_specs=P("sets"), check_rep=False)
+    return sharded(task, key, indices, X_test)
+
+
+def device_chunk(task: Task, learner, targets: TargetSpec, n: int, key, lo: int, chunk_size: int, X_test,
+                 risk_method: str, mesh: jax.sharding.Mesh | None = None):
+    """Device arrays (sharded over ``mesh``) of the sets lo, lo + 1, ... of one
+    chunk, padded to a multiple of the device count.  Call inside ``precision``."""
+    mesh = local_mesh() if mesh is None else mesh
+    size = padded_batch(chunk_size, mesh.size)
+    idx = jax.device_put(np.arange(lo, lo + size, dtype=np.int32),
+                         jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sets")))
+    return _run_chunk(task, learner, targets, n, key, idx, X_test, risk_method, mesh)
 
 
 @dataclass
@@ -199,6 +353,12 @@ def _jsonable(obj):
 
 def make_learner(method: str, *, flow=None, gd=None):
     check_choice("method", method, ("closed-form", "flow", "gd"))
+    from .students.discrete import GDConfig
+
+    if flow is not None and not isinstance(flow, FlowConfig):
+        raise JaxDistillError(f"flow must be a FlowConfig, got {type(flow).__name__}")
+    if gd is not None and not isinstance(gd, GDConfig):
+        raise JaxDistillError(f"gd must be a GDConfig, got {type(gd).__name__}")
     if method == "closed-form":
         return ClosedFormLearner()
     if method == "flow":
@@ -229,19 +389,27 @@ def distill_chunks(
     keep_students: bool = True,
     dtype: str = "float64",
     start_chunk: int = 0,
+    chunks: list[int] | None = None,
 ) -> Iterator[tuple[int, dict]]:
     """Yield (chunk index, per-set numpy arrays) chunk by chunk.
 
     The building block of ``distill`` and of resumable runs: chunk c covers
     global set indices [c * chunk_size, min((c + 1) * chunk_size, num_sets)).
+    Computes chunks start_chunk, start_chunk + 1, ... or exactly ``chunks``
+    when given.  Each chunk is sharded over all local devices.
     """
-    learner = learner if learner is not None else FlowLearner()
+    dtype = check_dtype(dtype)
+    learner = precision_adjusted(_check_learner(learner if learner is not None else FlowLearner()), dtype)
+    _check_targets(targets)
     n = _check_n(task, n)
     num_sets = check_int("num_sets", num_sets, minimum=1)
     chunk_size = default_chunk_size(n, task.d) if chunk_size is None else check_int("chunk_size", chunk_size, minimum=1)
     check_choice("risk", risk, RISK_METHODS)
     check_int("num_test", num_test, minimum=1)
-    check_dtype(dtype)
+    start_chunk = check_int("start_chunk", start_chunk, minimum=0)
+    key = as_key(key)
+    if chunks is not None:
+        chunks = sorted({check_int("chunks", c, minimum=0) for c in chunks})
     if learner.name == "closed-form" and not targets.is_soft:
         raise JaxDistillError("method closed-form needs soft targets: with hard labels the loss has no finite minimiser")
     if risk == "auto":
@@ -249,18 +417,19 @@ def distill_chunks(
     if risk == "exact" and not has_exact_risk(task):
         raise JaxDistillError(f"risk='exact' is not available for {type(task).__name__}; use risk='mc'")
     with precision(dtype):
-        key = as_key(key)
         task_c = _cast_task(task, dtype)
         if risk == "mc":
             X_test = task_c.held_out(jax.random.fold_in(key, TEST_STREAM), num_test)
         else:
             X_test = jnp.zeros((1, task.d))
+        mesh = local_mesh()
         num_chunks = math.ceil(num_sets / chunk_size)
-        for c in range(start_chunk, num_chunks):
+        todo = range(start_chunk, num_chunks) if chunks is None else [c for c in chunks if c < num_chunks]
+        for c in todo:
             lo = c * chunk_size
             hi = min(lo + chunk_size, num_sets)
-            idx = jnp.arange(lo, lo + chunk_size)  # fixed shape; padding dropped below
-            out, rel, angle, r, r_se = _run_chunk(task_c, learner, targets, n, key, idx, X_test, risk)
+            # fixed shape (chunk size rounded up to the device count); padding dropped below
+            out, rel, angle, r, r_se = device_chunk(task_c, learner, targets, n, key, lo, chunk_size, X_test, risk, mesh)
             m = hi - lo
             arrays = {
                 "status": np.asarray(out.status)[:m],
@@ -351,8 +520,15 @@ def distill(
         risk: "auto" (exact where possible), "exact", or "mc".
         num_test: held-out inputs for Monte-Carlo risk.
         keep_students: keep the [B, d] students in memory.
-        dtype: "float64" (default) or "float32".
-        progress: show a progress bar.
+        dtype: "float64" (default) or "float32" (flows then use
+            newton_tol >= 1e-5, ``FLOAT32_MIN_NEWTON_TOL``).
+        progress: show a progress bar (sets done, rate, time left).
+
+    Failures: a set whose solver hits max_steps, fails, is rank deficient or
+    produces non-finite values (including non-finite sampled inputs) keeps
+    its index and reason (``failed_sets()``); statistics use the other sets.
+    Bad arguments raise ``JaxDistillError`` naming the parameter, before
+    any tracing.
 
     Returns:
         ``DistillResult``; ``.summary()`` gives the statistics.
@@ -362,9 +538,14 @@ def distill(
         >>> res = distill(0, task, n=20, num_sets=2000)
         >>> res.expected_risk()
     """
+    dtype = check_dtype(dtype)
     learner = learner if learner is not None else make_learner(method, flow=flow, gd=gd)
+    learner = precision_adjusted(_check_learner(learner), dtype)
+    _check_targets(targets)
     n = _check_n(task, n)
     num_sets = check_int("num_sets", num_sets, minimum=1)
+    check_choice("risk", risk, RISK_METHODS)
+    as_key(key)
     cs = default_chunk_size(n, task.d) if chunk_size is None else check_int("chunk_size", chunk_size, minimum=1)
     cs = min(cs, num_sets) if chunk_size is None else cs
     risk_method = risk if risk != "auto" else ("exact" if has_exact_risk(task) else "mc")
@@ -378,7 +559,7 @@ def distill(
         chunks.append(arrays)
         bar.update(len(arrays["status"]))
     bar.close()
-    config = run_config(task, n, num_sets, learner, targets, repr(key) if not isinstance(key, int) else str(key), cs, risk_method, num_test, dtype)
+    config = run_config(task, n, num_sets, learner, targets, _key_repr(key), cs, risk_method, num_test, dtype)
     return assemble(chunks, config, risk_method, time.perf_counter() - t0)
 
 

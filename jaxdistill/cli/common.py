@@ -21,6 +21,33 @@ def positive_int(name: str):
     return parse
 
 
+def nonnegative_int(name: str, maximum: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {text!r}") from None
+        if v < 0 or (maximum is not None and v > maximum):
+            rng = f"in [0, {maximum}]" if maximum is not None else ">= 0"
+            raise argparse.ArgumentTypeError(f"{name} must be an integer {rng}, got {v}")
+        return v
+
+    return parse
+
+
+def int_at_least(name: str, minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {v}")
+        return v
+
+    return parse
+
+
 def finite_float(name: str, *, gt: float | None = None, ge: float | None = None, lt: float | None = None):
     def parse(text: str) -> float:
         try:
@@ -43,12 +70,12 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
                    help="kappa > 0 of the kappa-polynomial task (and the margin task's angle law); default 1")
     g.add_argument("--margin", type=finite_float("--margin", ge=0.0, lt=math.pi / 2), default=0.2,
                    help="angular margin beta0 in [0, pi/2) of the margin task (radians); default 0.2")
-    g.add_argument("--d", type=positive_int("--d"), default=1000, help="input dimension d >= 2 (default 1000)")
+    g.add_argument("--d", type=int_at_least("--d", 2), default=1000, help="input dimension d >= 2 (default 1000)")
     g.add_argument("--teacher-norm", type=finite_float("--teacher-norm", gt=0.0), default=1.0,
                    help="||w*|| for built-in tasks (default 1)")
     g.add_argument("--pool-file", default=None,
                    help="for --task pool: .npz with arrays 'inputs' [P, d], 'w_star' [d] and optionally 'test_inputs'")
-    g.add_argument("--task-seed", type=int, default=0,
+    g.add_argument("--task-seed", type=nonnegative_int("--task-seed"), default=0,
                    help="for --task mnist: seed of the teacher's training split (default 0)")
 
 
@@ -63,16 +90,24 @@ def task_from_args(args):
         import numpy as np
 
         try:
-            with np.load(args.pool_file) as z:
+            with np.load(args.pool_file, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except Exception as e:
-            raise JaxDistillError(f"--pool-file {args.pool_file} could not be read: {e}") from None
+        except Exception as e:  # missing, truncated, not an .npz, pickled objects
+            raise JaxDistillError(f"--pool-file {args.pool_file} could not be read as an .npz file "
+                                  f"({type(e).__name__}: {e})") from None
         for k in ("inputs", "w_star"):
             if k not in arrays:
-                raise JaxDistillError(f"--pool-file {args.pool_file} has no array {k!r} (found: {', '.join(arrays)})")
-        return PoolTask(arrays["inputs"], arrays["w_star"], test_inputs=arrays.get("test_inputs"), label=str(args.pool_file))
+                raise JaxDistillError(f"--pool-file {args.pool_file} has no array {k!r} (found: {', '.join(arrays) or 'none'})")
+        try:
+            return PoolTask(arrays["inputs"], arrays["w_star"], test_inputs=arrays.get("test_inputs"),
+                            label=str(args.pool_file))
+        except JaxDistillError as e:
+            raise JaxDistillError(f"--pool-file {args.pool_file}: {e}") from None
     if args.task == "mnist":
-        from ..datasets import mnist01_task
+        try:
+            from ..datasets import mnist01_task
+        except ModuleNotFoundError as e:
+            raise JaxDistillError(f"--task mnist is not available in this installation ({e})") from None
 
         return mnist01_task(seed=args.task_seed)
     check_int("d", args.d, minimum=2)

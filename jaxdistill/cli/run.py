@@ -4,7 +4,16 @@ Writes (with ``--out DIR``) ``manifest.json``, ``chunks/*.npz`` (one per
 finished chunk, written atomically), ``sets.csv`` (one row per set) and
 ``summary.json`` (keys include risk_mean, risk_se, num_sets, failed_sets,
 angle_mean, max_rel_dist_closed_form).  Rerunning the same command on the
-same folder resumes after an interruption.
+same folder resumes after an interruption (Ctrl-C, SIGKILL, a lost Colab
+runtime): finished chunks are kept, a chunk file that cannot be read is
+recomputed, and the result equals an uninterrupted run's.  A different
+configuration on the same folder is refused (exit status 2).
+
+Several devices are used automatically (each chunk is sharded over the
+local devices).  Several hosts: run the same command on every host after
+``jax.distributed.initialize()`` with a shared ``--out``; process i of P
+computes the chunks c with c % P == i and process 0 writes the summary
+(see ``jaxdistill.simulate``).
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import math
 import sys
 import time
 
-from .common import add_task_arguments, finite_float, positive_int, task_from_args, task_label
+from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_from_args, task_label
 
 
 def add_parser(sub) -> None:
@@ -27,7 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--num-sets", type=positive_int("--num-sets"), default=1000, help="number of transfer sets B (default 1000)")
     p.add_argument("--method", choices=("closed-form", "flow", "gd"), default="flow",
                    help="closed-form (Thm 1), flow (gradient flow, eq. 3; default) or gd (optax)")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int("--seed", maximum=2**63 - 1), default=0,
+                   help="PRNG seed >= 0 (default 0); set i uses fold_in(seed key, i)")
     p.add_argument("--out", default=None, help="output folder (resumable); nothing is written without it")
     p.add_argument("--chunk-size", type=positive_int("--chunk-size"), default=None,
                    help="sets per compiled chunk (default: bounded memory, at most 1000)")
@@ -60,10 +70,14 @@ def add_parser(sub) -> None:
     g.add_argument("--risk", choices=("auto", "exact", "mc"), default="auto",
                    help="transfer risk: exact where the task allows (default auto) or Monte-Carlo")
     g.add_argument("--num-test", type=positive_int("--num-test"), default=10_000, help="held-out inputs for MC risk")
-    g.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="float64 (default) or float32 (flows then stop at newton_tol >= 1e-5; about 1e-5 relative "
+                        "distance to the closed form)")
     g.add_argument("--save-students", action="store_true", help="also store the students w [B, d] in the chunk files")
     g.add_argument("--strict", action="store_true", help="exit with status 3 if any transfer set failed")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true", help="no progress bar and no resume/progress messages")
+    g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=86400.0,
+                   help="multi-host runs: seconds process 0 waits for the other hosts' chunks (default 86400)")
     g.add_argument("--json", action="store_true", help="print summary.json instead of the readable report")
     p.set_defaults(func=main)
 
@@ -88,49 +102,71 @@ def learner_from_args(args):
 def main(args) -> int:
     import numpy as np
 
-    from .._precision import precision
+    import jax
+
     from ..runstore import RunStore, write_json, write_sets_csv
-    from ..simulate import (DistillResult, _progress_bar, assemble, default_chunk_size, distill_chunks, has_exact_risk,
-                            run_config)
+    from ..simulate import (FLOAT32_MIN_NEWTON_TOL, _progress_bar, assemble, chunks_for_process, default_chunk_size,
+                            distill_chunks, has_exact_risk, precision_adjusted, run_config)
     from ..students.flow import STATUS_NAMES
     from ..teachers import TargetSpec
+    from ..validation import JaxDistillError
 
+    if args.dtype == "float32" and args.newton_tol is not None and args.newton_tol < FLOAT32_MIN_NEWTON_TOL:
+        raise JaxDistillError(f"--newton-tol must be >= {FLOAT32_MIN_NEWTON_TOL:g} with --dtype float32 "
+                              f"(float32 cannot certify a smaller relative distance), got {args.newton_tol:g}")
     task = task_from_args(args)
-    learner = learner_from_args(args)
+    learner = precision_adjusted(learner_from_args(args), args.dtype)
     targets = TargetSpec(kind=args.targets, temperature=args.temperature)
+    if args.method == "closed-form" and args.targets == "hard":
+        raise JaxDistillError("--method closed-form needs --targets soft: with hard labels the loss has no finite minimiser")
+    if args.risk == "exact" and not has_exact_risk(task):
+        raise JaxDistillError(f"--risk exact is not available for --task {args.task}; use --risk mc or auto")
     chunk = args.chunk_size or min(default_chunk_size(args.n, task.d), args.num_sets)
     risk = args.risk if args.risk != "auto" else ("exact" if has_exact_risk(task) else "mc")
     config = run_config(task, args.n, args.num_sets, learner, targets, str(args.seed), chunk, risk, args.num_test, args.dtype)
     num_chunks = math.ceil(args.num_sets / chunk)
+    pid, nproc = jax.process_index(), jax.process_count()
+    if nproc > 1 and not args.out:
+        raise JaxDistillError("a multi-host run (jax.process_count() > 1) needs --out on a filesystem shared by all hosts")
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     store = RunStore(args.out, config) if args.out else None
-    done = store.finished_chunks(num_chunks) if store else []
-    start = 0
-    while start in done:
-        start += 1
-    sets_done = min(start * chunk, args.num_sets)
-    if store and start:
-        print(f"resuming {args.out}: {start} of {num_chunks} chunks ({sets_done} sets) already done", file=sys.stderr)
+    done = set(store.finished_chunks(num_chunks, on_corrupt=say)) if store else set()
+    todo = [c for c in range(num_chunks) if c not in done]
+    if nproc > 1:
+        todo = [c for c in todo if c in set(chunks_for_process(num_chunks, pid, nproc))]
+    sets_done = args.num_sets - sum(_chunk_len(c, chunk, args.num_sets) for c in todo)
+    if store and done:
+        say(f"resuming {args.out}: {len(done)} of {num_chunks} chunks ({_sets_in(done, chunk, args.num_sets)} sets) already done")
+    if nproc > 1:
+        say(f"process {pid} of {nproc}: computing {len(todo)} chunks (c % {nproc} == {pid})")
     t0 = time.perf_counter()
-    bar = _progress_bar(args.num_sets, not args.quiet, initial=sets_done)
+    bar = _progress_bar(args.num_sets if nproc == 1 else sets_done + sum(_chunk_len(c, chunk, args.num_sets) for c in todo),
+                        not args.quiet, initial=sets_done)
     in_memory = {}
-    if start < num_chunks:
+    if todo:
         for c, arrays in distill_chunks(
             args.seed, task, args.n, args.num_sets, learner=learner, targets=targets, chunk_size=chunk, risk=risk,
-            num_test=args.num_test, keep_students=args.save_students, dtype=args.dtype, start_chunk=start,
+            num_test=args.num_test, keep_students=args.save_students, dtype=args.dtype, chunks=todo,
         ):
             if store:
-                if not store.has_chunk(c):
-                    store.save_chunk(c, arrays)
+                store.save_chunk(c, arrays)
             else:
                 in_memory[c] = arrays
             bar.update(len(arrays["status"]))
     bar.close()
     elapsed = time.perf_counter() - t0
+    if nproc > 1:
+        if pid != 0:
+            say(f"process {pid} of {nproc}: done; process 0 writes {args.out}/summary.json")
+            return 0
+        _wait_for_chunks(store, num_chunks, args.wait_timeout, say)
     chunks = [in_memory[c] if c in in_memory else store.load_chunk(c) for c in range(num_chunks)]
     result = assemble(chunks, config, risk, elapsed)
     summary = result.summary()
     summary.update(_deep_summary(result))
-    summary["sets_computed_this_run"] = args.num_sets - sets_done
+    summary["sets_computed_this_run"] = sum(_chunk_len(c, chunk, args.num_sets) for c in todo)
+    summary["num_devices"] = jax.local_device_count()
+    summary["num_processes"] = nproc
     if store:
         per_set = {k: v for k, v in _concat(chunks).items() if k != "students"}
         per_set["status_name"] = np.array([STATUS_NAMES[int(s)] for s in per_set["status"]])
@@ -144,6 +180,30 @@ def main(args) -> int:
         print(f"jaxdistill run: --strict: {summary['num_failed']} transfer set(s) failed", file=sys.stderr)
         return 3
     return 0
+
+
+def _chunk_len(c: int, chunk: int, num_sets: int) -> int:
+    return min(chunk, num_sets - c * chunk)
+
+
+def _sets_in(chunks, chunk: int, num_sets: int) -> int:
+    return sum(_chunk_len(c, chunk, num_sets) for c in chunks)
+
+
+def _wait_for_chunks(store, num_chunks: int, timeout: float, say) -> None:
+    """Multi-host: process 0 waits for the chunk files of the other hosts."""
+    from ..validation import JaxDistillError
+
+    t0 = time.monotonic()
+    missing = [c for c in range(num_chunks) if not store.has_chunk(c)]
+    if missing:
+        say(f"waiting for {len(missing)} chunks from the other hosts")
+    while missing:
+        if time.monotonic() - t0 > timeout:
+            raise JaxDistillError(f"--wait-timeout: {len(missing)} chunks (first: {missing[0]}) never arrived; "
+                                  "rerun the same command to compute them")
+        time.sleep(1.0)
+        missing = [c for c in missing if not store.has_chunk(c)]
 
 
 def _concat(chunks):
