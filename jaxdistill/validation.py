@@ -20,7 +20,9 @@ class JaxDistillError(ValueError):
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` must be an integer in [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
-        if isinstance(value, (Real, np.floating)) and float(value).is_integer():
+        # an integer-valued float is accepted only where floats are exact
+        if (not isinstance(value, (bool, np.bool_)) and isinstance(value, (Real, np.floating))
+                and float(value).is_integer() and abs(float(value)) <= 2**53):
             value = int(value)
         else:
             raise JaxDistillError(f"{name} must be an integer{_range_text(minimum, maximum)}, got {value!r}")
@@ -41,7 +43,7 @@ def check_real(
 ) -> float:
     """``value`` must be a finite real number within the given open/closed bounds."""
     try:
-        if isinstance(value, bool):
+        if isinstance(value, (bool, str, bytes)):
             raise TypeError
         v = float(value)
     except (TypeError, ValueError):
