@@ -152,6 +152,16 @@ def _thm3_core(p_fn: PFn, n, d, delta, grid_size: int, refine_iters: int) -> Bou
 
     b1, beta1 = _minimise(loose, lo, hi, grid_size, refine_iters)
     b2, beta2 = _minimise(tight, lo, hi, grid_size, refine_iters)
+    # candidate: the first zero of p (a margin), where the objective has a kink the
+    # golden section only approaches to rounding; there eq. 19 is exactly gamma^n (Cor. 1)
+    bz = jnp.broadcast_to(_first_zero(p_fn, grid_size, refine_iters), nf.shape)
+    inside = (bz >= lo) & (bz <= hi)
+    v1 = jnp.where(inside, loose(bz[..., None])[..., 0], jnp.inf)
+    v2 = jnp.where(inside, tight(bz[..., None])[..., 0], jnp.inf)
+    beta1 = jnp.where(v1 < b1, bz, beta1)
+    b1 = jnp.minimum(b1, v1)
+    beta2 = jnp.where(v2 < b2, bz, beta2)
+    b2 = jnp.minimum(b2, v2)
     b1 = jnp.minimum(b1, 1.0)  # a probability: the bound is never worth more than 1
     b2 = jnp.minimum(b2, 1.0)
     if d is not None:
@@ -258,7 +268,13 @@ def cor1_margin(p_fn: PFn, *, grid_size: int = 4097, bisect_iters: int = 60) -> 
         return _cor1_margin_core(p_fn, grid_size, bisect_iters)
 
 
-def _cor1_margin_core(p_fn: PFn, grid_size: int, bisect_iters: int):
+def _first_zero(p_fn: PFn, grid_size: int, bisect_iters: int) -> Float[Array, ""]:
+    """Smallest beta in [0, pi/2] with p(beta) = 0 (to bisection accuracy, on the zero side); pi/2 if none."""
+    beta, _ = _zero_and_gamma(p_fn, grid_size, bisect_iters)
+    return beta
+
+
+def _zero_and_gamma(p_fn: PFn, grid_size: int, bisect_iters: int):
     dt = jnp.result_type(float)
     grid = jnp.linspace(0.0, HALF_PI, grid_size, dtype=dt)
     zero = p_fn(grid) <= 0.0
@@ -274,7 +290,12 @@ def _cor1_margin_core(p_fn: PFn, grid_size: int, bisect_iters: int):
         return jnp.where(z, lo, mid), jnp.where(z, mid, hi)
 
     lo, hi = jax.lax.fori_loop(0, bisect_iters, step, (lo, hi))
-    beta = jnp.where(i == 0, grid[0], hi)
+    beta = jnp.where(has, jnp.where(i == 0, grid[0], hi), HALF_PI)
+    return beta, has
+
+
+def _cor1_margin_core(p_fn: PFn, grid_size: int, bisect_iters: int):
+    beta, has = _zero_and_gamma(p_fn, grid_size, bisect_iters)
     gamma = p_fn(HALF_PI - beta)
     ok = has & (gamma < 1.0)
     return jnp.where(ok, beta, jnp.nan), jnp.where(ok, gamma, jnp.nan)

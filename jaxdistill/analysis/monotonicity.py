@@ -47,7 +47,7 @@ class MonotonicityEstimate:
 
     Attributes:
         index: fraction of sets where adding x strictly decreased the
-            unsigned student-teacher angle (eq. 34).
+            unsigned student-teacher angle (eq. 34; by more than atol).
         se: binomial standard error sqrt(m (1 - m) / num_sets).
         num_sets: sets behind the estimate (both fits successful).
         angle_change_mean, angle_change_se: mean of alpha-bar(X + x) -
@@ -56,7 +56,7 @@ class MonotonicityEstimate:
         risk_X_mean, risk_X_se: expected transfer risk (eq. 4) of the student
             trained on X (exact where the task allows, else Monte-Carlo).
         nonincreasing: fraction of sets where the angle did not increase
-            (weak monotonicity, Lemma 1's inequality 24).
+            (by more than atol; weak monotonicity, Lemma 1's inequality 24).
         num_failed: sets dropped because a fit failed (non-success status).
         risk_method: "exact" or "mc".
     """
@@ -89,8 +89,15 @@ def monotonicity_from_angles(
     mask: Bool[Array, " B"] | None = None,
     risks_X=None,
     risk_method: str = "exact",
+    *,
+    atol: float = 1e-12,
 ) -> MonotonicityEstimate:
-    """Eq. 34 from batched unsigned angles of w(X) and w([X; x]) to w*."""
+    """Eq. 34 from batched unsigned angles of w(X) and w([X; x]) to w*.
+
+    A change counts as a decrease when it is below -atol and as an increase
+    when above +atol; |change| <= atol is a tie (floating-point noise, e.g.
+    n >= d where both students equal w*), which eq. 34 does not count.
+    """
     a0 = np.asarray(angle_X, dtype=np.float64)
     a1 = np.asarray(angle_plus, dtype=np.float64)
     if a0.shape != a1.shape or a0.ndim != 1:
@@ -103,7 +110,7 @@ def monotonicity_from_angles(
     if m == 0:
         nan = float("nan")
         return MonotonicityEstimate(nan, nan, 0, nan, nan, change, nan, nan, nan, int((~ok).sum()), risk_method)
-    idx = float(np.mean(change < 0))
+    idx = float(np.mean(change < -atol))
     se = math.sqrt(idx * (1 - idx) / m)
     cse = float(np.std(change, ddof=1) / math.sqrt(m)) if m > 1 else float("nan")
     if risks_X is not None:
@@ -113,7 +120,7 @@ def monotonicity_from_angles(
     return MonotonicityEstimate(
         index=idx, se=se, num_sets=m, angle_change_mean=float(np.mean(change)), angle_change_se=cse,
         angle_changes=change, risk_X_mean=est.mean, risk_X_se=est.se,
-        nonincreasing=float(np.mean(change <= 0)), num_failed=int((~ok).sum()), risk_method=risk_method,
+        nonincreasing=float(np.mean(change <= atol)), num_failed=int((~ok).sum()), risk_method=risk_method,
     )
 
 
@@ -123,12 +130,14 @@ def monotonicity_from_students(
     w_star: Float[Array, " d"],
     mask: Bool[Array, " B"] | None = None,
     risks_X=None,
+    *,
+    atol: float = 1e-12,
 ) -> MonotonicityEstimate:
     """Eq. 34 from batched students trained on X and on [X; x] (any learner)."""
     with precision():
         a0 = unsigned_angle(jnp.asarray(w_X), jnp.asarray(w_star))
         a1 = unsigned_angle(jnp.asarray(w_plus), jnp.asarray(w_star))
-    return monotonicity_from_angles(a0, a1, mask, risks_X)
+    return monotonicity_from_angles(a0, a1, mask, risks_X, atol=atol)
 
 
 def nested_sets(key: PRNGKeyArray, task: Task, n: int) -> tuple[Float[Array, "n d"], Float[Array, " d"]]:
@@ -182,6 +191,7 @@ def monotonicity_index(
     risk: str = "auto",
     num_test: int = 10_000,
     dtype: str = "float64",
+    atol: float = 1e-12,
 ) -> MonotonicityEstimate:
     """Estimate the monotonicity index (eq. 34) of a learner on a task.
 
@@ -195,6 +205,10 @@ def monotonicity_index(
         chunk_size: pairs per compiled chunk (default: bounded memory).
         risk: "auto", "exact" or "mc": how risk_X is computed.
         num_test: held-out inputs for Monte-Carlo risk.
+        atol: angle changes within +-atol (radians) are ties, not decreases.
+            The default suits exact learners (closed form: angle errors
+            ~1e-15); for a learner accurate to a relative error e (the flow's
+            newton_tol) use atol ~ 10 e when n >= d matters.
 
     Returns:
         ``MonotonicityEstimate`` over the pairs where both fits succeeded.
@@ -237,7 +251,7 @@ def monotonicity_index(
             oks.append((np.isin(np.asarray(s0), SUCCESS_CODES) & np.isin(np.asarray(s1), SUCCESS_CODES))[:m])
             rs.append(np.asarray(r)[:m])
     return monotonicity_from_angles(np.concatenate(a0s), np.concatenate(a1s), np.concatenate(oks),
-                                    np.concatenate(rs), risk_method=risk)
+                                    np.concatenate(rs), risk_method=risk, atol=atol)
 
 
 __all__ = [

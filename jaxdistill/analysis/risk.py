@@ -90,8 +90,12 @@ def exact_risk_from_angle(task: Task, phi: Float[Array, "..."]) -> Float[Array, 
         s_lo = jnp.where(margin > 0, s_lo, 0.0)
         width = s_max - s_lo
         s = s_lo[..., None] + width[..., None] * nodes
-        integrand = jnp.exp(_log_t_density(s, d)) * task.p_theta(HALF_PI - jnp.arctan(s * tan_phi[..., None]))
-        r = width * jnp.sum(weights * integrand, axis=-1)
+        # keep s < 1: for d = 3 the density (1 - s^2)^(-1/2) is infinite at s = 1, and an empty interval
+        # (width 0, the whole integrand inside the margin wedge) must give 0, not 0 * inf
+        s = jnp.minimum(s, 1.0 - jnp.finfo(s.dtype).epsneg)
+        pv = task.p_theta(HALF_PI - jnp.arctan(s * tan_phi[..., None]))
+        integrand = jnp.where(pv > 0, jnp.exp(_log_t_density(s, d)) * pv, 0.0)
+        r = jnp.where(width > 0, width * jnp.sum(weights * integrand, axis=-1), 0.0)
     r = jnp.where(ph >= HALF_PI, 0.5, r)
     r = jnp.where(ph <= 0.0, 0.0, r)
     return jnp.where(flip, 1.0 - r, r)
