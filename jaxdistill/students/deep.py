@@ -404,10 +404,27 @@ def deep_flow(
             bg = jnp.dot(b, gam)
             return (-m * (gam + (N - 1) * b * bg / wn2), -m * (N - 1) * s * bg / wn2)
 
+        # eq. 66 as an invariant: s^2 ||w||^{-2(N-1)/N} is conserved, so the orthogonal size
+        # is a function of b alone; s is read off it (not off the integrated s, whose
+        # trajectory error would accumulate along the path: the limit of s is path dependent)
+        p = (N - 1) / N
+        c = s0 ** 2 * jnp.maximum(jnp.sum(init.w0 ** 2), jnp.finfo(X.dtype).tiny) ** (-p)
+
+        def s_exact(y):
+            b, s = y
+            B2 = jnp.sum(b * b)
+
+            def newton(_, x):  # root of x = c (B2 + x)^p, unique, x = s^2
+                h = x - c * (B2 + x) ** p
+                dh = 1.0 - c * p * (B2 + x) ** (p - 1.0)
+                return jnp.maximum(x - h / dh, 0.0)
+
+            return jnp.sqrt(jax.lax.fori_loop(0, 12, newton, s * s))
+
         sol, status, w, z, newton_rel, defect, traj = _solve(
             vf, (b0, s0), red, u, config, ts, N,
             logits=lambda y: R.T @ y[0], b_sigma=lambda y: (y[0], y[1]),
-            to_w=lambda y: Q @ y[0] + y[1] * q_hat, defect=zero_defect)
+            to_w=lambda y: Q @ y[0] + s_exact(y) * q_hat, defect=zero_defect)
     elif integrator == "induced":
         def vf(t, w, args):
             g = X.T @ residual(X @ w, u) / n
