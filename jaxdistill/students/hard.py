@@ -38,7 +38,7 @@ from ..teachers import cross_entropy
 from ..validation import check_choice, check_int, check_real
 from .base import LearnerOutput
 from .discrete import GDConfig, gradient_descent
-from .flow import CONVERGED, NONFINITE, NOT_CONVERGED, FlowConfig, gradient_flow
+from .flow import CONVERGED, HORIZON, NONFINITE, NOT_CONVERGED, FlowConfig, gradient_flow
 
 METHODS = ("max-margin", "flow", "gd")
 
@@ -156,7 +156,10 @@ class HardTargetLearner:
                                  loss=cross_entropy(X @ res.w, uh), extras={"kkt": res.kkt, "margin": res.margin})
         if self.method == "flow":
             res = gradient_flow(X, uh, self.flow)
-            return LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss,
+            # hard labels have no steady state: the flow's Newton-step diagnostic
+            # is undefined (sigma' underflows), so a finite w at the horizon is a success
+            status = jnp.where((res.status == NONFINITE) & jnp.all(jnp.isfinite(res.w)), HORIZON, res.status)
+            return LearnerOutput(w=res.w, status=status.astype(jnp.int32), num_steps=res.num_steps, loss=res.loss,
                                  extras={"t_final": res.t_final})
         res = gradient_descent(X, uh, self.gd)
         return LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss)
