@@ -239,7 +239,10 @@ def test_thm3_bound_never_below_distill_expected_risk(task, ns):
         est = res.expected_risk()
         assert est.num_sets == 1000
         b = thm3_bound(task.p_theta, n, task.d)
-        assert float(b.bound_tight) >= est.mean - 3 * est.se, (n, float(b.bound_tight), est)
+        if n >= task.d:  # eq. 18; the closed form equals w* up to rounding (angle ~1e-15)
+            assert float(b.bound) == 0.0 and est.mean < 1e-6
+        else:
+            assert float(b.bound_tight) >= est.mean - 3 * est.se, (n, float(b.bound_tight), est)
 
 
 # ---------------------------------------------------------------- monotonicity
