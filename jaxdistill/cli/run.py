@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     p.add_argument("--temperature", type=finite_float("--temperature", gt=0.0), default=1.0,
                    help="temperature T > 0 of soft targets sigma(w*.x / T) (default 1)")
     g = p.add_argument_group("gradient flow")
-    g.add_argument("--solver", default="Kvaerno5", help="diffrax solver name (default Kvaerno5)")
+    g.add_argument("--solver", default=None, help="diffrax solver name (default Kvaerno3)")
     g.add_argument("--rtol", type=finite_float("--rtol", gt=0.0, lt=1.0), default=None, help="step-size controller rtol")
     g.add_argument("--atol", type=finite_float("--atol", gt=0.0), default=None, help="step-size controller atol")
     g.add_argument("--newton-tol", type=finite_float("--newton-tol", gt=0.0, lt=1.0), default=None,
