@@ -33,8 +33,9 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("optax GD, d-dim, batched", "optax_gd", {"B": 50, "steps": 2000}),
             ("exact risk", "risk_exact", {"B": 200}),
             ("Monte-Carlo risk (10,000 points)", "risk_mc", {"B": 200}),
-            ("deep N=2 reduced", "deep", {"B": 20, "depth": 2, "integrator": "reduced"}),
-            ("deep N=2 full (width 64)", "deep", {"B": 20, "depth": 2, "integrator": "full"}),
+            ("deep N=2 reduced", "deep", {"B": 20, "depth": 2, "integrator": "reduced", "d": 100}),
+            ("deep N=2 full (width 64)", "deep", {"B": 4, "depth": 2, "integrator": "full", "d": 100,
+                                                  "solver": "Tsit5", "max_steps": 20_000}),
             ("memory: distill B=5,000", "memory", {"B": 5000}),
         ]
         scaling = [(d, n, 100) for d in (100, 1000) for n in (5, 20)]
@@ -51,10 +52,12 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("optax GD, d-dim, batched", "optax_gd", {"B": 200, "steps": 20_000}),
             ("exact risk", "risk_exact", {"B": 1000}),
             ("Monte-Carlo risk (10,000 points)", "risk_mc", {"B": 1000}),
-            ("deep N=2 reduced", "deep", {"B": 1000, "depth": 2, "integrator": "reduced"}),
-            ("deep N=2 full (width 64)", "deep", {"B": 50, "depth": 2, "integrator": "full"}),
-            ("deep N=3 reduced", "deep", {"B": 1000, "depth": 3, "integrator": "reduced"}),
-            ("deep N=3 full (width 64)", "deep", {"B": 50, "depth": 3, "integrator": "full"}),
+            ("deep N=2 reduced", "deep", {"B": 1000, "depth": 2, "integrator": "reduced", "d": 100}),
+            ("deep N=2 full (width 64)", "deep", {"B": 8, "depth": 2, "integrator": "full", "d": 100,
+                                                  "solver": "Tsit5", "max_steps": 100_000}),
+            ("deep N=3 reduced", "deep", {"B": 1000, "depth": 3, "integrator": "reduced", "d": 100}),
+            ("deep N=3 full (width 64)", "deep", {"B": 8, "depth": 3, "integrator": "full", "d": 100,
+                                                  "solver": "Tsit5", "max_steps": 100_000}),
             ("memory: distill B=100,000", "memory", {"B": 100_000}),
         ]
         scaling = [(d, n, 200 if d < 10_000 else 50) for d in (100, 1000, 10_000) for n in (5, 20, 100)]

@@ -235,14 +235,13 @@ def row_risk_mc(B=1000, d=1000, n=20, num_test=10_000):
             "risk_mean": float(np.mean(r)), "note": f"{num_test} held-out points, mean SE {float(np.mean(se)):.1e}"}
 
 
-def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced"):
-    import jax
-
+def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced", solver=None, max_steps=None):
     import jaxdistill as jd
     from jaxdistill.students.deep import DeepLearner
 
     task = jd.KappaPolynomialTask(d, 1.0)
-    learner = DeepLearner(depth=depth, width=width, integrator=integrator)
+    flow_kw = {k: v for k, v in {"solver": solver, "max_steps": max_steps}.items() if v is not None}
+    learner = DeepLearner(depth=depth, width=width, integrator=integrator, flow=jd.FlowConfig(**flow_kw))
     t0 = time.perf_counter()
     jd.distill(1, task, n, B, learner=learner, chunk_size=B, keep_students=False)
     first = time.perf_counter() - t0
@@ -252,7 +251,8 @@ def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced"):
     dist = res.extras.get("dist_w_hat")
     return {"sets_per_s": B / steady, "compile_s": max(first - steady, 0.0), "max_rel_err": None,
             "max_dist_w_hat": float(np.max(dist)) if dist is not None else None, "num_sets": B,
-            "failed": int((~res.ok).sum()), "note": f"N={depth}, width={width}, {integrator}"}
+            "failed": int((~res.ok).sum()),
+            "note": f"N={depth}, width={width}, {integrator}, d={d}" + (f", {solver}" if solver else "")}
 
 
 def row_memory(B=100_000, d=1000, n=20, chunk_size=1000):

@@ -14,6 +14,9 @@ from ._precision import precision
 from .simulate import DistillResult, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets
 from .students import (
     ClosedFormLearner,
+    DeepLearner,
+    HardTargetLearner,
+    WDeltaLearner,
     FlowConfig,
     FlowLearner,
     GDConfig,
@@ -36,6 +39,7 @@ from .tasks import (
 )
 from .teachers import TargetSpec, hard_labels, soft_labels, teacher_logits
 from .validation import JaxDistillError
+from .datasets import load_mnist01, load_mnist_idx, mnist01_task
 
 __version__ = "0.1.0"
 
@@ -51,6 +55,9 @@ __all__ = [
     "iter_transfer_sets",
     "sample_transfer_sets",
     "ClosedFormLearner",
+    "DeepLearner",
+    "HardTargetLearner",
+    "WDeltaLearner",
     "FlowConfig",
     "FlowLearner",
     "GDConfig",
@@ -73,4 +80,7 @@ __all__ = [
     "soft_labels",
     "teacher_logits",
     "JaxDistillError",
+    "load_mnist01",
+    "load_mnist_idx",
+    "mnist01_task",
 ]

@@ -139,7 +139,7 @@ class KappaPolynomialTask(_AngularTask):
     name: ClassVar[str] = "kappa"
 
     def __init__(self, d: int, kappa: float = 1.0, *, w_star=None, teacher_norm: float = 1.0):
-        self.dim = check_int("d", d, minimum=2)
+        self.dim = check_int("d", d, minimum=2, maximum=10**8)
         self.kappa = check_real("kappa", kappa, gt=0.0)
         if w_star is None:
             check_real("teacher_norm", teacher_norm, gt=0.0)
@@ -175,7 +175,7 @@ class AngularMarginTask(_AngularTask):
     name: ClassVar[str] = "margin"
 
     def __init__(self, d: int, margin: float = 0.2, kappa: float = 1.0, *, w_star=None, teacher_norm: float = 1.0):
-        self.dim = check_int("d", d, minimum=2)
+        self.dim = check_int("d", d, minimum=2, maximum=10**8)
         self.margin = check_real("margin", margin, ge=0.0, lt=HALF_PI)
         self.kappa = check_real("kappa", kappa, gt=0.0)
         if w_star is None:
@@ -206,7 +206,7 @@ class IsotropicGaussianTask(Task):
     teacher: Float[Array, " d"]
 
     def __init__(self, d: int, *, w_star=None, teacher_norm: float = 1.0):
-        self.dim = check_int("d", d, minimum=2)
+        self.dim = check_int("d", d, minimum=2, maximum=10**8)
         if w_star is None:
             check_real("teacher_norm", teacher_norm, gt=0.0)
             self.teacher = _default_teacher(self.dim, teacher_norm)

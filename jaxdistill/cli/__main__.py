@@ -1,0 +1,7 @@
+"""``python -m jaxdistill.cli`` = the ``jaxdistill`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
