@@ -228,3 +228,13 @@ def test_cli_rejects_bad_option(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--kappa", "-1"])
     assert "--kappa must be a finite real number > 0.0" in capsys.readouterr().err
+
+
+def test_hard_label_flow_is_a_finite_horizon_success():
+    """Hard labels have no finite minimiser: the flow runs to t_max and is
+    reported as a finite-horizon run, not as a failure."""
+    task = jd.KappaPolynomialTask(20, 1.0)
+    res = jd.distill(0, task, 5, 4, targets=jd.TargetSpec("hard"), flow=jd.FlowConfig(t_max=100.0))
+    assert set(res.status.tolist()) == {6}  # finite_horizon
+    assert res.summary()["num_failed"] == 0
+    assert np.all(np.isfinite(res.students))

@@ -187,7 +187,8 @@ def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, n
     w = to_w(y_final)
     w_norm = jnp.linalg.norm(w)
     newton_rel = step / jnp.maximum(w_norm, tiny)
-    finite = jnp.all(jnp.isfinite(w)) & jnp.isfinite(newton_rel)
+    # hard labels have no steady state: their Newton step is infinite by nature
+    finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
     converged = newton_rel <= config.newton_tol
     status = jnp.where(
         ~rank_ok,
