@@ -60,7 +60,7 @@ from .base import LearnerOutput
 from .closed_form import ReducedData, reduce_data, reduced_target
 from .discrete import GDConfig
 from .flow import (CONVERGED, HORIZON, MAX_STEPS, NONFINITE, NOT_CONVERGED, RANK_DEFICIENT, SOLVER_FAILED,
-                   FlowConfig)
+                   FlowConfig, flow_status, solve_to_steady_state)
 
 INTEGRATORS = ("reduced", "induced", "full")
 INITS = ("balanced", "gaussian")
@@ -312,37 +312,16 @@ def _solve(vf, y0, red: ReducedData, u, config: FlowConfig, ts, depth: int, *, l
         tol = config.newton_tol * jnp.maximum(wn, jnp.finfo(wn.dtype).tiny)
         return soft & (nstep <= tol) & (orth <= tol)
 
-    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(vf),
-        getattr(diffrax, config.solver)(),
-        t0=0.0,
-        t1=config.t_max,
-        dt0=None,
-        y0=y0,
-        saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=config.rtol, atol=config.atol),
-        event=diffrax.Event(cond_fn),
-        max_steps=config.max_steps,
-        throw=False,
-        adjoint=diffrax.ForwardMode(),  # forward-only: no checkpointed reverse loop (~70x slower under vmap)
-    )
+    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn)
     y_final = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
     b, sigma = b_sigma(y_final)
     z = logits(y_final)
     nstep, orth, wn = _remaining(red, b, sigma, z, u, depth)
     newton_rel = jnp.maximum(nstep, orth) / jnp.maximum(wn, jnp.finfo(wn.dtype).tiny)
     w = to_w(y_final)
-    finite = jnp.all(jnp.isfinite(w)) & jnp.isfinite(newton_rel)
+    finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
     converged = newton_rel <= config.newton_tol
-    status = jnp.where(
-        ~red.rank_ok, RANK_DEFICIENT,
-        jnp.where(~finite, NONFINITE,
-                  jnp.where(sol.result == diffrax.RESULTS.max_steps_reached, MAX_STEPS,
-                            jnp.where(~soft, HORIZON,
-                                      jnp.where(converged, CONVERGED,
-                                                jnp.where(sol.result == diffrax.RESULTS.successful, NOT_CONVERGED,
-                                                          SOLVER_FAILED))))))
+    status = flow_status(red.rank_ok, finite, soft, converged, sol.result)
     if ts is None:
         traj = None
     else:

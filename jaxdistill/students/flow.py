@@ -150,24 +150,13 @@ def newton_step_norm(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " 
     return jnp.linalg.norm(step)
 
 
-def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, newton_and_norm):
-    """Integrate ``vector_field`` from y0 until the Newton-step event fires.
-
-    ``newton_and_norm(y)`` returns (||Newton step in w-space||, ||w||) for the
-    state y, whatever its coordinates.
-    """
-    soft = jnp.all(jnp.isfinite(u))
-    tiny = jnp.finfo(y0.dtype).tiny
-
-    def cond_fn(t, y, args, **kwargs):
-        step, w_norm = newton_and_norm(y)
-        return soft & (step <= config.newton_tol * jnp.maximum(w_norm, tiny))
-
+def solve_to_steady_state(vector_field, y0, config: FlowConfig, ts, cond_fn) -> diffrax.Solution:
+    """diffrax solve from t = 0 until ``cond_fn`` (the steady-state Event)
+    fires, t_max or max_steps; never raises (``throw=False``)."""
     saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
-    solver = getattr(diffrax, config.solver)()
-    sol = diffrax.diffeqsolve(
+    return diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
-        solver,
+        getattr(diffrax, config.solver)(),
         t0=0.0,
         t1=config.t_max,
         dt0=None,
@@ -181,6 +170,46 @@ def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, n
         # while loop is ~70x slower under vmap on CPU)
         adjoint=diffrax.ForwardMode(),
     )
+
+
+def flow_status(rank_ok, finite, soft, converged, result) -> Int[Array, ""]:
+    """The per-set status code of a flow (``STATUS_NAMES``), by priority:
+    rank deficiency, non-finite output, step limit, finite horizon (hard
+    labels), converged, t_max reached, other solver failure."""
+    return jnp.where(
+        ~rank_ok,
+        RANK_DEFICIENT,
+        jnp.where(
+            ~finite,
+            NONFINITE,
+            jnp.where(
+                result == diffrax.RESULTS.max_steps_reached,
+                MAX_STEPS,
+                jnp.where(
+                    ~soft,
+                    HORIZON,
+                    jnp.where(converged, CONVERGED,
+                              jnp.where(result == diffrax.RESULTS.successful, NOT_CONVERGED, SOLVER_FAILED)),
+                ),
+            ),
+        ),
+    ).astype(jnp.int32)
+
+
+def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, newton_and_norm):
+    """Integrate ``vector_field`` from y0 until the Newton-step event fires.
+
+    ``newton_and_norm(y)`` returns (||Newton step in w-space||, ||w||) for the
+    state y, whatever its coordinates.
+    """
+    soft = jnp.all(jnp.isfinite(u))
+    tiny = jnp.finfo(y0.dtype).tiny
+
+    def cond_fn(t, y, args, **kwargs):
+        step, w_norm = newton_and_norm(y)
+        return soft & (step <= config.newton_tol * jnp.maximum(w_norm, tiny))
+
+    sol = solve_to_steady_state(vector_field, y0, config, ts, cond_fn)
     y_final = sol.ys[-1]
     z = logits(y_final)
     step, _ = newton_and_norm(y_final)
@@ -190,31 +219,14 @@ def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, n
     # hard labels have no steady state: their Newton step is infinite by nature
     finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
     converged = newton_rel <= config.newton_tol
-    status = jnp.where(
-        ~rank_ok,
-        RANK_DEFICIENT,
-        jnp.where(
-            ~finite,
-            NONFINITE,
-            jnp.where(
-                sol.result == diffrax.RESULTS.max_steps_reached,
-                MAX_STEPS,
-                jnp.where(
-                    ~soft,
-                    HORIZON,
-                    jnp.where(converged, CONVERGED, jnp.where(sol.result == diffrax.RESULTS.successful,
-                                                              NOT_CONVERGED, SOLVER_FAILED)),
-                ),
-            ),
-        ),
-    )
+    status = flow_status(rank_ok, finite, soft, converged, sol.result)
     if ts is None:
         traj = jnp.zeros((0, w.shape[0]), w.dtype)
     else:
         traj = jax.vmap(to_w)(sol.ys[:-1])
     return FlowResult(
         w=w,
-        status=status.astype(jnp.int32),
+        status=status,
         num_steps=sol.stats["num_steps"].astype(jnp.int32),
         t_final=sol.ts[-1],
         newton_rel=newton_rel,
@@ -277,15 +289,20 @@ def _logit_flow(X, u, config: FlowConfig, ts):
     diag = jnp.abs(jnp.diagonal(L))
     rank_ok = jnp.all(jnp.isfinite(diag)) & (jnp.min(diag) > jnp.finfo(X.dtype).eps * n * jnp.max(diag))
     L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(n, dtype=X.dtype), lower=True)
-    sig_minus_u = jax.nn.sigmoid(-jnp.where(jnp.isfinite(u), u, 0.0))
+    # Hard labels (u = +-inf) become u = +-U with sigma(-U) ~ 0: the stable
+    # residual below then equals sigma(z) - 1{u > 0} to within e^{-U}, so one
+    # branch-free vector field serves both (fewer ops per solver stage).
+    big = 600.0 if X.dtype == jnp.float64 else 60.0
+    u_c = jnp.clip(u, -big, big)
+    sig_minus_u = jax.nn.sigmoid(-u_c)
 
     def vf(t, z, args):
-        return -(G @ residual(z, u)) / n
+        # -(1/n) G (sigma(z) - sigma(u)) with sigma(z) - sigma(u) = -sigma(z) sigma(-u) expm1(u - z)
+        return (G @ (jax.nn.sigmoid(z) * sig_minus_u * jnp.expm1(u_c - z))) / n
 
     def newton_and_norm(z):
         # (sigma(z) - sigma(u)) / sigma'(z) = -sigma(-u) expm1(u - z) / sigma(-z), cancellation-free
-        dz = jnp.where(jnp.isfinite(u), -sig_minus_u * jnp.expm1(jnp.where(jnp.isfinite(u), u, 0.0) - z)
-                       / jax.nn.sigmoid(-z), residual(z, u) / (jax.nn.sigmoid(z) * jax.nn.sigmoid(-z)))
+        dz = -sig_minus_u * jnp.expm1(u_c - z) / jax.nn.sigmoid(-z)
         v = L_inv @ jnp.stack([dz, z], axis=1)
         return jnp.linalg.norm(v[:, 0]), jnp.linalg.norm(v[:, 1])
 
