@@ -41,7 +41,8 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
         scaling = [(d, n, 100) for d in (100, 1000) for n in (5, 20)]
     else:
         rows = [
-            ("jaxdistill flow", "flow", {"B": 1000}),
+            ("jaxdistill flow (one batch of 1000)", "flow", {"B": 1000}),
+            ("jaxdistill flow (batch of 250)", "flow", {"B": 250}),
             ("jaxdistill flow B=4000 (linearity)", "flow", {"B": 4000}),
             ("jaxdistill distill (end to end)", "distill", {"B": 10_000}),
             ("closed form, batched QR (JAX)", "closed_form", {"B": 1000}),
@@ -53,11 +54,11 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("exact risk", "risk_exact", {"B": 1000}),
             ("Monte-Carlo risk (10,000 points)", "risk_mc", {"B": 1000}),
             ("deep N=2 reduced", "deep", {"B": 1000, "depth": 2, "integrator": "reduced", "d": 100}),
-            ("deep N=2 full (width 64)", "deep", {"B": 8, "depth": 2, "integrator": "full", "d": 100,
-                                                  "solver": "Tsit5", "max_steps": 100_000}),
+            ("deep N=2 full (width 64)", "deep", {"B": 2, "depth": 2, "integrator": "full", "d": 100,
+                                                  "solver": "Tsit5", "max_steps": 20_000}),
             ("deep N=3 reduced", "deep", {"B": 1000, "depth": 3, "integrator": "reduced", "d": 100}),
-            ("deep N=3 full (width 64)", "deep", {"B": 8, "depth": 3, "integrator": "full", "d": 100,
-                                                  "solver": "Tsit5", "max_steps": 100_000}),
+            ("deep N=3 full (width 64)", "deep", {"B": 2, "depth": 3, "integrator": "full", "d": 100,
+                                                  "solver": "Tsit5", "max_steps": 20_000}),
             ("memory: distill B=100,000", "memory", {"B": 100_000}),
         ]
         scaling = [(d, n, 200 if d < 10_000 else 50) for d in (100, 1000, 10_000) for n in (5, 20, 100)]
@@ -89,7 +90,7 @@ def fmt(v, spec=".3g"):
 
 
 def table(results: list[dict]) -> str:
-    flow = next((r for r in results if r["row"] == "flow" and "sets_per_s" in r), None)
+    flow = next((r for r in results if r["row"] == "flow" and "sets_per_s" in r), None)  # the first flow row
     cf = next((r for r in results if r["row"] == "closed_form" and "sets_per_s" in r), None)
     lines = ["| benchmark | sets/s | compile s | peak RSS MB | max rel. err | sets | flow speed-up vs this | note |",
              "|---|---|---|---|---|---|---|---|"]

@@ -178,8 +178,11 @@ def _check_n(task: Task, n: int) -> int:
 
 
 def default_chunk_size(n: int, d: int, budget_bytes: int = 256 * 2**20) -> int:
-    """Largest chunk whose [C, n, d] float64 sets fit in ``budget_bytes`` (<= 1000)."""
-    return int(max(1, min(1000, budget_bytes // (8 * n * d * 4))))
+    """Largest chunk whose [C, n, d] float64 sets fit in ``budget_bytes``, at
+    most 256: a vmapped adaptive solve steps until its slowest set is done,
+    so smaller chunks waste fewer steps (measured for d = 1000, n = 20:
+    1,650 flows/s in chunks of 250 vs ~1,000/s in chunks of 1,000)."""
+    return int(max(1, min(256, budget_bytes // (8 * n * d * 4))))
 
 
 def local_mesh() -> jax.sharding.Mesh:
