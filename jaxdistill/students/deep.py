@@ -60,7 +60,7 @@ from .base import LearnerOutput
 from .closed_form import ReducedData, reduce_data, reduced_target
 from .discrete import GDConfig
 from .flow import (CONVERGED, HORIZON, MAX_STEPS, NONFINITE, NOT_CONVERGED, RANK_DEFICIENT, SOLVER_FAILED,
-                   FlowConfig, flow_status, solve_to_steady_state)
+                   FlowConfig, flow_status, newton_step, solve_to_steady_state)
 
 INTEGRATORS = ("reduced", "induced", "full")
 INITS = ("balanced", "gaussian")
@@ -279,19 +279,6 @@ class DeepFlowResult(eqx.Module):
     ts_orth_norm: Float[Array, " T"]
     ts_norm: Float[Array, " T"]
     ts_balancedness_defect: Float[Array, " T"]
-
-
-def newton_step(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " n"]) -> Float[Array, " r"]:
-    """H^{-1} grad L^1 in span coordinates b (w = Q b) as a function of the logits
-    (the vector whose norm is ``flow.newton_step_norm``); approximately b - b_hat."""
-    res = residual(z, u)
-    s = jax.nn.sigmoid(z)
-    D = s * (1.0 - s)
-    r, n = red.R.shape
-    if r == n:
-        return jax.scipy.linalg.solve_triangular(red.R.T, res / D, lower=True)
-    H = (red.R * D[None, :]) @ red.R.T
-    return jnp.linalg.solve(H, red.R @ res)
 
 
 def _remaining(red, b, sigma, z, u, depth):

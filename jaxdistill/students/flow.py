@@ -131,8 +131,9 @@ class FlowResult(eqx.Module):
     trajectory: Float[Array, "T d"]
 
 
-def newton_step_norm(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " n"]) -> Float[Array, ""]:
-    """||H^{-1} grad L^1|| restricted to span(X), as a function of the logits z.
+def newton_step(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " n"]) -> Float[Array, " r"]:
+    """H^{-1} grad L^1 in span coordinates b (w = Q b), as a function of the
+    logits z; near the limit it equals b - b_hat to second order.
 
     With D = diag(sigma'(z)) (eq. 43): for n <= d the step is
     R^{-T} D^{-1} (sigma(z) - y) (a triangular solve); for n > d it is
@@ -143,11 +144,15 @@ def newton_step_norm(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " 
     D = s * (1.0 - s)
     r, n = red.R.shape
     if r == n:
-        step = jax.scipy.linalg.solve_triangular(red.R.T, res / D, lower=True)
-    else:
-        H = (red.R * D[None, :]) @ red.R.T
-        step = jnp.linalg.solve(H, red.R @ res)
-    return jnp.linalg.norm(step)
+        return jax.scipy.linalg.solve_triangular(red.R.T, res / D, lower=True)
+    H = (red.R * D[None, :]) @ red.R.T
+    return jnp.linalg.solve(H, red.R @ res)
+
+
+def newton_step_norm(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " n"]) -> Float[Array, ""]:
+    """||H^{-1} grad L^1|| restricted to span(X) (``newton_step``'s norm): the
+    estimated distance to the limit used by the steady-state event."""
+    return jnp.linalg.norm(newton_step(red, z, u))
 
 
 def solve_to_steady_state(vector_field, y0, config: FlowConfig, ts, cond_fn) -> diffrax.Solution:
