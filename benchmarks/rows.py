@@ -243,7 +243,8 @@ def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced", solve
     from jaxdistill.students.deep import DeepLearner
 
     task = jd.KappaPolynomialTask(d, 1.0)
-    flow_kw = {k: v for k, v in {"solver": solver, "max_steps": max_steps}.items() if v is not None}
+    flow_kw = {k: v for k, v in {"solver": jd.students.solver_from_name(solver) if solver else None,
+                                 "max_steps": max_steps}.items() if v is not None}
     learner = DeepLearner(depth=depth, width=width, integrator=integrator, flow=jd.FlowConfig(**flow_kw))
     t0 = time.perf_counter()
     jd.distill(1, task, n, B, learner=learner, chunk_size=B, keep_students=False)

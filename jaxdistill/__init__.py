@@ -11,8 +11,18 @@ caller's global JAX configuration is never changed (see ``_precision``).
 
 from . import analysis, students, tasks, teachers
 from ._precision import precision
-from .simulate import DistillResult, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets
+from .simulate import DistillProgram, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets
+from .results import DistillResult
+from .runner import ChunkPlan, RunOutput, SetProgram, run_program
+from .status import Status, STATUS_NAMES, SUCCESS_CODES
+from .checks import CheckResult, check_lemma1, check_thm3, format_report, run_checks
 from .students import (
+    AbstractLearner,
+    DeepGDLearner,
+    LearnerOutput,
+    deep_learner,
+    make_learner,
+    solver_from_name,
     ClosedFormLearner,
     DeepLearner,
     HardTargetLearner,
@@ -21,13 +31,14 @@ from .students import (
     FlowLearner,
     GDConfig,
     GDLearner,
-    STATUS_NAMES,
     closed_form,
     gradient_descent,
     gradient_flow,
     plain_gradient_flow,
 )
 from .tasks import (
+    AbstractSymmetricTask,
+    AbstractTask,
     AngularMarginTask,
     CustomTask,
     GaussianTask,
@@ -50,10 +61,30 @@ __all__ = [
     "teachers",
     "precision",
     "DistillResult",
+    "DistillProgram",
+    "ChunkPlan",
+    "RunOutput",
+    "SetProgram",
+    "run_program",
+    "Status",
+    "SUCCESS_CODES",
+    "CheckResult",
+    "check_lemma1",
+    "check_thm3",
+    "format_report",
+    "run_checks",
     "distill",
     "distill_chunks",
     "iter_transfer_sets",
     "sample_transfer_sets",
+    "AbstractLearner",
+    "DeepGDLearner",
+    "LearnerOutput",
+    "deep_learner",
+    "make_learner",
+    "solver_from_name",
+    "AbstractTask",
+    "AbstractSymmetricTask",
     "ClosedFormLearner",
     "DeepLearner",
     "HardTargetLearner",

@@ -3,6 +3,7 @@
 import json
 import math
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ from scipy import stats
 import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.analysis import exact_risk_from_angle, mc_risk, signed_angle, unsigned_angle
-from jaxdistill.students.flow import CONVERGED
+from jaxdistill.status import Status
 
 
 def _sets(task, n, B, seed=0):
@@ -30,7 +31,7 @@ def test_three_way_consistency_thm1(n):
         w_cf = jax.vmap(jd.closed_form)(X, u)
         fl = jax.vmap(lambda a, b: jd.gradient_flow(a, b))(X, u)
         gd = jax.vmap(lambda a, b: jd.gradient_descent(a, b, jd.GDConfig(learning_rate=0.5, steps=40_000)))(X, u)
-    assert np.all(np.asarray(fl.status) == CONVERGED)
+    assert np.all(np.asarray(fl.status) == Status.CONVERGED)
     rel = lambda w: np.max(np.linalg.norm(w - w_cf, axis=1) / np.linalg.norm(w_cf, axis=1))
     assert rel(fl.w) < 1e-6
     assert rel(gd.w) < 1e-6
@@ -55,7 +56,7 @@ def test_flow_stays_in_span_and_loss_vanishes():
     task = jd.KappaPolynomialTask(12, 1.0)
     X, u = _sets(task, 5, 4)
     ts = jnp.array([0.1, 1.0, 10.0, 100.0])
-    cfg = jd.FlowConfig(coordinates="plain", solver="Kvaerno5", rtol=1e-8, atol=1e-10, max_steps=100_000)
+    cfg = jd.FlowConfig(coordinates="plain", solver=diffrax.Kvaerno5(), rtol=1e-8, atol=1e-10, max_steps=100_000)
     with precision():
         res = jax.vmap(lambda a, b: jd.gradient_flow(a, b, cfg, ts=ts))(X, u)
         for i in range(4):
@@ -71,10 +72,10 @@ def test_reduced_flow_equals_plain_flow():
     X, u = _sets(task, 6, 6)
     ts = jnp.array([0.5, 5.0, 50.0])
     with precision():
-        cfg = dict(solver="Kvaerno5", rtol=1e-9, atol=1e-12, max_steps=100_000)
+        cfg = dict(solver=diffrax.Kvaerno5(), rtol=1e-9, atol=1e-12, max_steps=100_000)
         red = jax.vmap(lambda a, b: jd.gradient_flow(a, b, jd.FlowConfig(**cfg), ts=ts))(X, u)
         pla = jax.vmap(lambda a, b: jd.gradient_flow(a, b, jd.FlowConfig(**cfg, coordinates="plain"), ts=ts))(X, u)
-    assert np.all(np.asarray(red.status) == CONVERGED) and np.all(np.asarray(pla.status) == CONVERGED)
+    assert np.all(np.asarray(red.status) == Status.CONVERGED) and np.all(np.asarray(pla.status) == Status.CONVERGED)
     np.testing.assert_allclose(np.asarray(red.trajectory), np.asarray(pla.trajectory), atol=1e-7)
     np.testing.assert_allclose(np.asarray(red.w), np.asarray(pla.w), atol=1e-8)
 

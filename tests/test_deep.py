@@ -1,5 +1,6 @@
 """Issue 3: deep linear students (Thm 2, Appendix C)."""
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,13 +10,14 @@ import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.students.deep import (DeepGDLearner, DeepLearner, balanced_init, balancedness_defect, check_eq11,
                                       deep_flow, eq11_max_init_scale, eq11_sup_over_sets, eq76_bound, gaussian_init)
-from jaxdistill.students.flow import CONVERGED, FlowConfig
+from jaxdistill.status import Status
+from jaxdistill.students import FlowConfig
 from jaxdistill.teachers import cross_entropy
 from jaxdistill.validation import JaxDistillError
 
 TIGHT = FlowConfig(rtol=1e-9, atol=1e-12, newton_tol=1e-10)
 # explicit solver: small, well-conditioned test problems compile much faster than with Kvaerno5
-FAST = FlowConfig(solver="Tsit5", rtol=1e-10, atol=1e-12, newton_tol=1e-10, max_steps=100_000)
+FAST = FlowConfig(solver=diffrax.Tsit5(), rtol=1e-10, atol=1e-12, newton_tol=1e-10, max_steps=100_000)
 
 
 def _sets(task, n, B, seed=0):
@@ -36,7 +38,7 @@ def test_n_ge_d_recovers_teacher(depth):
     learner = DeepLearner(depth=depth, width=3, init_scale=0.05, flow=FAST)
     with precision():
         out = jax.vmap(learner.fit)(_keys(6), X, u)
-    assert np.all(np.asarray(out.status) == CONVERGED)
+    assert np.all(np.asarray(out.status) == Status.CONVERGED)
     err = np.linalg.norm(np.asarray(out.w) - np.asarray(task.w_star)[None], axis=1)
     assert np.max(err) < 1e-7
     assert np.all(np.asarray(out.extras["eq76_bound"]) == 0.0)  # n >= d: the bound is 0 (eq. 14)
@@ -60,7 +62,7 @@ def test_n_lt_d_eq76_bound_holds_and_shrinks_with_scale():
     with precision():
         f = jax.vmap(jax.vmap(one, in_axes=(0, 0, 0, None)), in_axes=(None, None, None, 0))
         status, dist, bound, loss, c12 = map(np.asarray, f(_keys(B), X, u, scales))
-    assert np.all(status == CONVERGED) and np.all(c12)
+    assert np.all(status == Status.CONVERGED) and np.all(c12)
     assert np.all(loss < 1e-15)  # in-span part reaches w_hat: L^1 -> 0
     finite = np.isfinite(bound)
     assert finite[1:].all()  # the three smallest scales are below ||w_hat|| for every set
@@ -73,7 +75,7 @@ def test_n_lt_d_eq76_bound_holds_and_shrinks_with_scale():
 @pytest.mark.parametrize("depth", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_full_induced_reduced_agree_balanced_and_eq66(depth):
     """Under balanced init (eq. 13) the full flow on all W_i, the induced flow
-    (eq. 56) and the reduced flow (DESIGN.md fact 2) are one trajectory; the
+    (eq. 56) and the reduced flow (docs/design.md fact 2) are one trajectory; the
     full flow preserves balancedness; the orthogonal part keeps its direction
     and follows eq. 66."""
     task = jd.KappaPolynomialTask(7, 1.0)
@@ -88,7 +90,7 @@ def test_full_induced_reduced_agree_balanced_and_eq66(depth):
         full = deep_flow(X, u, ini, integrator="full", config=cfg, ts=ts)
         if depth == 2:  # the plain d-column W_1 is exercised in the slow N = 3 case
             return ini, red, ind, full, full
-        fullp = deep_flow(X, u, ini, integrator="full", config=FlowConfig(solver="Tsit5", rtol=1e-10, atol=1e-12,
+        fullp = deep_flow(X, u, ini, integrator="full", config=FlowConfig(solver=diffrax.Tsit5(), rtol=1e-10, atol=1e-12,
                                                                            newton_tol=1e-10, max_steps=100_000,
                                                                            coordinates="plain"), ts=ts)
         return ini, red, ind, full, fullp
@@ -97,7 +99,7 @@ def test_full_induced_reduced_agree_balanced_and_eq66(depth):
         ini, red, ind, full, fullp = jax.vmap(one)(_keys(2), X, u)
         Q = jax.vmap(lambda x: jnp.linalg.qr(x.T)[0])(X)
     for r in (red, ind, full, fullp):
-        assert np.all(np.asarray(r.status) == CONVERGED)
+        assert np.all(np.asarray(r.status) == Status.CONVERGED)
         np.testing.assert_allclose(np.asarray(r.ts_w), np.asarray(red.ts_w), atol=1e-7)
         np.testing.assert_allclose(np.asarray(r.w), np.asarray(red.w), atol=1e-7)
     # balancedness is a conserved quantity of the full gradient flow (Arora et al. 2018)
@@ -194,3 +196,58 @@ def test_bad_input_errors():
         DeepLearner(integrator="euler")
     with pytest.raises(JaxDistillError, match="balanced"):
         DeepLearner(init="gaussian", integrator="reduced")
+
+
+# ---------------------------------------------------------------- issue 10: one constructor, one job per module
+
+
+def test_deep_learner_constructor_and_refusals():
+    """deep_learner(method="gd") gives DeepGDLearner (reachable from the CLI as --depth N --method gd);
+    options that do not apply to the method are refused, naming them."""
+    from jaxdistill.students import deep_learner
+
+    fl = deep_learner(depth=3, width=5, epsilon=0.02, integrator="induced", flow=FAST)
+    assert fl == DeepLearner(depth=3, width=5, epsilon=0.02, integrator="induced", flow=FAST)
+    assert deep_learner(depth=2) == DeepLearner(depth=2)
+    gd = deep_learner(depth=2, width=3, init_scale=0.05, method="gd", gd=jd.GDConfig(learning_rate=0.1, steps=5))
+    assert gd == DeepGDLearner(depth=2, width=3, init_scale=0.05, gd=jd.GDConfig(learning_rate=0.1, steps=5))
+    assert deep_learner(depth=2, method="gd") == DeepGDLearner(depth=2)
+    assert gd.config()["method"] == "deep-gd" and gd.config()["gd"]["learning_rate"] == 0.1
+    with pytest.raises(JaxDistillError, match="integrator applies only to method='flow'"):
+        deep_learner(depth=2, method="gd", integrator="full")
+    with pytest.raises(JaxDistillError, match="flow applies only to method='flow'"):
+        deep_learner(depth=2, method="gd", flow=FlowConfig())
+    with pytest.raises(JaxDistillError, match="gd applies only to method='gd'"):
+        deep_learner(depth=2, gd=jd.GDConfig())
+    with pytest.raises(JaxDistillError, match="method"):
+        deep_learner(depth=2, method="adam")
+    with pytest.raises(JaxDistillError, match="depth"):
+        deep_learner(depth=0, method="gd")
+
+
+def test_deep_gd_learner_through_distill():
+    """gradient descent on the deep factors runs through the engine: finite horizon, near the flow."""
+    task = jd.KappaPolynomialTask(8, 1.0)
+    gd = DeepGDLearner(depth=2, width=3, init_scale=0.05, gd=jd.GDConfig(learning_rate=0.5, steps=400))
+    res = jd.distill(1, task, 3, 4, learner=gd)
+    assert np.all(res.status == Status.FINITE_HORIZON) and res.ok.all()
+    assert res.config["method"] == "deep-gd" and res.config["gd"]["steps"] == 400
+    assert np.all(np.isfinite(res.extras["dist_w_hat"])) and np.all(np.isnan(res.extras["t_final"]))
+    assert gd.for_dtype("float32") is gd  # no flow to adjust
+
+
+def test_deep_package_modules():
+    """students/deep is split by job; every public name is still importable from students.deep."""
+    import importlib
+
+    import jaxdistill.students.deep as deep
+
+    jobs = {"algebra": {"eq11_max_init_scale", "eq76_bound", "check_eq11", "end_to_end", "balancedness_defect"},
+            "inits": {"DeepInit", "balanced_init", "gaussian_init", "make_init"},
+            "integrators": {"deep_flow", "deep_gradient_descent", "DeepFlowResult"},
+            "learners": {"DeepLearner", "DeepGDLearner", "deep_learner"}}
+    for mod, names in jobs.items():
+        m = importlib.import_module(f"jaxdistill.students.deep.{mod}")
+        for name in names:
+            assert getattr(deep, name) is getattr(m, name)
+    assert not hasattr(deep, "deep_learner_from_options")

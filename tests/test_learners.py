@@ -1,6 +1,10 @@
 """Issue 5: reduced-bias learners w_delta (section 5.2) and the hard-target
 learner with its max-margin limit (section 5.3)."""
 
+import dataclasses
+import json
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +14,7 @@ from scipy.optimize import minimize
 import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.analysis import signed_angle
-from jaxdistill.students.flow import CONVERGED, HORIZON
+from jaxdistill.status import Status
 from jaxdistill.students.hard import HardTargetLearner, hard_logits, max_margin
 from jaxdistill.students.wdelta import WDeltaLearner, orthogonal_gaussian, w_delta
 
@@ -50,7 +54,7 @@ def test_w_delta_learner_matches_function_and_is_unique_for_n_ge_d():
         out = jax.vmap(lambda k, a, b: WDeltaLearner(delta=50.0).fit(k, a, b))(jax.random.split(jax.random.PRNGKey(0), 4), X, u)
         assert np.all(np.asarray(orthogonal_gaussian(jax.random.PRNGKey(3), X[0])) == 0.0)
     np.testing.assert_allclose(np.asarray(out.w), np.tile(np.asarray(task.w_star), (4, 1)), atol=1e-10)
-    assert np.all(np.asarray(out.status) == CONVERGED)
+    assert np.all(np.asarray(out.status) == Status.CONVERGED)
     assert np.all(np.asarray(out.loss) < 1e-12)
 
 
@@ -81,10 +85,10 @@ def test_max_margin_matches_generic_qp_and_kkt():
     against scipy SLSQP on the primal) and satisfies its KKT conditions."""
     task = jd.KappaPolynomialTask(12, 2.0)
     X, u = _sets(task, 7, 6, seed=4)
-    s = jnp.where(u >= 0, 1.0, -1.0)
     with precision():
+        s = jnp.where(u >= 0, 1.0, -1.0)
         res = jax.vmap(max_margin)(X, s)
-    assert np.all(np.asarray(res.status) == CONVERGED)
+    assert np.all(np.asarray(res.status) == Status.CONVERGED)
     for i in range(6):
         Z = np.asarray(s[i])[:, None] * np.asarray(X[i])
         ref = minimize(lambda w: 0.5 * w @ w, np.zeros(12), jac=lambda w: w, method="SLSQP",
@@ -105,9 +109,9 @@ def test_long_run_gradient_descent_direction_approaches_max_margin():
     much closer in direction to w_mm than w itself."""
     task = jd.IsotropicGaussianTask(20)
     X, u = _sets(task, 8, 8, seed=2)
-    s = jnp.where(u >= 0, 1.0, -1.0)
-    uh = hard_logits(u)
     with precision():
+        s = jnp.where(u >= 0, 1.0, -1.0)
+        uh = hard_logits(u)
         mm = jax.vmap(max_margin)(X, s)
         ws = {}
         for steps in (1_000, 10_000, 100_000):
@@ -132,8 +136,231 @@ def test_hard_learner_binarises_targets_and_finite_time_methods():
         fl = jax.vmap(HardTargetLearner(method="flow", flow=jd.FlowConfig(t_max=1e4)).fit)(keys, X, u)
     np.testing.assert_array_equal(np.asarray(soft.w), np.asarray(hard.w))
     # the finite-time flow fits every hard label (all logits have the teacher's sign)
-    assert np.all(np.asarray(fl.status) == HORIZON)
+    assert np.all(np.asarray(fl.status) == Status.FINITE_HORIZON)
     assert np.all(np.sign(np.einsum("bnd,bd->bn", np.asarray(X), np.asarray(fl.w))) == np.sign(np.asarray(u)))
     # and through distill with hard targets
     res = jd.distill(0, task, 5, 50, learner=HardTargetLearner(), targets=jd.TargetSpec(kind="hard"))
     assert res.ok.all() and 0.0 < res.expected_risk().mean < 0.5
+
+
+# ---------------------------------------------------------------- issue 10: the learner API
+
+
+def test_learners_are_equinox_modules_usable_as_static_filter_jit_args():
+    """Every learner is an AbstractLearner (equinox Module), hashable and equal by value; passed
+    to eqx.filter_jit as an argument it gives the same numbers as a closure, and equal learners
+    share one compilation."""
+    import equinox as eqx
+    import optax
+
+    from jaxdistill.students import (AbstractLearner, ClosedFormLearner, DeepGDLearner, DeepLearner, FlowLearner,
+                                     GDLearner)
+
+    learners = [ClosedFormLearner(), FlowLearner(), GDLearner(jd.GDConfig(steps=20)), WDeltaLearner(0.5),
+                WDeltaLearner(1.0, base="flow"), HardTargetLearner(), HardTargetLearner(method="gd"),
+                DeepLearner(depth=2, width=3), DeepGDLearner(depth=2, width=3, gd=jd.GDConfig(steps=5)),
+                GDLearner(jd.GDConfig(optimizer=optax.adam(0.1), steps=5))]
+    for lr in learners:
+        assert isinstance(lr, AbstractLearner) and isinstance(lr, eqx.Module)
+        assert hash(lr) == hash(type(lr)(**{f.name: getattr(lr, f.name) for f in dataclasses.fields(lr)}))
+        cfg = lr.config()
+        assert cfg["method"] == lr.name and list(cfg)[0] == "method"
+        json.dumps(cfg)
+    assert FlowLearner() == FlowLearner(jd.FlowConfig()) and hash(FlowLearner()) == hash(FlowLearner(jd.FlowConfig()))
+    assert WDeltaLearner(0.5) != WDeltaLearner(0.25)
+
+    task = jd.KappaPolynomialTask(12, 1.0)
+    X, u = _sets(task, 4, 3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    traces = []
+
+    @eqx.filter_jit
+    def run(learner, keys, X, u):
+        traces.append(1)
+        return jax.vmap(learner.fit)(keys, X, u)
+
+    with precision():
+        for lr in (FlowLearner(), WDeltaLearner(0.5), DeepLearner(depth=2, width=3)):
+            a = run(lr, keys, X, u)
+            b = jax.jit(jax.vmap(lr.fit))(keys, X, u)
+            np.testing.assert_array_equal(np.asarray(a.w), np.asarray(b.w))
+        n = len(traces)
+        run(FlowLearner(jd.FlowConfig()), keys, X, u)  # equal learner: no retrace
+        assert len(traces) == n
+
+
+def test_flow_config_takes_diffrax_objects():
+    """Any diffrax solver, step-size controller and adjoint; names only through solver_from_name;
+    rtol/atol are refused together with a controller; defaults are Kvaerno3 / PID(1e-2, 1e-5) / ForwardMode."""
+    import diffrax
+
+    from jaxdistill.students import SOLVER_NAMES, solver_from_name
+
+    c = jd.FlowConfig()
+    assert c.solver == diffrax.Kvaerno3() and c.adjoint == diffrax.ForwardMode()
+    assert c.controller == diffrax.PIDController(rtol=1e-2, atol=1e-5) and (c.rtol, c.atol) == (1e-2, 1e-5)
+    assert solver_from_name("Kvaerno5") == diffrax.Kvaerno5() and "Tsit5" in SOLVER_NAMES
+    with pytest.raises(jd.JaxDistillError, match="solver"):
+        solver_from_name("Euler2")
+    with pytest.raises(jd.JaxDistillError, match="solver must be a diffrax solver object"):
+        jd.FlowConfig(solver="Kvaerno5")
+    with pytest.raises(jd.JaxDistillError, match="rtol cannot be combined with stepsize_controller"):
+        jd.FlowConfig(stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8), rtol=1e-3)
+    with pytest.raises(jd.JaxDistillError, match="rtol and atol"):
+        jd.FlowConfig(stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8), rtol=1e-3, atol=1e-9)
+    with pytest.raises(jd.JaxDistillError, match="stepsize_controller"):
+        jd.FlowConfig(stepsize_controller="pid")
+    with pytest.raises(jd.JaxDistillError, match="adjoint"):
+        jd.FlowConfig(adjoint="forward")
+
+    task = jd.KappaPolynomialTask(10, 1.0)
+    X, u = _sets(task, 4, 3)
+    explicit = jd.FlowConfig(solver=diffrax.Kvaerno3(), stepsize_controller=diffrax.PIDController(rtol=1e-2, atol=1e-5),
+                             adjoint=diffrax.ForwardMode())
+    tight = jd.FlowConfig(solver=diffrax.Kvaerno5(), stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
+                          adjoint=diffrax.RecursiveCheckpointAdjoint(), newton_tol=1e-12)
+    const = jd.FlowConfig(solver=diffrax.Tsit5(), stepsize_controller=diffrax.ConstantStepSize(), dt0=0.5,
+                          t_max=1e4, max_steps=20_000, newton_tol=1e-8)
+    Xi, ui = _sets(jd.IsotropicGaussianTask(4), 8, 3)  # well conditioned: few constant steps
+    with precision():
+        ref = jax.vmap(lambda a, b: jd.gradient_flow(a, b))(X, u)
+        same = jax.vmap(lambda a, b: jd.gradient_flow(a, b, explicit))(X, u)
+        t = jax.vmap(lambda a, b: jd.gradient_flow(a, b, tight))(X, u)
+        k = jax.vmap(lambda a, b: jd.gradient_flow(a, b, const))(Xi, ui)
+        w_hat = jax.vmap(jd.closed_form)(X, u)
+        w_hat_i = jax.vmap(jd.closed_form)(Xi, ui)
+    np.testing.assert_array_equal(np.asarray(ref.w), np.asarray(same.w))  # the defaults, spelled out
+    for r, w in ((t, w_hat), (k, w_hat_i)):
+        assert np.all(np.asarray(r.status) == Status.CONVERGED)
+        w = np.asarray(w)
+        assert np.all(np.linalg.norm(np.asarray(r.w) - w, axis=1) < 1e-6 * np.linalg.norm(w, axis=1))
+    np.testing.assert_array_equal(np.asarray(k.num_steps), np.asarray(k.t_final) / 0.5)  # really constant steps
+
+
+def test_gd_config_takes_optax_and_refuses_unused_options():
+    import optax
+
+    g = jd.GDConfig(optimizer="momentum")
+    assert (g.learning_rate, g.momentum) == (1.0, 0.9)  # the shortcut's settings, explicit
+    assert jd.GDConfig().momentum is None and jd.GDConfig(optimizer=optax.sgd(0.1)).learning_rate is None
+    with pytest.raises(jd.JaxDistillError, match="learning_rate cannot be combined with an optax"):
+        jd.GDConfig(optimizer=optax.sgd(0.1), learning_rate=0.5)
+    with pytest.raises(jd.JaxDistillError, match="momentum cannot be combined"):
+        jd.GDConfig(optimizer=optax.sgd(0.1), momentum=0.5)
+    with pytest.raises(jd.JaxDistillError, match="momentum applies only to optimizer='momentum'"):
+        jd.GDConfig(optimizer="adam", momentum=0.5)
+    with pytest.raises(jd.JaxDistillError, match="momentum"):
+        jd.GDConfig(optimizer="momentum", momentum=1.5)
+    task = jd.KappaPolynomialTask(10, 1.0)
+    X, u = _sets(task, 4, 2)
+    with precision():
+        run = lambda cfg: np.asarray(jax.vmap(lambda a, b: jd.gradient_descent(a, b, cfg))(X, u).w)
+        np.testing.assert_array_equal(run(jd.GDConfig(optimizer="momentum", learning_rate=0.3, steps=50)),
+                                      run(jd.GDConfig(optimizer=optax.sgd(0.3, momentum=0.9), steps=50)))
+        np.testing.assert_array_equal(run(jd.GDConfig(optimizer="momentum", learning_rate=0.3, momentum=0.5, steps=50)),
+                                      run(jd.GDConfig(optimizer=optax.sgd(0.3, momentum=0.5), steps=50)))
+
+
+def test_make_learner_refuses_configs_that_do_not_apply():
+    from jaxdistill.students import ClosedFormLearner, FlowLearner, GDLearner, make_learner
+
+    assert make_learner("closed-form") == ClosedFormLearner()
+    assert make_learner("flow", flow=jd.FlowConfig(max_steps=7)).flow.max_steps == 7
+    assert make_learner("gd", gd=jd.GDConfig(steps=7)) == GDLearner(jd.GDConfig(steps=7))
+    assert isinstance(make_learner("flow"), FlowLearner)
+    with pytest.raises(jd.JaxDistillError, match="flow= applies only to method='flow'"):
+        make_learner("closed-form", flow=jd.FlowConfig())
+    with pytest.raises(jd.JaxDistillError, match="flow= applies only to method='flow'"):
+        make_learner("gd", flow=jd.FlowConfig())
+    with pytest.raises(jd.JaxDistillError, match="gd= applies only to method='gd'"):
+        make_learner("flow", gd=jd.GDConfig())
+    with pytest.raises(jd.JaxDistillError, match="gd= applies only to method='gd'"):
+        make_learner("closed-form", gd=jd.GDConfig())
+    with pytest.raises(jd.JaxDistillError, match="method"):
+        make_learner("newton")
+    # the section-5 learners refuse their own unused options too
+    with pytest.raises(jd.JaxDistillError, match="flow= applies only to base='flow'"):
+        WDeltaLearner(0.5, flow=jd.FlowConfig())
+    with pytest.raises(jd.JaxDistillError, match="gd= applies only to method='gd'"):
+        HardTargetLearner(gd=jd.GDConfig())
+    with pytest.raises(jd.JaxDistillError, match="flow= applies only to method='flow'"):
+        HardTargetLearner(method="gd", flow=jd.FlowConfig())
+    with pytest.raises(jd.JaxDistillError, match="sweeps applies only to method='max-margin'"):
+        HardTargetLearner(method="flow", sweeps=10)
+    with pytest.raises(jd.JaxDistillError, match="sweeps and tol apply only to method='max-margin'"):
+        HardTargetLearner(method="gd", sweeps=200, tol=1e-8)
+    assert (HardTargetLearner().sweeps, HardTargetLearner().tol, HardTargetLearner(method="gd").sweeps) == (200, 1e-8, None)
+
+
+def test_check_targets_refuses_hard_targets_for_soft_only_learners():
+    from jaxdistill.students import ClosedFormLearner, DeepLearner, FlowLearner, GDLearner
+
+    soft, hard = jd.TargetSpec(), jd.TargetSpec("hard")
+    for lr in (ClosedFormLearner(), WDeltaLearner(0.5), WDeltaLearner(0.5, base="flow")):
+        lr.check_targets(soft)
+        with pytest.raises(jd.JaxDistillError, match="needs soft targets"):
+            lr.check_targets(hard)
+    for lr in (FlowLearner(), GDLearner(), HardTargetLearner(), DeepLearner()):
+        lr.check_targets(soft)
+        lr.check_targets(hard)
+
+
+def test_for_dtype_raises_newton_tol_in_float32_only():
+    from jaxdistill.students import FLOAT32_MIN_NEWTON_TOL, ClosedFormLearner, DeepLearner, FlowLearner
+
+    for lr in (FlowLearner(), WDeltaLearner(0.5, base="flow"), DeepLearner(), HardTargetLearner(method="flow")):
+        assert lr.for_dtype("float64") is lr
+        f32 = lr.for_dtype("float32")
+        assert type(f32) is type(lr) and f32.flow.newton_tol == FLOAT32_MIN_NEWTON_TOL
+        assert f32.flow.solver == lr.flow.solver and f32.flow.rtol == lr.flow.rtol
+    loose = FlowLearner(jd.FlowConfig(newton_tol=1e-3))
+    assert loose.for_dtype("float32") is loose
+    assert ClosedFormLearner().for_dtype("float32") == ClosedFormLearner()
+    with pytest.raises(jd.JaxDistillError, match="dtype"):
+        FlowLearner().for_dtype("float16")
+
+
+def test_w_delta_flow_base_orders_its_factorisations():
+    """The flow's factorisation and q's QR are sequenced by an optimization barrier (no
+    concurrent LAPACK calls within one fit); the closed-form base factorises X once."""
+    task = jd.KappaPolynomialTask(10, 1.0)
+    X, u = _sets(task, 4, 1)
+    with precision():
+        flow_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5, base="flow").fit)(jax.random.PRNGKey(0), X[0], u[0]))
+        cf_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5).fit)(jax.random.PRNGKey(0), X[0], u[0]))
+    assert "optimization_barrier" in flow_jaxpr
+    assert len(re.findall(r"\bqr\[", cf_jaxpr)) == 1
+
+
+def test_user_defined_learner_runs_through_distill():
+    """A new learner is a subclass of AbstractLearner with a name, fit and check_targets;
+    missing pieces are caught when the class is instantiated."""
+    from typing import ClassVar
+
+    from jaxdistill.students import AbstractLearner, LearnerOutput
+
+    class ScaledClosedForm(AbstractLearner):
+        scale: float = 0.5
+        name: ClassVar[str] = "scaled-closed-form"
+
+        def fit(self, key, X, u):
+            w = self.scale * jd.closed_form(X, u)
+            return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32),
+                                 num_steps=jnp.asarray(0, jnp.int32), loss=jnp.asarray(0.0, X.dtype))
+
+        def check_targets(self, targets):
+            return None
+
+    class NoTargets(AbstractLearner):
+        name: ClassVar[str] = "incomplete"
+
+        def fit(self, key, X, u):
+            raise NotImplementedError
+
+    with pytest.raises(TypeError):
+        NoTargets()
+    task = jd.KappaPolynomialTask(20, 1.0)
+    res = jd.distill(0, task, 5, 8, learner=ScaledClosedForm(0.5))
+    ref = jd.distill(0, task, 5, 8, method="closed-form")
+    np.testing.assert_array_equal(res.students, 0.5 * ref.students)
+    assert res.config["method"] == "scaled-closed-form" and res.config["scale"] == 0.5

@@ -21,7 +21,7 @@ import pytest
 import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.cli import main
-from jaxdistill.students.flow import STATUS_NAMES
+from jaxdistill.status import STATUS_NAMES
 
 D, N = 10, 5  # one compiled shape shared by most tests in this file
 TIMING_KEYS = {"elapsed_s", "sets_computed_this_run"}
@@ -211,7 +211,7 @@ def test_float32_selectable_and_accuracy_stated():
     r32 = jd.distill(0, task, N, 8, chunk_size=4, dtype="float32")
     assert jax.config.read("jax_enable_x64") == before
     assert r32.students.dtype == np.float32 and r32.config["dtype"] == "float32"
-    assert r32.config["config"]["newton_tol"] == 1e-5
+    assert r32.config["flow"]["newton_tol"] == 1e-5
     assert r32.summary()["num_failed"] == 0
     with precision("float32"):
         X32 = np.asarray(jd.sample_transfer_sets(0, task, N, 8, dtype="float32"))
@@ -222,7 +222,7 @@ def test_float32_selectable_and_accuracy_stated():
     print(f"\nfloat32 flow: max rel distance to float64 closed form {rel.max():.2e}")
     assert rel.max() < 1e-4
     r64 = jd.distill(0, task, N, 8, chunk_size=4)
-    assert r64.students.dtype == np.float64 and r64.config["config"]["newton_tol"] == 1e-9
+    assert r64.students.dtype == np.float64 and r64.config["flow"]["newton_tol"] == 1e-9
     # the CLI refuses a float32 tolerance float32 cannot certify
     assert main(["run", "--dtype", "float32", "--newton-tol", "1e-9", "--quiet"]) == 2
 

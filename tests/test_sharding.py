@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 import jaxdistill as jd
-from jaxdistill import simulate
+from jaxdistill import runner
+from jaxdistill.analysis import monotonicity_index
 from jaxdistill.cli import main
+from jaxdistill.experiments.fig4 import w_delta_risks
 
 D, N, B = 10, 5, 16
 
@@ -22,8 +24,11 @@ EIGHT_DEVICES = textwrap.dedent(
     """
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import PartitionSpec
     import jaxdistill as jd
-    from jaxdistill import simulate
+    from jaxdistill import runner, simulate
+    from jaxdistill.analysis import monotonicity_index
+    from jaxdistill.experiments.fig4 import w_delta_risks
     assert jax.local_device_count() == 8, jax.devices()
     task = jd.KappaPolynomialTask(%(D)d, 1.0)
     out = {}
@@ -31,15 +36,16 @@ EIGHT_DEVICES = textwrap.dedent(
         r = jd.distill(3, task, %(N)d, %(B)d, chunk_size=cs)
         for k in ("students", "risk", "angle", "status", "num_steps"):
             out[f"{k}_{cs}"] = getattr(r, k)
+    out["mono"] = monotonicity_index(4, task, %(N)d, %(B)d, chunk_size=5).angle_changes
+    out["fig4"] = w_delta_risks(5, task, %(N)d, %(B)d, (0.0, 1.0), chunk_size=5)[1][0]
+    setup = simulate.setup_distill(3, task, %(N)d, 5, learner=jd.FlowLearner())
     with jd.precision():
-        t = simulate._cast_task(task, "float64")
-        res = simulate.device_chunk(t, jd.FlowLearner(), jd.TargetSpec(), %(N)d, simulate.as_key(3), 0, 5,
-                                    jnp.zeros((1, %(D)d)), "exact")
-        w = res[0].w
-        info = {"spec": str(w.sharding.spec), "mesh_axes": list(w.sharding.mesh.axis_names),
+        res = runner.device_chunk(setup.program, setup.key, setup.plan, 0)
+        w = res["students"]
+        info = {"spec_ok": w.sharding.spec == PartitionSpec("sets"), "mesh_axes": list(w.sharding.mesh.axis_names),
                 "global_shape": list(w.shape),
                 "shards": [[list(s.data.shape), s.device.id, s.index[0].start] for s in w.addressable_shards],
-                "risk_spec": str(res[3].sharding.spec)}
+                "risk_spec_ok": res["risk"].sharding.spec == PartitionSpec("sets")}
     np.savez(sys.argv[1], **out)
     print("INFO" + json.dumps(info))
     """
@@ -65,12 +71,15 @@ def test_eight_devices_give_the_same_numbers_as_one(eight_device_run):
     for cs in (16, 5):
         for k in ("students", "risk", "angle", "status", "num_steps"):
             np.testing.assert_array_equal(arrays[f"{k}_{cs}"], getattr(one, k), err_msg=f"{k}, chunk {cs}")
+    # the monotonicity index and Figure 4 run through the same sharded runner
+    task = jd.KappaPolynomialTask(D, 1.0)
+    np.testing.assert_array_equal(arrays["mono"], monotonicity_index(4, task, N, B, chunk_size=3).angle_changes)
+    np.testing.assert_array_equal(arrays["fig4"], w_delta_risks(5, task, N, B, (0.0, 1.0), chunk_size=3)[1][0])
 
 
 def test_chunk_outputs_are_sharded_over_the_sets_axis(eight_device_run):
     _, info = eight_device_run
-    assert info["mesh_axes"] == ["sets"] and info["spec"] == "PartitionSpec('sets',)"
-    assert info["risk_spec"] == "PartitionSpec('sets',)"
+    assert info["mesh_axes"] == ["sets"] and info["spec_ok"] and info["risk_spec_ok"]
     # chunk of 5 sets on 8 devices: padded to 16 = 8 x 2, one slice per device
     assert info["global_shape"] == [16, D]
     shards = info["shards"]
@@ -80,10 +89,10 @@ def test_chunk_outputs_are_sharded_over_the_sets_axis(eight_device_run):
 
 
 def test_padding_and_process_partition():
-    assert simulate.padded_batch(5, 8) == 16 and simulate.padded_batch(16, 8) == 16
-    assert simulate.padded_batch(17, 8) == 24 and simulate.padded_batch(1, 1) == 2
+    assert runner.padded_batch(5, 8) == 16 and runner.padded_batch(16, 8) == 16
+    assert runner.padded_batch(17, 8) == 24 and runner.padded_batch(1, 1) == 2
     for P in (1, 2, 3, 7):
-        parts = [simulate.chunks_for_process(10, i, P) for i in range(P)]
+        parts = [runner.chunks_for_process(10, i, P) for i in range(P)]
         assert sorted(sum(parts, [])) == list(range(10))  # every chunk exactly once
         assert all(c % P == i for i, p in enumerate(parts) for c in p)
 

@@ -28,15 +28,6 @@ from .monotonicity import (
     monotonicity_index,
     nested_sets,
 )
-from .checks import (
-    CheckResult,
-    check_lemma1,
-    check_lemma1_from_angles,
-    check_thm3,
-    check_thm3_from_risks,
-    format_report,
-    run_checks,
-)
 
 __all__ = [
     "signed_angle",
@@ -67,11 +58,4 @@ __all__ = [
     "monotonicity_from_students",
     "monotonicity_index",
     "nested_sets",
-    "CheckResult",
-    "check_lemma1",
-    "check_lemma1_from_angles",
-    "check_thm3",
-    "check_thm3_from_risks",
-    "format_report",
-    "run_checks",
 ]

@@ -9,13 +9,12 @@ Section 5.3 asks for a quantitative version ("by how much an extra data
 point helps"): ``angle_changes`` alpha-bar(X + x) - alpha-bar(X) per set, with
 its mean and standard error.
 
-PRNG discipline (as ``simulate.distill``): set i uses
-k_data, k_learn = split(fold_in(key, i)); X = task.sample(k_data, n) is
-exactly the transfer set ``distill`` trains on for set i, the extra input is
-drawn with fold_in(k_data, EXTRA_STREAM), and the learner gets the same
-k_learn for X and for [X; x] (so a random initialisation or w_delta
-direction is common to both fits).  For a ``PoolTask`` the extra input is
-drawn from the pool minus X (sampling without replacement).
+PRNG discipline (the runner's, ``keys.set_key_pair``): pair i uses
+k_data, k_learn = split(fold_in(key, i)); ``task.sample_nested(k_data, n)``
+gives exactly the transfer set ``distill`` trains on for set i plus an
+extra input drawn with fold_in(k_data, EXTRA_STREAM) (for a pool: from the
+pool minus X), and the learner gets the same k_learn for X and for [X; x]
+(so a random initialisation or w_delta direction is common to both fits).
 """
 
 from __future__ import annotations
@@ -30,15 +29,16 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._precision import check_dtype, precision
-from ..students.flow import SUCCESS_CODES
-from ..tasks import PoolTask, Task
+from ..keys import as_key, held_out_key, key_repr, set_key_pair
+from ..runner import ChunkPlan, SetProgram, default_chunk_size, run_program
+from ..runstore import RunStore
+from ..status import SUCCESS_CODES
+from ..students.base import AbstractLearner, FlowLearner
+from ..tasks import EXTRA_STREAM, Task
 from ..teachers import TargetSpec, teacher_logits
-from ..validation import JaxDistillError, check_int
+from ..validation import JaxDistillError, check_choice, check_int
 from .angles import unsigned_angle
-from .risk import RiskEstimate, exact_risk, expected_risk, has_exact_risk, mc_risk
-
-EXTRA_STREAM = 0xE87A  # fold_in tag of the extra input x
-TEST_STREAM = 0x7E57  # same held-out stream as simulate.distill
+from .risk import RiskEstimate, expected_risk, mc_risk
 
 
 @dataclass(frozen=True)
@@ -141,42 +141,49 @@ def monotonicity_from_students(
 
 
 def nested_sets(key: PRNGKeyArray, task: Task, n: int) -> tuple[Float[Array, "n d"], Float[Array, " d"]]:
-    """One transfer set X (as ``distill`` draws it from this key) and one extra input x."""
-    k_data = key
-    X = task.sample(k_data, n)
-    k_x = jax.random.fold_in(k_data, EXTRA_STREAM)
-    if isinstance(task, PoolTask):
-        pool = jnp.asarray(task.pool, X.dtype)
-        # the indices PoolTask.sample drew, to exclude them
-        idx = jax.random.choice(k_data, task.pool_size, (n,), replace=False)
-        free = jnp.ones(task.pool_size, X.dtype).at[idx].set(0.0)
-        j = jax.random.choice(k_x, task.pool_size, (), p=free / jnp.sum(free))
-        x = pool[j]
-    else:
-        x = task.sample(k_x, 1)[0]
-    return X, x
+    """One transfer set X (as ``distill`` draws it from this data key) and one
+    extra input x (``Task.sample_nested``)."""
+    return task.sample_nested(key, n)
 
 
-@eqx.filter_jit
-def _chunk(task: Task, learner, targets: TargetSpec, n: int, key, indices, X_test, risk_method: str):
-    w_star = jnp.asarray(task.w_star)
+class NestedSetProgram(SetProgram):
+    """One (X, x) pair of eq. 34: fit the learner on X and on [X; x].
 
-    def one(i):
-        k_data, k_learn = jax.random.split(jax.random.fold_in(key, i))
-        X, x = nested_sets(k_data, task, n)
+    The learner gets the same learner key for both fits (a random
+    initialisation or w_delta direction is common to both).  The second fit
+    is sequenced after the first (a data dependency), so their batched
+    factorisations never run concurrently (docs/jax-cpu-lapack-deadlock.md).
+    """
+
+    task: Task
+    learner: AbstractLearner
+    targets: TargetSpec = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+    risk_method: str = eqx.field(static=True)
+
+    def one_set(self, key, index, shared):
+        w_star = jnp.asarray(self.task.w_star)
+        k_data, k_learn = set_key_pair(key, index)
+        X, x = self.task.sample_nested(k_data, self.n)
         Xp = jnp.concatenate([X, x[None, :]], axis=0)
-        out0 = learner.fit(k_learn, X, teacher_logits(X, w_star, targets))
-        out1 = learner.fit(k_learn, Xp, teacher_logits(Xp, w_star, targets))
-        return out0.w, out1.w, out0.status, out1.status
+        out0 = self.learner.fit(k_learn, X, teacher_logits(X, w_star, self.targets))
+        Xp, _ = jax.lax.optimization_barrier((Xp, out0.w))
+        out1 = self.learner.fit(k_learn, Xp, teacher_logits(Xp, w_star, self.targets))
+        ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
+        return {"w_X": out0.w, "w_plus": out1.w, "status": jnp.where(ok0, out1.status, out0.status),
+                "status_X": out0.status, "status_plus": out1.status}
 
-    w0, w1, s0, s1 = jax.vmap(one)(indices)
-    a0 = unsigned_angle(w0, w_star)
-    a1 = unsigned_angle(w1, w_star)
-    if risk_method == "exact":
-        r = exact_risk(task, w0)
-    else:
-        r, _ = mc_risk(w0, X_test, w_star)
-    return a0, a1, s0, s1, r
+    def finish(self, batch, X_test):
+        w_star = jnp.asarray(self.task.w_star)
+        w0 = batch.pop("w_X")
+        w1 = batch.pop("w_plus")
+        batch["angle_X"] = unsigned_angle(w0, w_star)
+        batch["angle_plus"] = unsigned_angle(w1, w_star)
+        if self.risk_method == "exact":
+            batch["risk_X"] = self.task.exact_risk(w0)
+        else:
+            batch["risk_X"], _ = mc_risk(w0, X_test, w_star)
+        return batch
 
 
 def monotonicity_index(
@@ -184,7 +191,7 @@ def monotonicity_index(
     task: Task,
     n: int,
     num_sets: int,
-    learner=None,
+    learner: AbstractLearner | None = None,
     targets: TargetSpec = TargetSpec(),
     *,
     chunk_size: int | None = None,
@@ -192,15 +199,20 @@ def monotonicity_index(
     num_test: int = 10_000,
     dtype: str = "float64",
     atol: float = 1e-12,
+    progress: bool = False,
+    out: str | None = None,
 ) -> MonotonicityEstimate:
     """Estimate the monotonicity index (eq. 34) of a learner on a task.
+
+    Runs through the library's chunked runner (sharded over devices, failed
+    pairs reported by index, resumable with ``out``).
 
     Args:
         key: PRNG key or integer seed.
         task: any task (pools: n + 1 <= pool size).
         n: size of X; the nested set [X; x] has n + 1 inputs.
         num_sets: number of (X, x) pairs.
-        learner: any ``students.base`` learner (default: gradient flow).
+        learner: any ``students.AbstractLearner`` (default: gradient flow).
         targets: teacher targets (soft by default).
         chunk_size: pairs per compiled chunk (default: bounded memory).
         risk: "auto", "exact" or "mc": how risk_X is computed.
@@ -209,6 +221,8 @@ def monotonicity_index(
             The default suits exact learners (closed form: angle errors
             ~1e-15); for a learner accurate to a relative error e (the flow's
             newton_tol) use atol ~ 10 e when n >= d matters.
+        progress: show a progress bar.
+        out: a folder for the resumable store of the per-pair results.
 
     Returns:
         ``MonotonicityEstimate`` over the pairs where both fits succeeded.
@@ -217,41 +231,38 @@ def monotonicity_index(
         >>> est = monotonicity_index(0, KappaPolynomialTask(100, 1.0), n=5, num_sets=1000)
         >>> est.index, est.se, est.angle_change_mean
     """
-    from ..simulate import _cast_task, as_key, default_chunk_size
-    from ..students.base import FlowLearner
-
     learner = learner if learner is not None else FlowLearner()
-    n = check_int("n", n, minimum=1)
+    if not isinstance(learner, AbstractLearner):
+        raise JaxDistillError(f"learner must be a jaxdistill.students.AbstractLearner, got {type(learner).__name__}")
+    if not isinstance(task, Task):
+        raise JaxDistillError(f"task must be a jaxdistill.tasks.Task, got {type(task).__name__}")
+    n = task.check_n(n, extra=1)
     num_sets = check_int("num_sets", num_sets, minimum=1)
-    if isinstance(task, PoolTask) and n + 1 > task.pool_size:
-        raise JaxDistillError(f"n must be <= pool size - 1 = {task.pool_size - 1} (X and the extra input are distinct), got {n}")
-    if risk not in ("auto", "exact", "mc"):
-        raise JaxDistillError(f"risk must be one of auto, exact, mc; got {risk!r}")
+    check_choice("risk", risk, ("auto", "exact", "mc"))
     check_int("num_test", num_test, minimum=1)
-    check_dtype(dtype)
-    if getattr(learner, "name", "") == "closed-form" and not targets.is_soft:
-        raise JaxDistillError("the closed-form learner needs soft targets: with hard labels the loss has no finite minimiser")
+    dtype = check_dtype(dtype)
+    learner = learner.for_dtype(dtype)
+    learner.check_targets(targets)
     if risk == "auto":
-        risk = "exact" if has_exact_risk(task) else "mc"
-    if risk == "exact" and not has_exact_risk(task):
+        risk = "exact" if task.has_exact_risk else "mc"
+    if risk == "exact" and not task.has_exact_risk:
         raise JaxDistillError(f"risk='exact' is not available for {type(task).__name__}; use risk='mc'")
     cs = chunk_size if chunk_size is not None else min(default_chunk_size(n + 1, task.d) // 2 or 1, num_sets)
-    cs = check_int("chunk_size", cs, minimum=1)
-    a0s, a1s, oks, rs = [], [], [], []
+    plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))
+    key, seed_repr = as_key(key), key_repr(key)
     with precision(dtype):
-        key = as_key(key)
-        task_c = _cast_task(task, dtype)
-        X_test = task_c.held_out(jax.random.fold_in(key, TEST_STREAM), num_test) if risk == "mc" else jnp.zeros((1, task.d))
-        for lo in range(0, num_sets, cs):
-            m = min(cs, num_sets - lo)
-            idx = jnp.arange(lo, lo + cs)
-            a0, a1, s0, s1, r = _chunk(task_c, learner, targets, n, key, idx, X_test, risk)
-            a0s.append(np.asarray(a0)[:m])
-            a1s.append(np.asarray(a1)[:m])
-            oks.append((np.isin(np.asarray(s0), SUCCESS_CODES) & np.isin(np.asarray(s1), SUCCESS_CODES))[:m])
-            rs.append(np.asarray(r)[:m])
-    return monotonicity_from_angles(np.concatenate(a0s), np.concatenate(a1s), np.concatenate(oks),
-                                    np.concatenate(rs), risk_method=risk, atol=atol)
+        task_c = task.cast(dtype)
+        X_test = task_c.held_out(held_out_key(key), num_test) if risk == "mc" else None
+    program = NestedSetProgram(task_c, learner, targets, n, risk)
+    store = None
+    if out is not None:
+        config = {**task.config(), **learner.config(), "estimand": "monotonicity_index", "n": n,
+                  "num_sets": num_sets, "targets": targets.kind, "temperature": targets.temperature,
+                  "seed": seed_repr, "chunk_size": plan.chunk_size, "risk": risk, "num_test": num_test, "dtype": dtype}
+        store = RunStore(out, config)
+    run = run_program(program, key, plan, shared=X_test, dtype=dtype, store=store, progress=progress)
+    a = run.arrays
+    return monotonicity_from_angles(a["angle_X"], a["angle_plus"], run.ok, a["risk_X"], risk_method=risk, atol=atol)
 
 
 __all__ = [
@@ -260,5 +271,6 @@ __all__ = [
     "monotonicity_from_angles",
     "monotonicity_from_students",
     "nested_sets",
+    "NestedSetProgram",
     "EXTRA_STREAM",
 ]

@@ -2,13 +2,14 @@
 
     p(theta) = P_{x ~ P_x}[ alpha-bar(w*, x) >= theta ],   theta in [0, pi/2].
 
-``exact_p_theta`` gives it in closed form for the built-in tasks
-(kappa-polynomial: (1 - 2 theta / pi)^kappa; angular margin; isotropic
-Gaussian in dimension d, through the regularised incomplete beta function)
-and for a ``CustomTask`` that declares it.  ``empirical_p_theta`` is the
-reverse CDF of a sample of angles, for any task, including finite pools such
-as MNIST (``pool_angles`` gives every angle of a pool).  Both are jnp
-functions, batched over theta and jit-compatible.
+``exact_p_theta`` gives it in closed form for every task that knows it
+(``task.has_exact_p``: kappa-polynomial, (1 - 2 theta / pi)^kappa; angular
+margin; isotropic Gaussian in dimension d, through the regularised incomplete
+beta function; a ``CustomTask`` or user task that declares it).
+``empirical_p_theta`` is the reverse CDF of a sample of angles, for any task,
+including finite pools such as MNIST (``pool_angles`` gives every angle of a
+finite law, ``task.finite_support()``).  Both are jnp functions, batched over
+theta and jit-compatible.
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..tasks import PoolTask, Task, has_exact_p
-from ..validation import JaxDistillError, check_int
+from ..tasks import AbstractTask
+from ..validation import JaxDistillError
 from .angles import unsigned_angle
 
 HALF_PI = math.pi / 2
 
 
-def exact_p_theta(task: Task, theta: Float[Array, "..."]) -> Float[Array, "..."]:
+def exact_p_theta(task: AbstractTask, theta: Float[Array, "..."]) -> Float[Array, "..."]:
     """Exact p(theta) of eq. 17 for a task that knows it.
 
     Args:
-        task: ``KappaPolynomialTask``, ``AngularMarginTask``,
-            ``IsotropicGaussianTask``, or a ``CustomTask`` built with ``p_theta``.
+        task: a task with ``has_exact_p`` (``KappaPolynomialTask``,
+            ``AngularMarginTask``, ``IsotropicGaussianTask``, a ``CustomTask``
+            built with ``p_theta``, any task that implements it).
         theta: angles in [0, pi/2], any shape (values outside are clipped).
 
     Returns:
@@ -42,7 +44,7 @@ def exact_p_theta(task: Task, theta: Float[Array, "..."]) -> Float[Array, "..."]
             covariance, pools, custom samplers without ``p_theta``); use
             ``empirical_p_theta(sample_angles(key, task, M), theta)``.
     """
-    if not has_exact_p(task):
+    if not task.has_exact_p:
         raise JaxDistillError(
             f"exact_p_theta: {type(task).__name__} has no closed-form p(theta) (eq. 17); it is known for the "
             "kappa, margin and isotropic gaussian tasks and for CustomTask(p_theta=...). For any other task use "
@@ -51,29 +53,31 @@ def exact_p_theta(task: Task, theta: Float[Array, "..."]) -> Float[Array, "..."]
     return task.p_theta(jnp.asarray(theta))
 
 
-def sample_angles(key: PRNGKeyArray, task: Task, num: int | None) -> Float[Array, " num"]:
+def sample_angles(key: PRNGKeyArray, task: AbstractTask, num: int | None) -> Float[Array, " num"]:
     """Unsigned angles alpha-bar(w*, x) (eq. 16) of ``num`` inputs x ~ P_x.
 
-    For a ``PoolTask`` the inputs are drawn without replacement, so ``num``
-    must not exceed the pool size; ``num=None`` returns every pool angle
-    (``pool_angles``).
+    ``num`` is checked by ``task.check_n`` (for a ``PoolTask`` the inputs are
+    drawn without replacement, so ``num`` must not exceed the pool size);
+    ``num=None`` returns every angle of a finite law (``pool_angles``).
     """
-    if isinstance(task, PoolTask) and num is None:
-        return pool_angles(task)
     if num is None:
-        raise JaxDistillError("num must be an integer >= 1 (None is only allowed for pool tasks: every pool input)")
-    num = check_int("num", num, minimum=1)
-    if isinstance(task, PoolTask) and num > task.pool_size:
-        raise JaxDistillError(f"num must be <= the pool size {task.pool_size} (sampling without replacement), got {num}")
+        if task.finite_support() is None:
+            raise JaxDistillError(
+                "num must be an integer >= 1 (None is only allowed for tasks with a finite pool of inputs, "
+                "e.g. PoolTask: every pool input)")
+        return pool_angles(task)
+    num = task.check_n(num, name="num")
     X = task.sample(key, num)
     return unsigned_angle(X, jnp.asarray(task.w_star, X.dtype))
 
 
-def pool_angles(task: PoolTask) -> Float[Array, " P"]:
-    """Unsigned angles of every input of a pool (the pool's exact p is their reverse CDF)."""
-    if not isinstance(task, PoolTask):
-        raise JaxDistillError(f"pool_angles needs a PoolTask, got {type(task).__name__}")
-    X = jnp.asarray(task.pool)
+def pool_angles(task: AbstractTask) -> Float[Array, " P"]:
+    """Unsigned angles of every input of a finite law (``task.finite_support()``,
+    e.g. a ``PoolTask``'s pool): the pool's exact p is their reverse CDF."""
+    X = task.finite_support()
+    if X is None:
+        raise JaxDistillError(f"pool_angles needs a task with a finite pool of inputs (e.g. PoolTask), got {type(task).__name__}")
+    X = jnp.asarray(X)
     return unsigned_angle(X, jnp.asarray(task.w_star, X.dtype))
 
 
@@ -117,14 +121,14 @@ def empirical_p_fn(angles: Float[Array, " M"]):
     return lambda theta: empirical_p_theta(a, theta)
 
 
-def p_function(task: Task, *, key: PRNGKeyArray | None = None, num: int = 100_000):
+def p_function(task: AbstractTask, *, key: PRNGKeyArray | None = None, num: int = 100_000):
     """p as a function of theta for any task: exact where known, else the
     empirical reverse CDF of ``num`` sampled angles (all angles for a pool)."""
-    if has_exact_p(task):
+    if task.has_exact_p:
         return lambda theta: task.p_theta(jnp.asarray(theta))
     if key is None:
         key = jax.random.PRNGKey(0)
-    angles = sample_angles(key, task, None if isinstance(task, PoolTask) else num)
+    angles = sample_angles(key, task, None if task.finite_support() is not None else num)
     return empirical_p_fn(angles)
 
 

@@ -63,27 +63,63 @@ def finite_float(name: str, *, gt: float | None = None, ge: float | None = None,
     return parse
 
 
+TASK_OPTIONS = {
+    # option: (argparse dest, default, tasks it applies to)
+    "--kappa": ("kappa", 1.0, ("kappa", "margin")),
+    "--margin": ("margin", 0.2, ("margin",)),
+    "--d": ("d", 1000, ("kappa", "margin", "gaussian")),
+    "--teacher-norm": ("teacher_norm", 1.0, ("kappa", "margin", "gaussian")),
+    "--pool-file": ("pool_file", None, ("pool",)),
+    "--task-seed": ("task_seed", 0, ("mnist",)),
+}
+
+
 def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) -> None:
+    """The task options.  Each applies to some tasks only (``TASK_OPTIONS``);
+    ``task_from_args`` refuses one given for another task."""
     g = p.add_argument_group("task")
     g.add_argument("--task", choices=TASKS, default="kappa", help="input law and teacher (default: kappa)")
-    g.add_argument("--kappa", type=finite_float("--kappa", gt=0.0), default=1.0,
+    g.add_argument("--kappa", type=finite_float("--kappa", gt=0.0), default=None,
                    help="kappa > 0 of the kappa-polynomial task (and the margin task's angle law); default 1")
-    g.add_argument("--margin", type=finite_float("--margin", ge=0.0, lt=math.pi / 2), default=0.2,
+    g.add_argument("--margin", type=finite_float("--margin", ge=0.0, lt=math.pi / 2), default=None,
                    help="angular margin beta0 in [0, pi/2) of the margin task (radians); default 0.2")
-    g.add_argument("--d", type=int_at_least("--d", 2), default=1000, help="input dimension d >= 2 (default 1000)")
-    g.add_argument("--teacher-norm", type=finite_float("--teacher-norm", gt=0.0), default=1.0,
-                   help="||w*|| for built-in tasks (default 1)")
+    g.add_argument("--d", type=int_at_least("--d", 2), default=None,
+                   help="input dimension d >= 2 of the kappa, margin and gaussian tasks (default 1000); pool and "
+                        "mnist tasks take d from their data")
+    g.add_argument("--teacher-norm", type=finite_float("--teacher-norm", gt=0.0), default=None,
+                   help="||w*|| for the kappa, margin and gaussian tasks (default 1)")
     g.add_argument("--pool-file", default=None,
                    help="for --task pool: .npz with arrays 'inputs' [P, d], 'w_star' [d] and optionally 'test_inputs'")
-    g.add_argument("--task-seed", type=nonnegative_int("--task-seed"), default=0,
+    g.add_argument("--task-seed", type=nonnegative_int("--task-seed"), default=None,
                    help="for --task mnist: seed of the teacher's training split (default 0)")
 
 
-def task_from_args(args):
-    """Build the Task named by the parsed options."""
-    from ..tasks import PoolTask, make_task
-    from ..validation import JaxDistillError, check_int
+def refuse_inapplicable(args, options: dict, applies: str, what: str) -> None:
+    """Refuse every option of ``options`` ({option: (dest, default, values)})
+    that was given although ``applies`` is not among its values."""
+    from ..validation import JaxDistillError
 
+    for opt, (dest, _, values) in options.items():
+        if getattr(args, dest, None) is not None and applies not in values:
+            raise JaxDistillError(f"{opt} applies only to {what} {', '.join(values)}; it has no effect with "
+                                  f"{what} {applies}")
+
+
+def fill_defaults(args, options: dict) -> None:
+    """Set the documented default of every option that was not given."""
+    for dest, default, _ in options.values():
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, default)
+
+
+def task_from_args(args):
+    """Build the Task named by the parsed options (refusing options that do
+    not apply to it)."""
+    from ..tasks import PoolTask, make_task
+    from ..validation import JaxDistillError
+
+    refuse_inapplicable(args, TASK_OPTIONS, args.task, "--task")
+    fill_defaults(args, TASK_OPTIONS)
     if args.task == "pool":
         if not args.pool_file:
             raise JaxDistillError("--task pool needs --pool-file F.npz with arrays 'inputs' [P, d] and 'w_star' [d]")
@@ -104,14 +140,13 @@ def task_from_args(args):
         except JaxDistillError as e:
             raise JaxDistillError(f"--pool-file {args.pool_file}: {e}") from None
     if args.task == "mnist":
-        try:
-            from ..datasets import mnist01_task
-        except ModuleNotFoundError as e:
-            raise JaxDistillError(f"--task mnist is not available in this installation ({e})") from None
+        from ..datasets import mnist01_task
 
         return mnist01_task(seed=args.task_seed)
-    check_int("d", args.d, minimum=2)
-    return make_task(args.task, d=args.d, kappa=args.kappa, margin=args.margin, teacher_norm=args.teacher_norm)
+    kwargs = {"kappa": args.kappa} if args.task in ("kappa", "margin") else {}
+    if args.task == "margin":
+        kwargs["margin"] = args.margin
+    return make_task(args.task, d=args.d, teacher_norm=args.teacher_norm, **kwargs)
 
 
 def task_label(task) -> str:

@@ -24,79 +24,151 @@ import math
 import sys
 import time
 
-from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_from_args, task_label
+from ..students.discrete import OPTIMISERS
+from ..students.flow_config import FLOAT32_MIN_NEWTON_TOL, SOLVER_NAMES
+from .common import (add_task_arguments, finite_float, nonnegative_int, positive_int, refuse_inapplicable,
+                     task_from_args, task_label)
+
+
+FLOW_OPTIONS = {
+    "--solver": ("solver", None, ("flow",)),
+    "--rtol": ("rtol", None, ("flow",)),
+    "--atol": ("atol", None, ("flow",)),
+    "--newton-tol": ("newton_tol", None, ("flow",)),
+    "--max-steps": ("max_steps", None, ("flow",)),
+    "--coordinates": ("coordinates", None, ("flow",)),
+}
+GD_OPTIONS = {
+    "--lr": ("lr", None, ("gd",)),
+    "--steps": ("steps", None, ("gd",)),
+    "--optimizer": ("optimizer", None, ("gd",)),
+}
+DEEP_OPTIONS = {
+    "--width": ("width", 64, ("depth >= 2",)),
+    "--init-scale": ("init_scale", None, ("depth >= 2",)),
+    "--epsilon": ("epsilon", None, ("depth >= 2",)),
+    "--integrator": ("integrator", "reduced", ("depth >= 2",)),
+}
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="simulate distillation on many transfer sets",
                        description="Sample transfer sets from a task, train a student on each (closed form, "
-                                   "gradient flow or an optax optimiser) and estimate the expected transfer risk.")
+                                   "gradient flow or an optax optimiser) and estimate the expected transfer risk. "
+                                   "Every option either takes effect or is refused with a message saying when it "
+                                   "applies.")
     add_task_arguments(p)
     p.add_argument("--n", type=positive_int("--n"), default=20, help="transfer-set size n >= 1 (default 20)")
     p.add_argument("--num-sets", type=positive_int("--num-sets"), default=1000, help="number of transfer sets B (default 1000)")
     p.add_argument("--method", choices=("closed-form", "flow", "gd"), default="flow",
-                   help="closed-form (Thm 1), flow (gradient flow, eq. 3; default) or gd (optax)")
+                   help="closed-form (Thm 1; depth 1 only), flow (gradient flow, eq. 3; default) or gd (optax); "
+                        "with --depth >= 2, flow or gd trains the deep factors")
     p.add_argument("--seed", type=nonnegative_int("--seed", maximum=2**63 - 1), default=0,
                    help="PRNG seed >= 0 (default 0); set i uses fold_in(seed key, i)")
     p.add_argument("--out", default=None, help="output folder (resumable); nothing is written without it")
     p.add_argument("--chunk-size", type=positive_int("--chunk-size"), default=None,
-                   help="sets per compiled chunk (default: bounded memory, at most 1000)")
+                   help="sets per compiled chunk (default: bounded memory, at most 256)")
     p.add_argument("--targets", choices=("soft", "hard"), default="soft", help="teacher targets (default soft)")
-    p.add_argument("--temperature", type=finite_float("--temperature", gt=0.0), default=1.0,
-                   help="temperature T > 0 of soft targets sigma(w*.x / T) (default 1)")
-    g = p.add_argument_group("gradient flow")
-    g.add_argument("--solver", default=None, help="diffrax solver name (default Kvaerno3)")
-    g.add_argument("--rtol", type=finite_float("--rtol", gt=0.0, lt=1.0), default=None, help="step-size controller rtol")
-    g.add_argument("--atol", type=finite_float("--atol", gt=0.0), default=None, help="step-size controller atol")
+    p.add_argument("--temperature", type=finite_float("--temperature", gt=0.0), default=None,
+                   help="temperature T > 0 of soft targets sigma(w*.x / T) (default 1; soft targets only)")
+    g = p.add_argument_group("gradient flow (--method flow)")
+    g.add_argument("--solver", choices=SOLVER_NAMES, default=None, help="diffrax solver (default Kvaerno3)")
+    g.add_argument("--rtol", type=finite_float("--rtol", gt=0.0, lt=1.0), default=None,
+                   help="PID step-size controller rtol (default 1e-2)")
+    g.add_argument("--atol", type=finite_float("--atol", gt=0.0), default=None,
+                   help="PID step-size controller atol (default 1e-5)")
     g.add_argument("--newton-tol", type=finite_float("--newton-tol", gt=0.0, lt=1.0), default=None,
                    help="stop when the Newton step is below this times ||w|| (default 1e-9)")
-    g.add_argument("--max-steps", type=positive_int("--max-steps"), default=None, help="solver step limit")
-    g.add_argument("--coordinates", choices=("reduced", "plain"), default="reduced",
-                   help="integrate in the reduced coordinates of DESIGN.md fact 1 (default) or in d dimensions")
+    g.add_argument("--max-steps", type=positive_int("--max-steps"), default=None, help="solver step limit (default 4096)")
+    g.add_argument("--coordinates", choices=("reduced", "plain"), default=None,
+                   help="integrate in the reduced coordinates of docs/design.md fact 1 (default) or in d dimensions "
+                        "(depth 1, or the full deep integrator's W_1)")
     g = p.add_argument_group("discrete optimiser (--method gd)")
-    g.add_argument("--lr", type=finite_float("--lr", gt=0.0), default=1.0, help="learning rate (default 1)")
-    g.add_argument("--steps", type=positive_int("--steps"), default=10_000, help="optimiser steps (default 10000)")
-    g.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="sgd")
-    g = p.add_argument_group("deep linear student (Thm 2)")
+    g.add_argument("--lr", type=finite_float("--lr", gt=0.0), default=None,
+                   help="learning rate (default 1; deep students 0.5)")
+    g.add_argument("--steps", type=positive_int("--steps"), default=None,
+                   help="optimiser steps (default 10000; deep students 20000)")
+    g.add_argument("--optimizer", choices=OPTIMISERS, default=None, help="sgd (default), momentum (0.9) or adam")
+    g = p.add_argument_group("deep linear student (Thm 2; --depth >= 2)")
     g.add_argument("--depth", type=positive_int("--depth"), default=1, help="N >= 1 factors (default 1: linear student)")
-    g.add_argument("--width", type=positive_int("--width"), default=64, help="hidden width of deep students (default 64)")
+    g.add_argument("--width", type=positive_int("--width"), default=None, help="hidden width of deep students (default 64)")
     g.add_argument("--init-scale", type=finite_float("--init-scale", gt=0.0), default=None,
                    help="||w(0)|| of deep students (default: from eq. 11 with --epsilon)")
     g.add_argument("--epsilon", type=finite_float("--epsilon", gt=0.0), default=None,
                    help="target accuracy epsilon of Thm 2 (eq. 11, 15)")
-    g.add_argument("--integrator", choices=("reduced", "induced", "full"), default="reduced",
-                   help="deep flow integrator: reduced (DESIGN.md fact 2), induced (eq. 56) or full W_1..W_N")
+    g.add_argument("--integrator", choices=("reduced", "induced", "full"), default=None,
+                   help="deep flow integrator: reduced (docs/design.md fact 2; default), induced (eq. 56) or full "
+                        "W_1..W_N (--method flow only)")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--risk", choices=("auto", "exact", "mc"), default="auto",
                    help="transfer risk: exact where the task allows (default auto) or Monte-Carlo")
-    g.add_argument("--num-test", type=positive_int("--num-test"), default=10_000, help="held-out inputs for MC risk")
+    g.add_argument("--num-test", type=positive_int("--num-test"), default=None,
+                   help="held-out inputs for Monte-Carlo risk (default 10000; MC risk only)")
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="float64 (default) or float32 (flows then stop at newton_tol >= 1e-5; about 1e-5 relative "
                         "distance to the closed form)")
-    g.add_argument("--save-students", action="store_true", help="also store the students w [B, d] in the chunk files")
+    g.add_argument("--save-students", action="store_true",
+                   help="also store the students w [B, d] in the chunk files of --out")
     g.add_argument("--strict", action="store_true", help="exit with status 3 if any transfer set failed")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no resume/progress messages")
-    g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=86400.0,
-                   help="multi-host runs: seconds process 0 waits for the other hosts' chunks (default 86400)")
+    g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=None,
+                   help="multi-host runs only: seconds process 0 waits for the other hosts' chunks (default 86400)")
     g.add_argument("--json", action="store_true", help="print summary.json instead of the readable report")
     p.set_defaults(func=main)
 
 
 def learner_from_args(args):
-    """The learner object named by the options."""
-    from ..students.discrete import GDConfig
-    from ..students.flow import FlowConfig
-    from ..simulate import make_learner
+    """The learner object named by the options; refuses options that do not
+    apply to the chosen method and depth."""
+    from ..students import FlowConfig, GDConfig, deep_learner, make_learner, solver_from_name
+    from ..validation import JaxDistillError
 
-    flow_kwargs = {k: v for k, v in {
-        "solver": args.solver, "rtol": args.rtol, "atol": args.atol, "newton_tol": args.newton_tol,
-        "max_steps": args.max_steps, "coordinates": args.coordinates}.items() if v is not None}
-    flow = FlowConfig(**flow_kwargs)
-    if args.depth > 1:
-        from ..students.deep import deep_learner_from_options
+    refuse_inapplicable(args, DEEP_OPTIONS, "depth >= 2" if args.depth > 1 else "depth 1", "students of")
+    refuse_inapplicable(args, FLOW_OPTIONS, args.method, "--method")
+    refuse_inapplicable(args, GD_OPTIONS, args.method, "--method")
+    if args.depth > 1 and args.method == "closed-form":
+        raise JaxDistillError("--method closed-form applies only to --depth 1 (a deep student has no closed form; "
+                              "use --method flow or gd)")
+    if args.depth > 1 and args.method == "gd" and args.integrator is not None:
+        raise JaxDistillError("--integrator applies only to --method flow (with --method gd the factors are trained "
+                              "by the optimiser)")
+    if args.coordinates == "plain" and args.depth > 1 and args.integrator != "full":
+        raise JaxDistillError("--coordinates applies to deep students only with --integrator full")
+    flow = gd = None
+    if args.method == "flow":
+        kw = {k: v for k, v in {"rtol": args.rtol, "atol": args.atol, "newton_tol": args.newton_tol,
+                                "max_steps": args.max_steps, "coordinates": args.coordinates}.items() if v is not None}
+        if args.solver is not None:
+            kw["solver"] = solver_from_name(args.solver)
+        flow = FlowConfig(**kw) if (kw or args.depth == 1) else None
+    if args.method == "gd":
+        kw = {k: v for k, v in {"learning_rate": args.lr, "steps": args.steps, "optimizer": args.optimizer}.items()
+              if v is not None}
+        gd = GDConfig(**kw) if (kw or args.depth == 1) else None
+    if args.depth == 1:
+        return make_learner(args.method, flow=flow, gd=gd)
+    return deep_learner(depth=args.depth, width=64 if args.width is None else args.width, init_scale=args.init_scale,
+                        epsilon=args.epsilon, integrator=args.integrator, method=args.method, flow=flow, gd=gd)
 
-        return deep_learner_from_options(args, flow)
-    return make_learner(args.method, flow=flow, gd=GDConfig(learning_rate=args.lr, steps=args.steps, optimizer=args.optimizer))
+
+def check_run_options(args, task) -> None:
+    """Options whose relevance depends on the targets, the risk or the hosts."""
+    import jax
+
+    from ..validation import JaxDistillError
+
+    if args.dtype == "float32" and args.newton_tol is not None and args.newton_tol < FLOAT32_MIN_NEWTON_TOL:
+        raise JaxDistillError(f"--newton-tol must be >= {FLOAT32_MIN_NEWTON_TOL:g} with --dtype float32 "
+                              f"(float32 cannot certify a smaller relative distance), got {args.newton_tol:g}")
+    if args.temperature is not None and args.targets != "soft":
+        raise JaxDistillError("--temperature applies only to --targets soft")
+    if args.num_test is not None and (args.risk == "exact" or (args.risk == "auto" and task.has_exact_risk)):
+        raise JaxDistillError(f"--num-test applies only to Monte-Carlo risk (--risk mc, or --risk auto on a task "
+                              f"without exact risk); --task {args.task} uses exact risk here")
+    if args.save_students and not args.out:
+        raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
+    if args.wait_timeout is not None and jax.process_count() == 1:
+        raise JaxDistillError("--wait-timeout applies only to multi-host runs (jax.process_count() > 1)")
 
 
 def main(args) -> int:
@@ -104,71 +176,50 @@ def main(args) -> int:
 
     import jax
 
+    from ..runner import chunks_for_process, run_program
     from ..runstore import RunStore, write_json, write_sets_csv
-    from ..simulate import (FLOAT32_MIN_NEWTON_TOL, _progress_bar, assemble, chunks_for_process, default_chunk_size,
-                            distill_chunks, has_exact_risk, precision_adjusted, run_config)
-    from ..students.flow import STATUS_NAMES
+    from ..results import DistillResult
+    from ..simulate import setup_distill
+    from ..status import STATUS_NAMES
     from ..teachers import TargetSpec
     from ..validation import JaxDistillError
 
-    if args.dtype == "float32" and args.newton_tol is not None and args.newton_tol < FLOAT32_MIN_NEWTON_TOL:
-        raise JaxDistillError(f"--newton-tol must be >= {FLOAT32_MIN_NEWTON_TOL:g} with --dtype float32 "
-                              f"(float32 cannot certify a smaller relative distance), got {args.newton_tol:g}")
     task = task_from_args(args)
-    learner = precision_adjusted(learner_from_args(args), args.dtype)
-    targets = TargetSpec(kind=args.targets, temperature=args.temperature)
-    if args.method == "closed-form" and args.targets == "hard":
-        raise JaxDistillError("--method closed-form needs --targets soft: with hard labels the loss has no finite minimiser")
-    if args.risk == "exact" and not has_exact_risk(task):
-        raise JaxDistillError(f"--risk exact is not available for --task {args.task}; use --risk mc or auto")
-    chunk = args.chunk_size or min(default_chunk_size(args.n, task.d), args.num_sets)
-    risk = args.risk if args.risk != "auto" else ("exact" if has_exact_risk(task) else "mc")
-    config = run_config(task, args.n, args.num_sets, learner, targets, str(args.seed), chunk, risk, args.num_test, args.dtype)
-    num_chunks = math.ceil(args.num_sets / chunk)
+    learner = learner_from_args(args)
+    check_run_options(args, task)
+    targets = TargetSpec(kind=args.targets, temperature=1.0 if args.temperature is None else args.temperature)
+    setup = setup_distill(args.seed, task, args.n, args.num_sets, learner=learner, targets=targets,
+                          chunk_size=args.chunk_size, risk=args.risk,
+                          num_test=10_000 if args.num_test is None else args.num_test,
+                          keep_students=args.save_students, dtype=args.dtype)
+    plan = setup.plan
     pid, nproc = jax.process_index(), jax.process_count()
     if nproc > 1 and not args.out:
         raise JaxDistillError("a multi-host run (jax.process_count() > 1) needs --out on a filesystem shared by all hosts")
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    store = RunStore(args.out, config) if args.out else None
-    done = set(store.finished_chunks(num_chunks, on_corrupt=say)) if store else set()
-    todo = [c for c in range(num_chunks) if c not in done]
+    store = RunStore(args.out, setup.config) if args.out else None
+    mine = chunks_for_process(plan.num_chunks, pid, nproc) if nproc > 1 else None
     if nproc > 1:
-        todo = [c for c in todo if c in set(chunks_for_process(num_chunks, pid, nproc))]
-    sets_done = args.num_sets - sum(_chunk_len(c, chunk, args.num_sets) for c in todo)
-    if store and done:
-        say(f"resuming {args.out}: {len(done)} of {num_chunks} chunks ({_sets_in(done, chunk, args.num_sets)} sets) already done")
-    if nproc > 1:
-        say(f"process {pid} of {nproc}: computing {len(todo)} chunks (c % {nproc} == {pid})")
-    t0 = time.perf_counter()
-    bar = _progress_bar(args.num_sets if nproc == 1 else sets_done + sum(_chunk_len(c, chunk, args.num_sets) for c in todo),
-                        not args.quiet, initial=sets_done)
-    in_memory = {}
-    if todo:
-        for c, arrays in distill_chunks(
-            args.seed, task, args.n, args.num_sets, learner=learner, targets=targets, chunk_size=chunk, risk=risk,
-            num_test=args.num_test, keep_students=args.save_students, dtype=args.dtype, chunks=todo,
-        ):
-            if store:
-                store.save_chunk(c, arrays)
-            else:
-                in_memory[c] = arrays
-            bar.update(len(arrays["status"]))
-    bar.close()
-    elapsed = time.perf_counter() - t0
+        say(f"process {pid} of {nproc}: computing the chunks c with c % {nproc} == {pid}")
+    run = run_program(setup.program, setup.key, plan, shared=setup.X_test, dtype=setup.dtype, store=store, chunks=mine,
+                      progress=not args.quiet, say=say, collect=nproc == 1)
     if nproc > 1:
         if pid != 0:
             say(f"process {pid} of {nproc}: done; process 0 writes {args.out}/summary.json")
             return 0
-        _wait_for_chunks(store, num_chunks, args.wait_timeout, say)
-    chunks = [in_memory[c] if c in in_memory else store.load_chunk(c) for c in range(num_chunks)]
-    result = assemble(chunks, config, risk, elapsed)
+        _wait_for_chunks(store, plan.num_chunks, 86400.0 if args.wait_timeout is None else args.wait_timeout, say)
+        mine_done = run
+        run = run_program(setup.program, setup.key, plan, shared=setup.X_test, dtype=setup.dtype, store=store,
+                          chunks=[], progress=False, say=say)
+        run.elapsed, run.sets_computed = mine_done.elapsed, mine_done.sets_computed
+    result = DistillResult.from_arrays(run.arrays, setup.config, setup.program.risk_method, run.elapsed)
     summary = result.summary()
     summary.update(_deep_summary(result))
-    summary["sets_computed_this_run"] = sum(_chunk_len(c, chunk, args.num_sets) for c in todo)
+    summary["sets_computed_this_run"] = run.sets_computed
     summary["num_devices"] = jax.local_device_count()
     summary["num_processes"] = nproc
     if store:
-        per_set = {k: v for k, v in _concat(chunks).items() if k != "students"}
+        per_set = {k: v for k, v in run.arrays.items() if k != "students"}
         per_set["status_name"] = np.array([STATUS_NAMES[int(s)] for s in per_set["status"]])
         write_sets_csv(store.root / "sets.csv", per_set)
         write_json(store.root / "summary.json", summary)
@@ -180,14 +231,6 @@ def main(args) -> int:
         print(f"jaxdistill run: --strict: {summary['num_failed']} transfer set(s) failed", file=sys.stderr)
         return 3
     return 0
-
-
-def _chunk_len(c: int, chunk: int, num_sets: int) -> int:
-    return min(chunk, num_sets - c * chunk)
-
-
-def _sets_in(chunks, chunk: int, num_sets: int) -> int:
-    return sum(_chunk_len(c, chunk, num_sets) for c in chunks)
 
 
 def _wait_for_chunks(store, num_chunks: int, timeout: float, say) -> None:
@@ -204,12 +247,6 @@ def _wait_for_chunks(store, num_chunks: int, timeout: float, say) -> None:
                                   "rerun the same command to compute them")
         time.sleep(1.0)
         missing = [c for c in missing if not store.has_chunk(c)]
-
-
-def _concat(chunks):
-    import numpy as np
-
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
 def _deep_summary(result) -> dict:

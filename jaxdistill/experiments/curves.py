@@ -22,8 +22,20 @@ cor1_bound (margin task only), cor2_bound.
 
 from __future__ import annotations
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from .._precision import precision
+from ..keys import as_key, set_key_pair
+from ..runner import ChunkPlan, SetProgram, run_program
+from ..status import Status
+from ..students.closed_form import reduce_data, reduced_target
+from ..students.hard import max_margin
+from ..students.wdelta import orthogonal_gaussian, w_delta_from
+from ..tasks import Task
+from ..teachers import teacher_logits
 from ._common import Grid, pyplot, savefig, write_csv
 
 NAME = "curves"
@@ -43,49 +55,47 @@ def _task(label, d):
     return make_task(kind, d=d, **kw)
 
 
+class CurveProgram(SetProgram):
+    """One transfer set of the learning curves: the soft student (closed
+    form), the max-margin hard-target student and w_delta on the same set;
+    exact risk of each.  ``ok`` [3] says which of the three succeeded; the
+    set's status is the first failure (or converged)."""
+
+    task: Task
+    n: int = eqx.field(static=True)
+    delta: float = eqx.field(static=True)
+
+    finite_outputs = ()
+
+    def one_set(self, key, index, shared):
+        n, task = self.n, self.task
+        k_data, k_learn = set_key_pair(key, index)
+        X = task.sample(k_data, n)
+        u = teacher_logits(X, task.w_star)
+        red = reduce_data(X)
+        w_hat = red.Q @ reduced_target(red, u)
+        X1, _ = jax.lax.optimization_barrier((X, w_hat))  # sequence the factorisations
+        w_d = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X1), self.delta)
+        X2, _ = jax.lax.optimization_barrier((X, w_d))
+        mm = max_margin(X2, jnp.where(u >= 0, 1.0, -1.0).astype(X.dtype))
+        W = jnp.stack([w_hat, mm.w, w_d])
+        ok = jnp.stack([red.rank_ok | (n > task.d), mm.status == Status.CONVERGED, red.rank_ok | (n > task.d)])
+        ok = ok & jnp.all(jnp.isfinite(W), axis=1)
+        status = jnp.where(jnp.all(ok), Status.CONVERGED, jnp.where(jnp.all(jnp.isfinite(W)), mm.status, Status.NON_FINITE))
+        return {"W": W, "ok": ok, "status": status.astype(jnp.int32)}
+
+    def finish(self, batch, shared):
+        batch["risk"] = self.task.exact_risk(batch.pop("W"))  # [C, 3]
+        return batch
+
+
 def learner_risks(seed, task, n: int, num_sets: int, *, delta: float = DELTA, chunk_size: int = 250):
-    """Per-set exact risks [B, 3] of the soft, hard and w_delta learners and a success mask [B, 3]."""
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
-
-    from .._precision import precision
-    from ..analysis.risk import exact_risk
-    from ..simulate import _cast_task, as_key
-    from ..students.closed_form import reduce_data, reduced_target
-    from ..students.flow import CONVERGED
-    from ..students.hard import max_margin
-    from ..students.wdelta import orthogonal_gaussian, w_delta_from
-    from ..teachers import teacher_logits
-
-    @eqx.filter_jit
-    def chunk(task, key, idx):
-        def one(i):
-            k_data, k_learn = jax.random.split(jax.random.fold_in(key, i))
-            X = task.sample(k_data, n)
-            u = teacher_logits(X, task.w_star)
-            red = reduce_data(X)
-            w_hat = red.Q @ reduced_target(red, u)
-            w_d = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X), delta)
-            mm = max_margin(X, jnp.where(u >= 0, 1.0, -1.0).astype(X.dtype))
-            W = jnp.stack([w_hat, mm.w, w_d])
-            ok = jnp.stack([red.rank_ok | (n > task.d), mm.status == CONVERGED, red.rank_ok | (n > task.d)])
-            return W, ok & jnp.all(jnp.isfinite(W), axis=1)
-
-        W, ok = jax.vmap(one)(idx)
-        return exact_risk(task, W), ok
-
-    out_r, out_ok = [], []
-    cs = min(chunk_size, num_sets)
+    """Per-set exact risks [B, 3] of the soft, hard and w_delta learners and a
+    success mask [B, 3] (through the library's chunked runner)."""
     with precision():
-        key = as_key(seed)
-        t = _cast_task(task, "float64")
-        for lo in range(0, num_sets, cs):
-            m = min(cs, num_sets - lo)
-            r, ok = chunk(t, key, jnp.arange(lo, lo + cs))
-            out_r.append(np.asarray(r)[:m])
-            out_ok.append(np.asarray(ok)[:m])
-    return np.concatenate(out_r), np.concatenate(out_ok)
+        program = CurveProgram(task.cast("float64"), task.check_n(n), float(delta))
+    run = run_program(program, as_key(seed), ChunkPlan(num_sets, min(chunk_size, num_sets)))
+    return run.arrays["risk"], run.arrays["ok"] & np.isfinite(run.arrays["risk"])
 
 
 def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, num_sets: int | None = None,

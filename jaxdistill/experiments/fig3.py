@@ -4,7 +4,7 @@ d = 1000 and n = 20, with the Theorem 3 bound (eq. 19) beside it.
 
 Learner: the gradient flow of eq. 3 (``FlowLearner``, diffrax, to its
 steady state; ``soft_learner="closed-form"`` uses its Thm 1 limit instead).
-Risk: exact (DESIGN.md fact 3, no test-set noise); risk_se is the standard
+Risk: exact (docs/design.md fact 3, no test-set noise); risk_se is the standard
 error of the mean over transfer sets.  bound: min over beta of
 p(beta) + p(pi/2 - beta)^n with the exact p of the task.
 

@@ -20,8 +20,20 @@ Columns: delta, risk_mean, risk_se, num_sets.
 
 from __future__ import annotations
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
+from .._precision import precision
+from ..keys import as_key, set_key_pair
+from ..runner import ChunkPlan, SetProgram, run_program
+from ..status import Status
+from ..students.closed_form import reduce_data, reduced_target
+from ..students.wdelta import orthogonal_gaussian, w_delta_from
+from ..tasks import Task
+from ..teachers import teacher_logits
 from ._common import Grid, pyplot, savefig, write_csv
 
 NAME = "fig4"
@@ -61,54 +73,45 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
     return rows
 
 
+class WDeltaRiskProgram(SetProgram):
+    """One transfer set of Figure 4: w_hat by the closed form, then w_delta for
+    every delta with the set's Gaussian direction q; exact pool risk of each."""
+
+    task: Task
+    n: int = eqx.field(static=True)
+    deltas: Float[Array, " K"]
+
+    finite_outputs = ("risk",)
+
+    def one_set(self, key, index, shared):
+        k_data, k_learn = set_key_pair(key, index)
+        X = self.task.sample(k_data, self.n)
+        red = reduce_data(X)
+        w_hat = red.Q @ reduced_target(red, teacher_logits(X, self.task.w_star))
+        X_after, _ = jax.lax.optimization_barrier((X, w_hat))  # QR of the closed form first, then q's
+        W = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X_after), self.deltas)  # [K, d]
+        ok = red.rank_ok & jnp.all(jnp.isfinite(W))
+        return {"W": W, "status": jnp.where(ok, Status.CONVERGED, Status.RANK_DEFICIENT).astype(jnp.int32)}
+
+    def finish(self, batch, shared):
+        batch["risk"] = self.task.exact_risk(batch.pop("W"))  # [C, K]
+        return batch
+
+
 def w_delta_risks(seed, task, n: int, num_sets: int, deltas, *, chunk_size: int = 50, progress: bool = False):
     """Per-set transfer risks of w_delta for several deltas at once.
 
     Returns a list (one per delta) of (risks [B], ok [B]) numpy pairs.  Set i
-    draws X and q exactly as ``distill`` does with ``WDeltaLearner``.
+    draws X and q exactly as ``distill`` does with ``WDeltaLearner``.  Runs
+    through the library's chunked runner (sharded over devices).
     """
-    import math
-
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
-
-    from .._precision import precision
-    from ..analysis.risk import exact_risk
-    from ..simulate import _cast_task, _progress_bar, as_key
-    from ..students.closed_form import reduce_data, reduced_target
-    from ..students.wdelta import orthogonal_gaussian, w_delta_from
-    from ..teachers import teacher_logits
-
-    @eqx.filter_jit
-    def chunk(task, key, idx, ds):
-        def one(i):
-            k_data, k_learn = jax.random.split(jax.random.fold_in(key, i))
-            X = task.sample(k_data, n)
-            red = reduce_data(X)
-            w_hat = red.Q @ reduced_target(red, teacher_logits(X, task.w_star))
-            W = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X), ds)  # [K, d]
-            return W, red.rank_ok & jnp.all(jnp.isfinite(W))
-
-        W, ok = jax.vmap(one)(idx)
-        return exact_risk(task, W), ok  # [C, K], [C]
-
-    risks, oks = [], []
-    bar = _progress_bar(num_sets, progress)
+    n = task.check_n(n)
+    deltas = [float(x) for x in deltas]
     with precision():
-        key = as_key(seed)
-        task_c = _cast_task(task, "float64")
-        ds = jnp.asarray(list(deltas), jnp.float64)
-        for lo in range(0, num_sets, chunk_size):
-            m = min(chunk_size, num_sets - lo)
-            r, ok = chunk(task_c, key, jnp.arange(lo, lo + chunk_size), ds)
-            risks.append(np.asarray(r)[:m])
-            oks.append(np.asarray(ok)[:m])
-            bar.update(m)
-    bar.close()
-    R, OK = np.concatenate(risks), np.concatenate(oks)
-    OK = OK & np.all(np.isfinite(R), axis=1)
-    return [(R[:, j], OK) for j in range(len(list(deltas)))]
+        program = WDeltaRiskProgram(task.cast("float64"), n, jnp.asarray(deltas, jnp.float64))
+    run = run_program(program, as_key(seed), ChunkPlan(num_sets, chunk_size), progress=progress)
+    R, OK = run.arrays["risk"], run.ok
+    return [(R[:, j], OK) for j in range(len(deltas))]
 
 
 def plot(rows, path, *, n=N):

@@ -1,25 +1,44 @@
-"""The learner interface shared by every student.
+"""The learner interface shared by every student, and the three learners of
+Theorem 1 (closed form, gradient flow, discrete optimiser).
 
-A learner is a frozen (hashable) dataclass with a ``name`` and a method
-``fit(key, X, u) -> LearnerOutput`` for ONE transfer set (gymnax style: the
-key comes first, one function for one set, ``vmap`` for many).  ``key`` is
-the set's own key, for learners with randomness (deep-linear init, w_delta);
-deterministic learners ignore it.  ``simulate.distill`` vmaps ``fit`` over
-sets and chunks.
+A learner is an equinox Module (hashable, usable as a static argument of
+``eqx.filter_jit``) following equinox's abstract/final pattern: the
+abstract ``AbstractLearner`` declares the interface, every concrete learner
+is final (it is not subclassed further) and has no array fields.
+
+* ``name``: a class-level string (the run config's "method").
+* ``fit(key, X, u) -> LearnerOutput`` for ONE transfer set (gymnax style:
+  the key comes first, one function for one set, ``vmap`` for many).
+  ``key`` is the set's own key, for learners with randomness (deep-linear
+  init, w_delta); deterministic learners ignore it.
+* ``check_targets(targets)``: raises ``JaxDistillError`` when the learner
+  cannot use these targets (e.g. the closed form with hard targets).
+* ``for_dtype(dtype)``: the learner as it runs in float64 (unchanged) or
+  float32 (every ``FlowConfig`` field's newton_tol raised to at least
+  ``FLOAT32_MIN_NEWTON_TOL``).
+* ``config()``: a JSON-able dict ``{"method": name, ...}``.
+
+To add a learner: subclass ``AbstractLearner``, give it ``name:
+ClassVar[str]``, implement ``fit`` and ``check_targets``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import abc
+import dataclasses
+from typing import ClassVar, final
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ..teachers import cross_entropy
-from .closed_form import closed_form, reduce_data
+from .._precision import check_dtype
+from ..status import Status
+from ..teachers import TargetSpec, cross_entropy
+from ..validation import JaxDistillError, check_choice
+from .closed_form import reduce_data, reduced_target
 from .discrete import GDConfig, gradient_descent
-from .flow import CONVERGED, RANK_DEFICIENT, FlowConfig, gradient_flow
+from .flow import FlowConfig, gradient_flow
 
 
 class LearnerOutput(eqx.Module):
@@ -27,7 +46,7 @@ class LearnerOutput(eqx.Module):
 
     Attributes:
         w: the student, [d].
-        status: status code (``students.STATUS_NAMES``).
+        status: status code (``jaxdistill.status.Status``).
         num_steps: solver / optimiser steps (0 for closed forms).
         loss: final training loss L^1 (eq. 1).
         extras: learner-specific per-set scalars (e.g. the eq. 76 bound).
@@ -40,33 +59,101 @@ class LearnerOutput(eqx.Module):
     extras: dict = eqx.field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ClosedFormLearner:
-    """Thm 1 (eq. 6): w_hat, computed with a thin QR (no Gram inverse)."""
+def _describe(value):
+    """A JSON-able form of a learner field."""
+    if isinstance(value, (FlowConfig, GDConfig)):
+        return value.config()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return " ".join(repr(value).split())
 
-    name: str = field(default="closed-form", init=False)
+
+def needs_soft_targets(learner, targets: TargetSpec, why: str) -> None:
+    """Raise ``JaxDistillError`` unless ``targets`` are soft (for ``learner.check_targets``)."""
+    if not isinstance(targets, TargetSpec):
+        raise JaxDistillError(f"targets must be a TargetSpec, got {targets!r}")
+    if not targets.is_soft:
+        raise JaxDistillError(f"{type(learner).__name__} (method {learner.name!r}) needs soft targets ({why}); got "
+                              f"targets={targets.kind!r}. For hard targets use HardTargetLearner (max-margin, flow or gd)")
+
+
+class AbstractLearner(eqx.Module):
+    """A student learner (see the module docstring for the interface)."""
+
+    name: eqx.AbstractClassVar[str]
+
+    @abc.abstractmethod
+    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
+        """Train on ONE transfer set: X [n, d], teacher logits u [n] (+-inf for hard targets)."""
+
+    @abc.abstractmethod
+    def check_targets(self, targets: TargetSpec) -> None:
+        """Raise ``JaxDistillError`` if this learner cannot use ``targets``."""
+
+    def for_dtype(self, dtype: str) -> "AbstractLearner":
+        """This learner as it runs in ``dtype`` ("float64": unchanged; "float32":
+        every ``FlowConfig`` field gets newton_tol >= ``FLOAT32_MIN_NEWTON_TOL``)."""
+        dtype = check_dtype(dtype)
+        changes = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, FlowConfig):
+                adjusted = v.for_dtype(dtype)
+                if adjusted is not v:
+                    changes[f.name] = adjusted
+        if not changes:
+            return self
+        names = list(changes)
+        return eqx.tree_at(lambda m: [getattr(m, k) for k in names], self, [changes[k] for k in names])
+
+    def config(self) -> dict:
+        """JSON-able description: ``{"method": name, <field>: value, ...}``
+        (configs as nested dicts, other objects as one-line reprs; a field
+        itself called ``method`` is reported as ``<name>_method``, e.g.
+        ``hard_target_method``)."""
+        cfg = {"method": self.name}
+        for f in dataclasses.fields(self):
+            key = f"{self.name.replace('-', '_')}_method" if f.name == "method" else f.name
+            cfg[key] = _describe(getattr(self, f.name))
+        return cfg
+
+
+@final
+class ClosedFormLearner(AbstractLearner):
+    """Thm 1 (eq. 6): w_hat, computed with a thin QR (no Gram inverse).
+    Soft targets only (hard labels have no finite minimiser)."""
+
+    name: ClassVar[str] = "closed-form"
 
     def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
         red = reduce_data(X)
-        w = closed_form(X, u)
+        w = red.Q @ reduced_target(red, u)  # = closed_form(X, u), one QR
         ok = red.rank_ok & jnp.all(jnp.isfinite(w))
         return LearnerOutput(
             w=w,
-            status=jnp.where(ok, CONVERGED, RANK_DEFICIENT).astype(jnp.int32),
+            status=jnp.where(ok, Status.CONVERGED, Status.RANK_DEFICIENT).astype(jnp.int32),
             num_steps=jnp.asarray(0, jnp.int32),
             loss=cross_entropy(X @ w, u),
         )
 
+    def check_targets(self, targets: TargetSpec) -> None:
+        needs_soft_targets(self, targets, "the closed form of Thm 1 is the limit of the flow on soft labels")
 
-@dataclass(frozen=True)
-class FlowLearner:
-    """Gradient flow of eq. 3 (N = 1) with diffrax, to a steady state."""
 
-    config: FlowConfig = FlowConfig()
-    name: str = field(default="flow", init=False)
+@final
+class FlowLearner(AbstractLearner):
+    """Gradient flow of eq. 3 (N = 1) with diffrax, to a steady state
+    (soft targets) or to ``flow.t_max`` (hard targets: "finite_horizon").
+
+    Attributes:
+        flow: ``FlowConfig`` (solver, step-size controller, adjoint, stopping).
+    """
+
+    flow: FlowConfig = FlowConfig()
+    name: ClassVar[str] = "flow"
 
     def fit(self, key, X, u) -> LearnerOutput:
-        res = gradient_flow(X, u, self.config)
+        res = gradient_flow(X, u, self.flow)
         return LearnerOutput(
             w=res.w,
             status=res.status,
@@ -75,14 +162,58 @@ class FlowLearner:
             extras={"t_final": res.t_final, "newton_rel": res.newton_rel},
         )
 
+    def check_targets(self, targets: TargetSpec) -> None:
+        return None
 
-@dataclass(frozen=True)
-class GDLearner:
-    """Discrete optimiser (optax) for a fixed number of steps."""
 
-    config: GDConfig = GDConfig()
-    name: str = field(default="gd", init=False)
+@final
+class GDLearner(AbstractLearner):
+    """Discrete optimiser (optax) for a fixed number of steps (soft or hard targets).
+
+    Attributes:
+        gd: ``GDConfig`` (optimizer, learning_rate, steps).
+    """
+
+    gd: GDConfig = GDConfig()
+    name: ClassVar[str] = "gd"
 
     def fit(self, key, X, u) -> LearnerOutput:
-        res = gradient_descent(X, u, self.config)
+        res = gradient_descent(X, u, self.gd)
         return LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss)
+
+    def check_targets(self, targets: TargetSpec) -> None:
+        return None
+
+
+METHODS = ("closed-form", "flow", "gd")
+
+
+def make_learner(method: str, *, flow: FlowConfig | None = None, gd: GDConfig | None = None) -> AbstractLearner:
+    """The learner of Thm 1 named by ``method``.
+
+    Args:
+        method: "closed-form" (eq. 6), "flow" (gradient flow, eq. 3) or
+            "gd" (optax optimiser).
+        flow: ``FlowConfig``; applies only to method "flow".
+        gd: ``GDConfig``; applies only to method "gd".
+
+    Raises:
+        JaxDistillError: naming ``flow`` / ``gd`` when given for a method it
+            does not apply to (an option is never silently unused).
+    """
+    check_choice("method", method, METHODS)
+    if flow is not None:
+        if not isinstance(flow, FlowConfig):
+            raise JaxDistillError(f"flow must be a FlowConfig, got {type(flow).__name__}")
+        if method != "flow":
+            raise JaxDistillError(f"flow= applies only to method='flow' (the gradient flow); got method={method!r}")
+    if gd is not None:
+        if not isinstance(gd, GDConfig):
+            raise JaxDistillError(f"gd must be a GDConfig, got {type(gd).__name__}")
+        if method != "gd":
+            raise JaxDistillError(f"gd= applies only to method='gd' (a discrete optimiser); got method={method!r}")
+    if method == "closed-form":
+        return ClosedFormLearner()
+    if method == "flow":
+        return FlowLearner(flow) if flow is not None else FlowLearner()
+    return GDLearner(gd) if gd is not None else GDLearner()

@@ -1,4 +1,4 @@
-"""Closed form of Theorem 1 (eq. 6) and the QR reduction of DESIGN.md fact 1.
+"""Closed form of Theorem 1 (eq. 6) and the QR reduction of docs/design.md fact 1.
 
 With a thin QR factorisation X^T = Q R (Q: d x r orthonormal, r = min(n, d)),
 every w in span(X) is w = Q b and the student logits are X w = R^T b.  The

@@ -10,56 +10,81 @@ coordinates would change them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int
 
+from ..status import Status
 from ..teachers import cross_entropy, residual
 from ..validation import JaxDistillError, check_int, check_real
-from .flow import HORIZON, NONFINITE
 
 OPTIMISERS = ("sgd", "momentum", "adam")
 
 
-@dataclass(frozen=True)
-class GDConfig:
-    """Discrete optimiser settings.
+class GDConfig(eqx.Module):
+    """Discrete optimiser settings (keyword-only).
 
     Attributes:
-        learning_rate: step size eta > 0.
+        optimizer: any ``optax.GradientTransformation`` (it carries its own
+            step size and settings, e.g. ``optax.adamw(1e-3)``), or one of
+            the shortcuts "sgd" (plain gradient descent, the default),
+            "momentum" (``optax.sgd(learning_rate, momentum=momentum)``) and
+            "adam" (``optax.adam(learning_rate)``).
+        learning_rate: step size eta > 0 of a shortcut (default 1.0).
+            Refused with a GradientTransformation (set it there instead);
+            None then.
+        momentum: the momentum of the "momentum" shortcut (default 0.9, in
+            [0, 1)); refused for the other optimizers, None then.
         steps: number of updates (>= 1).
-        optimizer: "sgd" (plain gradient descent), "momentum", "adam", or an
-            ``optax.GradientTransformation``.
     """
 
-    learning_rate: float = 1.0
-    steps: int = 10_000
-    optimizer: Any = "sgd"
+    optimizer: str | optax.GradientTransformation
+    learning_rate: float | None
+    momentum: float | None
+    steps: int
 
-    def __post_init__(self):
-        check_real("learning_rate", self.learning_rate, gt=0.0)
-        check_int("steps", self.steps, minimum=1)
-        if isinstance(self.optimizer, str):
-            if self.optimizer not in OPTIMISERS:
+    def __init__(self, *, optimizer: str | optax.GradientTransformation = "sgd", learning_rate: float | None = None,
+                 momentum: float | None = None, steps: int = 10_000):
+        if isinstance(optimizer, str):
+            if optimizer not in OPTIMISERS:
                 raise JaxDistillError(
-                    f"optimizer must be one of {', '.join(OPTIMISERS)} or an optax.GradientTransformation; got {self.optimizer!r}"
-                )
-        elif not isinstance(self.optimizer, optax.GradientTransformation):
-            raise JaxDistillError("optimizer must be a name or an optax.GradientTransformation")
+                    f"optimizer must be one of {', '.join(OPTIMISERS)} or an optax.GradientTransformation; got {optimizer!r}")
+            learning_rate = 1.0 if learning_rate is None else check_real("learning_rate", learning_rate, gt=0.0)
+            if optimizer == "momentum":
+                momentum = 0.9 if momentum is None else check_real("momentum", momentum, ge=0.0, lt=1.0)
+            elif momentum is not None:
+                raise JaxDistillError(f"momentum applies only to optimizer='momentum', not {optimizer!r}")
+        elif isinstance(optimizer, optax.GradientTransformation):
+            given = [k for k, v in (("learning_rate", learning_rate), ("momentum", momentum)) if v is not None]
+            if given:
+                raise JaxDistillError(
+                    f"{' and '.join(given)} cannot be combined with an optax.GradientTransformation optimizer: "
+                    f"{'they apply' if len(given) > 1 else 'it applies'} only to the named optimizers "
+                    f"({', '.join(OPTIMISERS)}); set it in the transformation (e.g. optax.sgd(0.5, momentum=0.9))")
+        else:
+            raise JaxDistillError(
+                f"optimizer must be one of {', '.join(OPTIMISERS)} or an optax.GradientTransformation; got {optimizer!r}")
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.steps = check_int("steps", steps, minimum=1)
 
     def transformation(self) -> optax.GradientTransformation:
+        """The optax transformation the run uses."""
         if not isinstance(self.optimizer, str):
             return self.optimizer
         if self.optimizer == "sgd":
             return optax.sgd(self.learning_rate)
         if self.optimizer == "momentum":
-            return optax.sgd(self.learning_rate, momentum=0.9)
+            return optax.sgd(self.learning_rate, momentum=self.momentum)
         return optax.adam(self.learning_rate)
+
+    def config(self) -> dict:
+        """JSON-able description (a transformation as a one-line repr)."""
+        opt = self.optimizer if isinstance(self.optimizer, str) else " ".join(repr(self.optimizer).split())
+        return {"optimizer": opt, "learning_rate": self.learning_rate, "momentum": self.momentum, "steps": self.steps}
 
 
 class GDResult(eqx.Module):
@@ -99,7 +124,7 @@ def gradient_descent(X: Float[Array, "n d"], u: Float[Array, " n"], config: GDCo
     finite = jnp.all(jnp.isfinite(w))
     return GDResult(
         w=w,
-        status=jnp.where(finite, HORIZON, NONFINITE).astype(jnp.int32),
+        status=jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32),
         num_steps=jnp.asarray(config.steps, jnp.int32),
         loss=cross_entropy(X @ w, u),
     )

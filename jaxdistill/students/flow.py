@@ -2,7 +2,7 @@
 
 The flow  dw/dt = -grad L^1(w) = -(1/n) X^T (sigma(X w) - y)  (eq. 38)
 started at w(0) = 0 stays in span(X) (Lemma B.1), so by default it is
-integrated in n reduced coordinates (DESIGN.md fact 1).  For n <= d these
+integrated in n reduced coordinates (docs/design.md fact 1).  For n <= d these
 are the logits z = X w:
 
     dz/dt = -(1/n) G (sigma(z) - sigma(u)),   G = X X^T = L L^T,
@@ -10,16 +10,18 @@ are the logits z = X w:
 with w(t) = X^T G^{-1} z(t) exactly; for n > d, with X^T = Q R and w = Q b,
 db/dt = -(1/n) R (sigma(R^T b) - y).  Both are the same trajectory as the
 d-dimensional flow, at O(n^2) a step after the O(n^2 d) Gram matrix.
-Default solver: Kvaerno3 (L-stable ESDIRK, n x n Newton solves) with a
-loose PID tolerance (rtol 1e-2): the flow contracts to a unique limit, so
-the stopping test below, not the trajectory tolerance, sets the accuracy of
-the limit (measured: 1e-9 relative distance, 25 steps a set on average
-for the kappa = 1, d = 1000, n = 20 workload).  Tighten rtol when you
-record trajectories (``ts``).
+Default solver (``FlowConfig``): Kvaerno3 (L-stable ESDIRK, n x n Newton
+solves) with a loose PID tolerance (rtol 1e-2).  For this linear student
+(N = 1) the flow contracts to a unique limit, so the stopping test below,
+not the trajectory tolerance, sets the accuracy of the limit (measured:
+1e-9 relative distance, 25 steps a set on average for the kappa = 1,
+d = 1000, n = 20 workload).  That holds for N = 1 only: a deep student's
+limit depends on its path (``students.deep``), so it needs a tight rtol.
+Tighten rtol too when you record trajectories (``ts``).
 ``coordinates="plain"`` integrates the d-dimensional flow itself; tests use
 it as the reference for the reduced one.
 
-Arrival is decided in parameter space (DESIGN.md fact 5): a diffrax Event
+Arrival is decided in parameter space (docs/design.md fact 5): a diffrax Event
 fires when the Newton step ||H^{-1} grad|| (an r x r solve; H = (1/n) R D R^T
 is the Hessian of eq. 42 restricted to the span) is below
 ``newton_tol * ||w||``.  Near the limit the Newton step equals w - w_hat to
@@ -27,13 +29,11 @@ second order, so this bounds the relative distance to the Thm 1 limit,
 whatever the stiffness.  A small vector field would not: with ||x|| = |nu|
 tiny, some directions relax on time scales of 1e5 and more.
 
-Every set returns a status code (``STATUS_NAMES``) and its step count; the
+Every set returns a status code (``jaxdistill.status.Status``) and its step count; the
 solver never raises for one bad set (``throw=False``).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import diffrax
 import equinox as eqx
@@ -41,80 +41,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from ..status import Status
 from ..teachers import cross_entropy, residual
-from ..validation import check_choice, check_int, check_real
 from .closed_form import ReducedData, reduce_data
-
-# Per-set status codes, shared by every learner.
-CONVERGED = 0
-MAX_STEPS = 1
-NONFINITE = 2
-SOLVER_FAILED = 3
-RANK_DEFICIENT = 4
-NOT_CONVERGED = 5
-HORIZON = 6  # finite-horizon run (hard labels have no steady state); a success
-
-STATUS_NAMES = {
-    CONVERGED: "converged",
-    MAX_STEPS: "max_steps_reached",
-    NONFINITE: "non_finite",
-    SOLVER_FAILED: "solver_failed",
-    RANK_DEFICIENT: "rank_deficient",
-    NOT_CONVERGED: "not_converged_by_t_max",
-    HORIZON: "finite_horizon",
-}
-SUCCESS_CODES = (CONVERGED, HORIZON)
-
-SOLVERS = ("Kvaerno3", "Kvaerno4", "Kvaerno5", "KenCarp3", "KenCarp4", "KenCarp5", "ImplicitEuler",
-           "Tsit5", "Dopri5", "Dopri8", "Heun", "Bosh3")
-COORDINATES = ("reduced", "plain")
-
-
-@dataclass(frozen=True)
-class FlowConfig:
-    """Configuration of the gradient-flow learner (keyword-only, diffrax style).
-
-    Attributes:
-        solver: name of a diffrax solver. Implicit (Kvaerno*) solvers suit the
-            stiff flow; explicit ones need many more steps.
-        rtol, atol: PID step-size controller tolerances of the trajectory.
-            The flow contracts to a unique limit, so the stopping test, not
-            these, sets the accuracy of the limit; tighten them when you
-            need accurate trajectories (``ts``).
-        newton_tol: stop when the Newton step is below newton_tol * ||w||
-            (relative distance to the limit, DESIGN.md fact 5).
-        max_steps: solver step limit; a set that hits it is reported with
-            status "max_steps_reached".
-        t_max: the integration horizon; soft-label sets that reach it
-            without converging are "not_converged_by_t_max"; hard-label
-            flows (no steady state) stop there with status "finite_horizon".
-        coordinates: "reduced" (default, DESIGN.md fact 1) or "plain" (d-dim).
-    """
-
-    solver: str = "Kvaerno3"
-    rtol: float = 1e-2
-    atol: float = 1e-5
-    newton_tol: float = 1e-9
-    max_steps: int = 4096
-    t_max: float = 1e20
-    coordinates: str = "reduced"
-
-    def __post_init__(self):
-        check_choice("solver", self.solver, SOLVERS)
-        check_real("rtol", self.rtol, gt=0.0, lt=1.0)
-        check_real("atol", self.atol, gt=0.0)
-        check_real("newton_tol", self.newton_tol, gt=0.0, lt=1.0)
-        check_int("max_steps", self.max_steps, minimum=1)
-        check_real("t_max", self.t_max, gt=0.0)
-        check_choice("coordinates", self.coordinates, COORDINATES)
-
+from .flow_config import FlowConfig
 
 class FlowResult(eqx.Module):
     """Outcome of one gradient flow (batched along a leading axis by vmap).
 
     Attributes:
         w: final student, [d].
-        status: status code (``STATUS_NAMES``).
+        status: status code (``jaxdistill.status.Status``).
         num_steps: accepted + rejected solver steps.
         t_final: time at which the flow stopped.
         newton_rel: final Newton step / ||w|| (estimated relative distance to the limit).
@@ -161,40 +98,39 @@ def solve_to_steady_state(vector_field, y0, config: FlowConfig, ts, cond_fn) -> 
     saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
     return diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
-        getattr(diffrax, config.solver)(),
+        config.solver,
         t0=0.0,
         t1=config.t_max,
-        dt0=None,
+        dt0=config.dt0,
         y0=y0,
         saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=config.rtol, atol=config.atol),
+        stepsize_controller=config.controller,
         event=diffrax.Event(cond_fn),
         max_steps=config.max_steps,
         throw=False,
-        # forward-only solve: no reverse-mode checkpointing (its bounded
-        # while loop is ~70x slower under vmap on CPU)
-        adjoint=diffrax.ForwardMode(),
+        adjoint=config.adjoint,
     )
 
 
 def flow_status(rank_ok, finite, soft, converged, result) -> Int[Array, ""]:
-    """The per-set status code of a flow (``STATUS_NAMES``), by priority:
+    """The per-set status code of a flow (``jaxdistill.status.Status``), by priority:
     rank deficiency, non-finite output, step limit, finite horizon (hard
     labels), converged, t_max reached, other solver failure."""
     return jnp.where(
         ~rank_ok,
-        RANK_DEFICIENT,
+        Status.RANK_DEFICIENT,
         jnp.where(
             ~finite,
-            NONFINITE,
+            Status.NON_FINITE,
             jnp.where(
                 result == diffrax.RESULTS.max_steps_reached,
-                MAX_STEPS,
+                Status.MAX_STEPS,
                 jnp.where(
                     ~soft,
-                    HORIZON,
-                    jnp.where(converged, CONVERGED,
-                              jnp.where(result == diffrax.RESULTS.successful, NOT_CONVERGED, SOLVER_FAILED)),
+                    Status.FINITE_HORIZON,
+                    jnp.where(converged, Status.CONVERGED,
+                              jnp.where(result == diffrax.RESULTS.successful, Status.NOT_CONVERGED,
+                                        Status.SOLVER_FAILED)),
                 ),
             ),
         ),

@@ -27,18 +27,19 @@ be run with soft or hard ``TargetSpec``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import ClassVar, final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ..teachers import cross_entropy
-from ..validation import check_choice, check_int, check_real
-from .base import LearnerOutput
+from ..status import Status
+from ..teachers import TargetSpec, cross_entropy
+from ..validation import JaxDistillError, check_choice, check_int, check_real
+from .base import AbstractLearner, LearnerOutput
 from .discrete import GDConfig, gradient_descent
-from .flow import CONVERGED, HORIZON, NONFINITE, NOT_CONVERGED, FlowConfig, gradient_flow
+from .flow import FlowConfig, gradient_flow
 
 METHODS = ("max-margin", "flow", "gd")
 
@@ -54,7 +55,8 @@ class MaxMarginResult(eqx.Module):
     Attributes:
         w: w_mm [d] (margin normalisation s_i w.x_i >= 1, equality on the support).
         alpha: dual variables [n] (>= 0).
-        status: CONVERGED when the KKT conditions hold to ``tol``, else NOT_CONVERGED.
+        status: ``Status.CONVERGED`` when the KKT conditions hold to ``tol``,
+            else ``Status.NOT_CONVERGED`` (``Status.NON_FINITE`` if w is not finite).
         kkt: max KKT violation, relative (max of -min margin slack, |a_i| on
             non-tight points, dual-feasibility).
         margin: geometric margin 1 / ||w_mm||.
@@ -77,7 +79,7 @@ def max_margin(
         sweeps: cyclic coordinate-ascent sweeps before the polish.
         polish: active-set refinements (each: solve on the support, clip,
             re-add violated points).
-        tol: KKT tolerance for status CONVERGED (relative to 1).
+        tol: KKT tolerance for status ``Status.CONVERGED`` (relative to 1).
 
     Returns:
         ``MaxMarginResult``.
@@ -114,12 +116,13 @@ def max_margin(
     viol_comp = jnp.max(jnp.where(a > 0, jnp.abs(margins - 1.0), 0.0))
     kkt = jnp.maximum(viol_primal, viol_comp)
     finite = jnp.all(jnp.isfinite(w))
-    status = jnp.where(~finite, NONFINITE, jnp.where(kkt <= tol, CONVERGED, NOT_CONVERGED)).astype(jnp.int32)
+    status = jnp.where(~finite, Status.NON_FINITE,
+                       jnp.where(kkt <= tol, Status.CONVERGED, Status.NOT_CONVERGED)).astype(jnp.int32)
     return MaxMarginResult(w=w, alpha=a, status=status, kkt=kkt, margin=1.0 / jnp.linalg.norm(w))
 
 
-@dataclass(frozen=True)
-class HardTargetLearner:
+@final
+class HardTargetLearner(AbstractLearner):
     """Logistic regression on the teacher's hard labels (section 5.3).
 
     Attributes:
@@ -127,25 +130,51 @@ class HardTargetLearner:
             descent/flow from zero, computed directly by the dual QP),
             "flow" (gradient flow of eq. 3 on hard labels up to
             ``flow.t_max``) or "gd" (``gd.steps`` optax steps).
-        flow: ``FlowConfig`` for method "flow" (t_max is the horizon).
-        gd: ``GDConfig`` for method "gd".
-        sweeps, tol: settings of the max-margin dual solver.
+        flow: ``FlowConfig`` for method "flow" (t_max is the horizon;
+            default t_max 1e6).  Refused with the other methods.
+        gd: ``GDConfig`` for method "gd" (default learning_rate 1,
+            10,000 steps).  Refused with the other methods.
+        sweeps, tol: settings of the max-margin dual solver (default 200,
+            1e-8); method "max-margin" only (refused with the others, None then).
+
+    Any ``TargetSpec`` is accepted: the learner binarises the logits it gets.
 
     The risk of a linear classifier depends only on its direction, so
     "max-margin" is the t -> infinity hard-target learner.
     """
 
     method: str = "max-margin"
-    flow: FlowConfig = FlowConfig(t_max=1e6)
-    gd: GDConfig = GDConfig(learning_rate=1.0, steps=10_000)
-    sweeps: int = 200
-    tol: float = 1e-8
-    name: str = field(default="hard-target", init=False)
+    flow: FlowConfig | None = None
+    gd: GDConfig | None = None
+    sweeps: int | None = None
+    tol: float | None = None
+    name: ClassVar[str] = "hard-target"
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
-        check_int("sweeps", self.sweeps, minimum=1)
-        check_real("tol", self.tol, gt=0.0)
+        if self.method == "max-margin":
+            self.sweeps = 200 if self.sweeps is None else check_int("sweeps", self.sweeps, minimum=1)
+            self.tol = 1e-8 if self.tol is None else check_real("tol", self.tol, gt=0.0)
+        else:
+            given = [k for k, v in (("sweeps", self.sweeps), ("tol", self.tol)) if v is not None]
+            if given:
+                raise JaxDistillError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to "
+                                      f"method='max-margin' (the dual solver); got method={self.method!r}")
+        if self.flow is not None and self.method != "flow":
+            raise JaxDistillError(f"flow= applies only to method='flow'; got method={self.method!r}")
+        if self.gd is not None and self.method != "gd":
+            raise JaxDistillError(f"gd= applies only to method='gd'; got method={self.method!r}")
+        if self.flow is not None and not isinstance(self.flow, FlowConfig):
+            raise JaxDistillError(f"flow must be a FlowConfig, got {type(self.flow).__name__}")
+        if self.gd is not None and not isinstance(self.gd, GDConfig):
+            raise JaxDistillError(f"gd must be a GDConfig, got {type(self.gd).__name__}")
+        if self.method == "flow" and self.flow is None:
+            self.flow = FlowConfig(t_max=1e6)
+        if self.method == "gd" and self.gd is None:
+            self.gd = GDConfig(learning_rate=1.0, steps=10_000)
+
+    def check_targets(self, targets: TargetSpec) -> None:
+        return None  # binarises soft and hard targets alike
 
     def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
         uh = hard_logits(u)
@@ -158,7 +187,8 @@ class HardTargetLearner:
             res = gradient_flow(X, uh, self.flow)
             # hard labels have no steady state: the flow's Newton-step diagnostic
             # is undefined (sigma' underflows), so a finite w at the horizon is a success
-            status = jnp.where((res.status == NONFINITE) & jnp.all(jnp.isfinite(res.w)), HORIZON, res.status)
+            status = jnp.where((res.status == Status.NON_FINITE) & jnp.all(jnp.isfinite(res.w)), Status.FINITE_HORIZON,
+                               res.status)
             return LearnerOutput(w=res.w, status=status.astype(jnp.int32), num_steps=res.num_steps, loss=res.loss,
                                  extras={"t_final": res.t_final})
         res = gradient_descent(X, uh, self.gd)

@@ -20,28 +20,30 @@ delta sweep shows the effect of delta alone.  When n >= d the complement is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import ClassVar, final
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..teachers import cross_entropy
+from ..status import Status
+from ..teachers import TargetSpec, cross_entropy
 from ..validation import JaxDistillError, check_choice, check_real
-from .base import LearnerOutput
-from .closed_form import reduce_data, reduced_target
-from .flow import CONVERGED, RANK_DEFICIENT, FlowConfig, gradient_flow
+from .base import AbstractLearner, LearnerOutput, needs_soft_targets
+from .closed_form import ReducedData, reduce_data, reduced_target
+from .flow import FlowConfig, gradient_flow
 
 BASES = ("closed-form", "flow")
 
 
-def orthogonal_gaussian(key: PRNGKeyArray, X: Float[Array, "n d"]) -> Float[Array, " d"]:
+def orthogonal_gaussian(key: PRNGKeyArray, X: Float[Array, "n d"], red: ReducedData | None = None) -> Float[Array, " d"]:
     """q = (I - Q Q^T) g, g ~ N(0, I_d): a Gaussian in the complement of span(X).
 
+    ``red``: the set's ``reduce_data(X)`` when already computed (saves a QR).
     Returns the zero vector when span(X) = R^d (n >= d, full rank).
     """
     n, d = X.shape
-    red = reduce_data(X)
+    red = reduce_data(X) if red is None else red
     g = jax.random.normal(key, (d,), dtype=X.dtype)
     if n >= d:
         return jnp.zeros_like(g)
@@ -71,11 +73,11 @@ def w_delta(key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"], de
     """
     red = reduce_data(X)
     w_hat = red.Q @ reduced_target(red, u)
-    return w_delta_from(w_hat, orthogonal_gaussian(key, X), delta)
+    return w_delta_from(w_hat, orthogonal_gaussian(key, X, red), delta)
 
 
-@dataclass(frozen=True)
-class WDeltaLearner:
+@final
+class WDeltaLearner(AbstractLearner):
     """Reduced-bias distillation learner w_delta (section 5.2).
 
     Attributes:
@@ -84,7 +86,10 @@ class WDeltaLearner:
         base: how w_hat is computed: "closed-form" (Thm 1, eq. 6; default,
             exactly the flow's limit and much cheaper) or "flow" (integrate
             the gradient flow of eq. 3 with ``flow``).
-        flow: ``FlowConfig`` used when base == "flow".
+        flow: ``FlowConfig`` used when base == "flow" (default
+            ``FlowConfig()``); refused with base "closed-form".
+
+    Soft targets only (``check_targets``): w_hat is the distillation solution.
 
     Example:
         >>> res = jaxdistill.distill(0, task, n=100, num_sets=500, learner=WDeltaLearner(delta=10.0))
@@ -92,31 +97,40 @@ class WDeltaLearner:
 
     delta: float = 0.0
     base: str = "closed-form"
-    flow: FlowConfig = FlowConfig()
-    name: str = field(default="w-delta", init=False)
+    flow: FlowConfig | None = None
+    name: ClassVar[str] = "w-delta"
 
     def __post_init__(self):
         check_real("delta", self.delta)
         check_choice("base", self.base, BASES)
+        if self.flow is not None:
+            if self.base != "flow":
+                raise JaxDistillError(f"flow= applies only to base='flow'; got base={self.base!r}")
+            if not isinstance(self.flow, FlowConfig):
+                raise JaxDistillError(f"flow must be a FlowConfig, got {type(self.flow).__name__}")
+        elif self.base == "flow":
+            self.flow = FlowConfig()
+
+    def check_targets(self, targets: TargetSpec) -> None:
+        needs_soft_targets(self, targets, "w_hat is the distillation solution of eq. 6")
 
     def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
         if self.base == "flow":
             res = gradient_flow(X, u, self.flow)
             w_hat, status, steps = res.w, res.status, res.num_steps
+            # the flow's factorisation and q's QR are independent LAPACK calls: order them
+            # (the barrier makes q's QR wait for w_hat) so that they never run concurrently (docs/design.md fact 11)
+            X_q, w_hat = jax.lax.optimization_barrier((X, w_hat))
+            q = orthogonal_gaussian(key, X_q)
         else:
             red = reduce_data(X)
             w_hat = red.Q @ reduced_target(red, u)
             ok = red.rank_ok & jnp.all(jnp.isfinite(w_hat))
-            status = jnp.where(ok, CONVERGED, RANK_DEFICIENT).astype(jnp.int32)
+            status = jnp.where(ok, Status.CONVERGED, Status.RANK_DEFICIENT).astype(jnp.int32)
             steps = jnp.asarray(0, jnp.int32)
-        q = orthogonal_gaussian(key, X)
+            q = orthogonal_gaussian(key, X, red)  # one QR for w_hat and q
         w = w_delta_from(w_hat, q, self.delta)
         off = jnp.linalg.norm(w - w_hat) / jnp.maximum(jnp.linalg.norm(w_hat), jnp.finfo(w.dtype).tiny)
         return LearnerOutput(w=w, status=status, num_steps=steps, loss=cross_entropy(X @ w, u),
                              extras={"rel_offset": off})
 
-
-def check_soft(targets) -> None:
-    """w_delta is defined from the distillation solution, which needs soft targets."""
-    if not targets.is_soft:
-        raise JaxDistillError("WDeltaLearner needs soft targets (w_hat is the distillation solution of eq. 6)")

@@ -1,5 +1,7 @@
 """Theorem checks a user can run on any batch, with a readable report.
 
+(A layer above ``simulate``: the Thm 3 check distils transfer sets.)
+
 * Lemma 1 (strong monotonicity, eq. 24): on nested sets X subset [X; x],
   the distilled student's unsigned angle to w* never increases.
 * Theorem 3 (eq. 18, 19): the bound is >= the estimated expected transfer
@@ -17,11 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..tasks import Task
-from ..validation import JaxDistillError, check_int, check_real
-from .bounds import thm3_bound
-from .monotonicity import MonotonicityEstimate, monotonicity_from_angles, monotonicity_index
-from .risk import expected_risk
+from .analysis.bounds import thm3_bound
+from .analysis.monotonicity import MonotonicityEstimate, monotonicity_from_angles, monotonicity_index
+from .analysis.ptheta import p_function
+from .analysis.risk import expected_risk
+from .simulate import distill
+from .students.base import ClosedFormLearner
+from .tasks import Task
+from .validation import JaxDistillError, check_int, check_real
 
 
 @dataclass(frozen=True)
@@ -118,10 +123,6 @@ def check_thm3(key, task: Task, n: int, num_sets: int, learner=None, *, z: float
 
     p_fn defaults to the task's exact p (or the empirical p of 100,000 sampled angles).
     """
-    from ..simulate import distill
-    from ..students.base import ClosedFormLearner
-    from .ptheta import p_function
-
     learner = learner if learner is not None else ClosedFormLearner()
     res = distill(key, task, n, num_sets, learner=learner, keep_students=False, **distill_kwargs)
     p_fn = p_fn if p_fn is not None else p_function(task, key=p_key)

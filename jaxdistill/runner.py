@@ -1,0 +1,307 @@
+"""The one chunked runner: every batched computation of the library goes through it.
+
+A computation over B transfer sets is a :class:`SetProgram`: what to compute
+for ONE set (``one_set(key, index, shared)``, vmapped by the runner) plus an
+optional batched post-processing (``finish``).  The runner owns everything
+else (docs/design.md, "Data flow"):
+
+* keys: set i gets ``fold_in(key, i)`` (``keys.set_key_pair``), so results do
+  not depend on the chunk size, the device count or where a run resumed;
+* chunks: sets are processed ``chunk_size`` at a time by one compiled
+  function of fixed shape; the last chunk is padded and the padding dropped,
+  so B = 100,000 never materialises [B, n, d] and changing B, the seed or
+  the data does not recompile;
+* devices: each chunk's set indices are sharded over all local devices (a
+  ``Mesh`` with one axis ``"sets"``, sharding constraints on the indices and
+  on every output; no ``shard_map``, see docs/jax-cpu-lapack-deadlock.md);
+  the compiled batch is the chunk size rounded up to a multiple of the
+  device count, with at least 2 sets per device (``padded_batch``);
+* failures: a per-set ``status`` (``status.Status``) travels with the
+  outputs; a set whose outputs named in ``finite_outputs`` are not finite is
+  marked ``NON_FINITE``; ``RunOutput.failed_sets()`` lists every failed set
+  by global index and reason, and statistics use the other sets;
+* resuming: with a ``runstore.RunStore`` every finished chunk is written
+  atomically and skipped when the same run is started again;
+* progress: an optional bar counting sets.
+
+Several hosts (``jax.distributed``): process i of P computes the chunks
+c with c % P == i (``chunks_for_process``); see ``cli/run.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Iterator
+
+import equinox as eqx
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, Int, PRNGKeyArray
+
+from ._precision import precision
+from .progress import progress_bar
+from .status import STATUS_NAMES, Status, is_success
+from .validation import JaxDistillError, check_int
+
+SETS_AXIS = "sets"
+
+
+class SetProgram(eqx.Module):
+    """What the runner computes for each transfer set.
+
+    Subclasses are equinox Modules (their array fields are traced, the rest
+    static) and implement ``one_set``; the runner vmaps it over the set
+    indices of a chunk and then calls ``finish`` on the batch.
+
+    ``one_set`` returns a flat dict of arrays for one set and must contain
+    ``"status"`` (an int32 ``status.Status`` code).  ``finite_outputs`` names
+    outputs that must be finite for a successful set.
+    """
+
+    finite_outputs: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def one_set(self, key: PRNGKeyArray, index: Int[Array, ""], shared: Any) -> dict[str, Array]:
+        """The outputs of set ``index`` (use ``keys.set_key_pair(key, index)``)."""
+
+    def finish(self, batch: dict[str, Array], shared: Any) -> dict[str, Array]:
+        """Batched post-processing of a chunk's outputs (default: none)."""
+        return batch
+
+
+def default_chunk_size(n: int, d: int, budget_bytes: int = 256 * 2**20) -> int:
+    """Largest chunk whose [C, n, d] float64 sets fit in ``budget_bytes``, at
+    most 256: a vmapped adaptive solve steps until its slowest set is done,
+    so smaller chunks waste fewer steps (measured for d = 1000, n = 20:
+    1,650 flows/s in chunks of 250 vs ~1,000/s in chunks of 1,000)."""
+    return int(max(1, min(256, budget_bytes // (8 * n * d * 4))))
+
+
+def local_mesh() -> Mesh:
+    """A 1-D mesh (axis ``"sets"``) over this process's local devices."""
+    return Mesh(np.array(jax.local_devices()), (SETS_AXIS,))
+
+
+def padded_batch(chunk_size: int, num_devices: int) -> int:
+    """The compiled batch: ``chunk_size`` rounded up to a multiple of the
+    device count, with at least 2 sets per device.
+
+    Why at least 2: XLA compiles a vmap of size 1 without the batch axis,
+    into different kernels whose results differ in the last bit (measured:
+    3e-16); from 2 sets per device on, every set's numbers are bit-identical
+    whatever the per-device batch, hence whatever the chunk size and the
+    device count.
+    """
+    return max(2, -(-chunk_size // num_devices)) * num_devices
+
+
+def chunks_for_process(num_chunks: int, process_index: int, process_count: int) -> list[int]:
+    """Chunks computed by process i of P in a multi-host run: c % P == i."""
+    return [c for c in range(num_chunks) if c % process_count == process_index]
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How B sets are cut into chunks: chunk c holds the global indices
+    [c * chunk_size, min((c + 1) * chunk_size, num_sets))."""
+
+    num_sets: int
+    chunk_size: int
+
+    def __post_init__(self):
+        check_int("num_sets", self.num_sets, minimum=1)
+        check_int("chunk_size", self.chunk_size, minimum=1)
+
+    @property
+    def num_chunks(self) -> int:
+        return math.ceil(self.num_sets / self.chunk_size)
+
+    def bounds(self, c: int) -> tuple[int, int]:
+        lo = c * self.chunk_size
+        return lo, min(lo + self.chunk_size, self.num_sets)
+
+    def size(self, c: int) -> int:
+        lo, hi = self.bounds(c)
+        return hi - lo
+
+    def sets_in(self, chunks: Iterable[int]) -> int:
+        return sum(self.size(c) for c in chunks)
+
+
+@eqx.filter_jit
+def _compiled_chunk(program: SetProgram, key, indices, shared, sharding: NamedSharding):
+    indices = jax.lax.with_sharding_constraint(indices, sharding)
+    batch = jax.vmap(lambda i: program.one_set(key, i, shared))(indices)
+    batch = program.finish(batch, shared)
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
+
+
+def mark_failures(arrays: dict[str, np.ndarray], finite_outputs: Iterable[str]) -> dict[str, np.ndarray]:
+    """Mark as ``NON_FINITE`` every successful set with a non-finite value in
+    one of ``finite_outputs`` (a NaN is never averaged silently)."""
+    bad = np.zeros(arrays["status"].shape, bool)
+    for k in finite_outputs:
+        v = arrays[k]
+        bad |= ~np.isfinite(v).reshape(v.shape[0], -1).all(axis=1)
+    arrays["status"] = np.where(bad & is_success(arrays["status"]), int(Status.NON_FINITE), arrays["status"]).astype(
+        arrays["status"].dtype)
+    return arrays
+
+
+def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int, *, shared=None,
+                 mesh: Mesh | None = None) -> dict[str, jax.Array]:
+    """The outputs of chunk c as global device arrays sharded over the mesh's
+    ``"sets"`` axis, padded to ``padded_batch`` sets (the padding is real
+    computation on the indices after the chunk, dropped by ``iter_chunks``).
+    Call inside ``precision(dtype)``."""
+    mesh = local_mesh() if mesh is None else mesh
+    sharding = NamedSharding(mesh, PartitionSpec(SETS_AXIS))
+    if shared is not None:
+        shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
+    lo, _ = plan.bounds(c)
+    idx = jax.device_put(np.arange(lo, lo + padded_batch(plan.chunk_size, mesh.size), dtype=np.int32), sharding)
+    return _compiled_chunk(program, key, idx, shared, sharding)
+
+
+def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks: Iterable[int], *, shared=None,
+                mesh: Mesh | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Compute the given chunks of a run, yielding (chunk index, numpy outputs
+    trimmed to the chunk's real sets, failures marked).  Call inside
+    ``precision(dtype)``."""
+    mesh = local_mesh() if mesh is None else mesh
+    if shared is not None:
+        shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
+    for c in chunks:
+        batch = device_chunk(program, key, plan, c, shared=shared, mesh=mesh)
+        arrays = {k: np.asarray(v)[: plan.size(c)] for k, v in batch.items()}
+        yield c, mark_failures(arrays, type(program).finite_outputs)
+
+
+@dataclass
+class RunOutput:
+    """Per-set outputs of a run (numpy arrays, leading axis = global set index).
+
+    Attributes:
+        arrays: every output of the program, [B, ...]; ``arrays["status"]``
+            holds ``status.Status`` codes.
+        elapsed: seconds spent computing in this call.
+        sets_computed: sets computed in this call (the rest came from the store).
+    """
+
+    arrays: dict[str, np.ndarray]
+    elapsed: float = 0.0
+    sets_computed: int = 0
+
+    @property
+    def num_sets(self) -> int:
+        return int(self.arrays["status"].shape[0])
+
+    @property
+    def ok(self) -> np.ndarray:
+        return is_success(self.arrays["status"])
+
+    def failed_sets(self) -> list[dict]:
+        return failed_sets(self.arrays["status"], self.arrays.get("num_steps"))
+
+
+def failed_sets(status: np.ndarray, num_steps: np.ndarray | None = None) -> list[dict]:
+    """Every failed set with its global index and reason (and step count)."""
+    out = []
+    for i in np.flatnonzero(~is_success(status)):
+        row = {"index": int(i), "status": STATUS_NAMES[int(status[i])]}
+        if num_steps is not None:
+            row["num_steps"] = int(num_steps[i])
+        out.append(row)
+    return out
+
+
+def concatenate(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join chunk outputs along the set axis."""
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def run_program(
+    program: SetProgram,
+    key: PRNGKeyArray,
+    plan: ChunkPlan,
+    *,
+    shared=None,
+    dtype: str = "float64",
+    store=None,
+    chunks: Iterable[int] | None = None,
+    progress: bool = False,
+    say: Callable[[str], None] | None = None,
+    collect: bool = True,
+    mesh: Mesh | None = None,
+) -> RunOutput:
+    """Run ``program`` on every set of ``plan`` and collect the outputs.
+
+    Args:
+        program: the per-set computation (cast to ``dtype`` by the caller).
+        key: the run's PRNG key.
+        plan: number of sets and chunk size.
+        shared: arrays every set needs (e.g. held-out inputs), replicated.
+        dtype: precision context of the computation.
+        store: a ``runstore.RunStore``: finished chunks are skipped and every
+            new chunk is saved as soon as it is done (resumable).
+        chunks: compute only these chunks (multi-host: ``chunks_for_process``).
+        progress: show a progress bar; say: receives resume messages.
+        collect: return the outputs of all chunks (False: only compute;
+            ``arrays`` is then empty).
+
+    Returns:
+        ``RunOutput``.
+    """
+    say = say or (lambda msg: None)
+    done = set(store.finished_chunks(plan.num_chunks, on_corrupt=say)) if store is not None else set()
+    wanted = range(plan.num_chunks) if chunks is None else sorted(set(chunks))
+    todo = [c for c in wanted if c not in done]
+    if done:
+        say(f"resuming {store.root}: {len(done)} of {plan.num_chunks} chunks ({plan.sets_in(done)} sets) already done")
+    t0 = time.perf_counter()
+    computed: dict[int, dict] = {}
+    bar = progress_bar(plan.sets_in(wanted), progress, initial=plan.sets_in(c for c in wanted if c in done))
+    try:
+        with precision(dtype):
+            for c, arrays in iter_chunks(program, key, plan, todo, shared=shared, mesh=mesh):
+                if store is not None:
+                    store.save_chunk(c, arrays)
+                if collect:
+                    computed[c] = arrays
+                bar.update(len(arrays["status"]))
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    if not collect:
+        return RunOutput({}, elapsed=elapsed, sets_computed=plan.sets_in(todo))
+    parts = []
+    for c in range(plan.num_chunks):
+        if c in computed:
+            parts.append(computed[c])
+        elif store is not None and store.has_chunk(c):
+            parts.append(store.load_chunk(c))
+        else:
+            raise JaxDistillError(f"chunk {c} of the run is missing (computed by another process?)")
+    return RunOutput(concatenate(parts), elapsed=elapsed, sets_computed=plan.sets_in(todo))
+
+
+__all__ = [
+    "SetProgram",
+    "ChunkPlan",
+    "RunOutput",
+    "run_program",
+    "iter_chunks",
+    "device_chunk",
+    "mark_failures",
+    "failed_sets",
+    "concatenate",
+    "default_chunk_size",
+    "local_mesh",
+    "padded_batch",
+    "chunks_for_process",
+    "SETS_AXIS",
+]

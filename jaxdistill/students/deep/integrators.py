@@ -1,0 +1,321 @@
+"""Integrators of deep linear students w^T = W_N ... W_1 (Thm 2, Appendix C).
+
+Three integrators of the same gradient flow (eq. 3), all solved with
+diffrax and stopped at a steady state decided in parameter space
+(docs/design.md fact 5):
+
+* ``"full"``: gradient flow on every factor W_1 .. W_N (the deep linear
+  network itself).  ``FlowConfig.coordinates="plain"`` integrates W_1 in
+  all d columns; ``"reduced"`` (default) uses that dW_1/dt = -v g^T with
+  g = grad L^1 in span(X) (Lemma B.1), so W_1 = W_1(0) (I - Q Q^T) + B Q^T
+  and only B = W_1 Q [H, r] moves: the same trajectory, exactly.
+* ``"induced"``: the end-to-end flow of Lemma C.1 (eq. 56) in d dimensions,
+  dw/dt = -||w||^{2(N-1)/N} (g + (N-1) P_w g), valid under balancedness (13).
+* ``"reduced"``: docs/design.md fact 2.  With X^T = Q R and w = Q b + s q_hat,
+  q_hat the fixed unit direction of the part of w(0) orthogonal to span(X)
+  (it keeps its direction, eq. 63), eq. 56 becomes, with
+  gamma = R (sigma(R^T b) - y) / n and m = ||w||^{2(N-1)/N}:
+
+      db/dt = -m (gamma + (N-1) b (b.gamma) / ||w||^2)
+      ds/dt = -m (N-1) s (b.gamma) / ||w||^2           (eq. 63-64)
+
+  an (r + 1)-dimensional ODE whose cost per step is O(n r), independent of
+  d and of the widths.  Its solution obeys eq. 66,
+  s(t)/s(0) = (||w(t)|| / ||w(0)||)^{(N-1)/N}.
+
+Arrival: the Newton step of L^1 restricted to span(X) (an r x r solve)
+estimates b - b_hat; the orthogonal scalar's remaining change follows from
+eq. 66, |ds| ~ (N-1)/N * s |b.step| / ||w||^2.  The flow stops when both are
+below ``newton_tol * ||w||``.
+
+Unlike the linear student's, a deep student's limit depends on the path
+(the orthogonal part, eq. 66, is fixed by the trajectory), so the stopping
+test alone does not set its accuracy: trajectory errors move the limit.
+Use a tight step-size tolerance (e.g. ``FlowConfig(rtol=1e-8, atol=1e-12)``).
+
+``deep_gradient_descent``: a discrete optax optimiser on all the factors.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Int
+
+from ...status import Status
+from ...teachers import cross_entropy, residual
+from ...validation import check_choice
+from ..closed_form import ReducedData, reduce_data, reduced_target
+from ..discrete import GDConfig
+from ..flow import FlowConfig, flow_status, newton_step, solve_to_steady_state
+from .algebra import balancedness_defect, end_to_end, head_vector
+from .inits import DeepInit
+
+INTEGRATORS = ("reduced", "induced", "full")
+
+
+class DeepFlowResult(eqx.Module):
+    """Outcome of one deep flow (batched along a leading axis by vmap).
+
+    Attributes:
+        w: final end-to-end student [d].
+        status, num_steps, t_final: as in ``flow.FlowResult``.
+        newton_rel: max(Newton step, remaining orthogonal change) / ||w||.
+        loss: final L^1.
+        dist_w_hat: ||w - w_hat||.
+        orth_norm: ||P_Q w|| (the orthogonal component, eq. 60).
+        balancedness_defect: at the end (full flow); the init's otherwise.
+        ts_*: diagnostics at the requested times (empty when none asked):
+            ts_w [T, d], ts_loss, ts_dist_w_hat, ts_orth_norm, ts_norm,
+            ts_balancedness_defect [T].
+    """
+
+    w: Float[Array, " d"]
+    status: Int[Array, ""]
+    num_steps: Int[Array, ""]
+    t_final: Float[Array, ""]
+    newton_rel: Float[Array, ""]
+    loss: Float[Array, ""]
+    dist_w_hat: Float[Array, ""]
+    orth_norm: Float[Array, ""]
+    balancedness_defect: Float[Array, ""]
+    ts_w: Float[Array, "T d"]
+    ts_loss: Float[Array, " T"]
+    ts_dist_w_hat: Float[Array, " T"]
+    ts_orth_norm: Float[Array, " T"]
+    ts_norm: Float[Array, " T"]
+    ts_balancedness_defect: Float[Array, " T"]
+
+
+def _remaining(red, b, sigma, z, u, depth):
+    """(||Newton step||, remaining change of the orthogonal scalar by eq. 66), ||w||."""
+    step = newton_step(red, z, u)
+    wn2 = jnp.sum(b * b) + sigma * sigma
+    wn = jnp.sqrt(wn2)
+    orth = (depth - 1) / depth * jnp.abs(sigma) * jnp.abs(jnp.dot(b, step)) / jnp.maximum(wn2, jnp.finfo(b.dtype).tiny)
+    return jnp.linalg.norm(step), orth, wn
+
+
+def _solve(vf, y0, red: ReducedData, u, config: FlowConfig, ts, depth: int, *, logits, b_sigma, to_w, defect):
+    soft = jnp.all(jnp.isfinite(u))
+
+    def cond_fn(t, y, args, **kwargs):
+        b, sigma = b_sigma(y)
+        nstep, orth, wn = _remaining(red, b, sigma, logits(y), u, depth)
+        tol = config.newton_tol * jnp.maximum(wn, jnp.finfo(wn.dtype).tiny)
+        return soft & (nstep <= tol) & (orth <= tol)
+
+    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn)
+    y_final = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
+    b, sigma = b_sigma(y_final)
+    z = logits(y_final)
+    nstep, orth, wn = _remaining(red, b, sigma, z, u, depth)
+    newton_rel = jnp.maximum(nstep, orth) / jnp.maximum(wn, jnp.finfo(wn.dtype).tiny)
+    w = to_w(y_final)
+    finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
+    converged = newton_rel <= config.newton_tol
+    status = flow_status(red.rank_ok, finite, soft, converged, sol.result)
+    if ts is None:
+        traj = None
+    else:
+        ys = jax.tree_util.tree_map(lambda a: a[:-1], sol.ys)
+        traj = (jax.vmap(to_w)(ys), jax.vmap(logits)(ys), jax.vmap(defect)(ys))
+    return sol, status, w, z, newton_rel, defect(y_final), traj
+
+
+def deep_flow(
+    X: Float[Array, "n d"],
+    u: Float[Array, " n"],
+    init: DeepInit,
+    *,
+    integrator: str = "reduced",
+    config: FlowConfig = FlowConfig(),
+    ts: Float[Array, " T"] | None = None,
+    red: ReducedData | None = None,
+    b_hat: Float[Array, " r"] | None = None,
+) -> DeepFlowResult:
+    """Gradient flow of eq. 3 for a deep linear student, to its steady state.
+
+    Args:
+        X: transfer set [n, d]; u: teacher logits [n].
+        init: ``DeepInit`` (``balanced_init``, ``gaussian_init`` or ``make_init``).
+            The induced and reduced integrators assume balancedness (eq. 13)
+            and use only w(0); the full integrator uses the factors.
+        integrator: "reduced" (docs/design.md fact 2), "induced" (eq. 56) or "full".
+        config: ``FlowConfig`` (solver, tolerances, newton_tol, max_steps,
+            t_max; ``coordinates`` selects the W_1 storage of the full flow).
+        ts: optional times at which to record the diagnostics.
+        red, b_hat: this set's ``reduce_data(X)`` and ``reduced_target(red, u)``
+            when already computed (the learners pass them: no second
+            factorisation of X).
+
+    Returns:
+        ``DeepFlowResult``; for n >= d, w -> w* (eq. 14), otherwise
+        ||w - w_hat|| <= ``eq76_bound`` (eq. 15, 76).
+    """
+    check_choice("integrator", integrator, INTEGRATORS)
+    depth = len(init.Ws)
+    n, d = X.shape
+    red = reduce_data(X) if red is None else red
+    Q, R = red.Q, red.R
+    b_hat = reduced_target(red, u) if b_hat is None else b_hat
+    w_hat = Q @ b_hat
+    N = depth
+
+    def rate(wn2):  # ||w||^{2(N-1)/N}
+        return wn2 ** ((N - 1) / N)
+
+    zero_defect = lambda y: init.balancedness_defect
+
+    if integrator == "reduced":
+        b0 = Q.T @ init.w0
+        qvec = init.w0 - Q @ b0
+        s0 = jnp.linalg.norm(qvec)
+        q_hat = qvec / jnp.maximum(s0, jnp.finfo(X.dtype).tiny)
+
+        def vf(t, y, args):
+            b, s = y
+            gam = R @ residual(R.T @ b, u) / n
+            wn2 = jnp.sum(b * b) + s * s
+            m = rate(wn2)
+            bg = jnp.dot(b, gam)
+            return (-m * (gam + (N - 1) * b * bg / wn2), -m * (N - 1) * s * bg / wn2)
+
+        # eq. 66 as an invariant: s^2 ||w||^{-2(N-1)/N} is conserved, so the orthogonal size
+        # is a function of b alone; s is read off it (not off the integrated s, whose
+        # trajectory error would accumulate along the path: the limit of s is path dependent)
+        p = (N - 1) / N
+        c = s0 ** 2 * jnp.maximum(jnp.sum(init.w0 ** 2), jnp.finfo(X.dtype).tiny) ** (-p)
+
+        def s_exact(y):
+            b, s = y
+            B2 = jnp.sum(b * b)
+
+            def newton(_, x):  # root of x = c (B2 + x)^p, unique, x = s^2
+                h = x - c * (B2 + x) ** p
+                dh = 1.0 - c * p * (B2 + x) ** (p - 1.0)
+                return jnp.maximum(x - h / dh, 0.0)
+
+            return jnp.sqrt(jax.lax.fori_loop(0, 12, newton, s * s))
+
+        sol, status, w, z, newton_rel, defect, traj = _solve(
+            vf, (b0, s0), red, u, config, ts, N,
+            logits=lambda y: R.T @ y[0], b_sigma=lambda y: (y[0], y[1]),
+            to_w=lambda y: Q @ y[0] + s_exact(y) * q_hat, defect=zero_defect)
+    elif integrator == "induced":
+        def vf(t, w, args):
+            g = X.T @ residual(X @ w, u) / n
+            wn2 = jnp.sum(w * w)
+            return -rate(wn2) * (g + (N - 1) * w * jnp.dot(w, g) / wn2)
+
+        def bs(w):
+            b = Q.T @ w
+            return b, jnp.linalg.norm(w - Q @ b)
+
+        sol, status, w, z, newton_rel, defect, traj = _solve(
+            vf, init.w0, red, u, config, ts, N, logits=lambda w: X @ w, b_sigma=bs, to_w=lambda w: w,
+            defect=zero_defect)
+    else:
+        sol, status, w, z, newton_rel, defect, traj = _full_flow(X, u, init, red, config, ts)
+
+    loss = cross_entropy(z, u)
+    orth = jnp.linalg.norm(w - Q @ (Q.T @ w))
+    dist = jnp.linalg.norm(w - w_hat)
+    if traj is None:
+        e = jnp.zeros((0,), X.dtype)
+        tw, tl, td, to, tn, tb = jnp.zeros((0, d), X.dtype), e, e, e, e, e
+    else:
+        tw, tz, tb = traj
+        tl = jax.vmap(lambda zz: cross_entropy(zz, u))(tz)
+        td = jnp.linalg.norm(tw - w_hat[None, :], axis=1)
+        to = jnp.linalg.norm(tw - (tw @ Q) @ Q.T, axis=1)
+        tn = jnp.linalg.norm(tw, axis=1)
+    return DeepFlowResult(
+        w=w, status=status.astype(jnp.int32), num_steps=sol.stats["num_steps"].astype(jnp.int32),
+        t_final=sol.ts[-1], newton_rel=newton_rel, loss=loss, dist_w_hat=dist, orth_norm=orth,
+        balancedness_defect=defect, ts_w=tw, ts_loss=tl, ts_dist_w_hat=td, ts_orth_norm=to, ts_norm=tn,
+        ts_balancedness_defect=tb)
+
+
+def _full_flow(X, u, init: DeepInit, red: ReducedData, config: FlowConfig, ts):
+    """Gradient flow on all factors.  The vector field is -dL/dW_i, computed as
+    the VJP of the logits with cotangent (sigma(z) - sigma(u)) / n (the
+    accurate residual of ``teachers.residual``)."""
+    n, d = X.shape
+    N = len(init.Ws)
+    Q, R = red.Q, red.R
+    Ws = init.Ws
+    if config.coordinates == "reduced":
+        B0 = Ws[0] @ Q  # [H, r]
+        W1perp = Ws[0] - B0 @ Q.T  # frozen: dW_1/dt has rows in span(X)
+        gram_perp = W1perp @ W1perp.T
+        y0 = (B0,) + tuple(Ws[1:])
+
+        def head(y):
+            return head_vector(y[1:]) if N > 1 else jnp.ones((1,), X.dtype)
+
+        def logits(y):
+            return R.T @ (y[0].T @ head(y))
+
+        def to_w(y):
+            v = head(y)
+            return Q @ (y[0].T @ v) + W1perp.T @ v
+
+        def b_sigma(y):
+            v = head(y)
+            return y[0].T @ v, jnp.linalg.norm(W1perp.T @ v)
+
+        def defect(y):  # W_1 W_1^T = W1perp W1perp^T + B B^T (the cross terms vanish)
+            if N == 1:
+                return jnp.zeros((), X.dtype)
+            return balancedness_defect((None,) + tuple(y[1:]), gram1=gram_perp + y[0] @ y[0].T)
+    else:
+        y0 = tuple(Ws)
+
+        def logits(y):
+            return X @ end_to_end(y)
+
+        to_w = end_to_end
+
+        def b_sigma(y):
+            w = end_to_end(y)
+            b = Q.T @ w
+            return b, jnp.linalg.norm(w - Q @ b)
+
+        defect = balancedness_defect
+
+    def vf(t, y, args):
+        z, pullback = jax.vjp(logits, y)
+        return jax.tree_util.tree_map(jnp.negative, pullback(residual(z, u) / n)[0])
+
+    return _solve(vf, y0, red, u, config, ts, N, logits=logits, b_sigma=b_sigma, to_w=to_w, defect=defect)
+
+
+def deep_gradient_descent(X: Float[Array, "n d"], u: Float[Array, " n"], init: DeepInit, config: GDConfig = GDConfig()):
+    """Discrete optimiser (optax) on all factors W_1 .. W_N of the loss of eq. 1.
+
+    Plain gradient descent with a small step is the explicit Euler scheme of
+    the full flow.  Returns (w [d], final factors, status FINITE_HORIZON or NON_FINITE).
+    """
+    n = X.shape[0]
+    opt = config.transformation()
+
+    def grad(Ws):
+        z, pullback = jax.vjp(lambda W: X @ end_to_end(W), Ws)
+        return pullback(residual(z, u) / n)[0]
+
+    def step(carry, _):
+        Ws, state = carry
+        updates, state = opt.update(grad(Ws), state, Ws)
+        return (optax.apply_updates(Ws, updates), state), None
+
+    Ws0 = tuple(init.Ws)
+    (Ws, _), _ = jax.lax.scan(step, (Ws0, opt.init(Ws0)), None, length=config.steps)
+    w = end_to_end(Ws)
+    status = jnp.where(jnp.all(jnp.isfinite(w)), Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32)
+    return w, Ws, status
+
+
+__all__ = ["INTEGRATORS", "DeepFlowResult", "deep_flow", "deep_gradient_descent"]

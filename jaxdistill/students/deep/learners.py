@@ -1,0 +1,234 @@
+"""Deep linear student learners: ``DeepLearner`` (gradient flow to its
+steady state, Thm 2) and ``DeepGDLearner`` (an optax optimiser on all the
+factors), and ``deep_learner``, the one constructor for both.
+
+Initialisation: w(0) = init_scale * v with v uniform on the sphere, factored
+exactly as balanced rank-one matrices (``inits.balanced_init``, eq. 13),
+condition 12 met by a sign flip.  The init scale is either given, or derived
+per set from epsilon: ``eq11_fraction`` times the largest ||w(0)|| allowed by
+eq. 11, which simplifies to ||w_hat|| (1 + ||w_hat||^2 / eps^2)^{-N/2}.
+
+Guarantee (eq. 76): limsup ||w(t) - w_hat|| <= ||w_hat|| sqrt(rho / (1 - rho)),
+rho = (||w(0)|| / ||w_hat||)^{2/N}, when ||w(0)|| < ||w_hat||; 0 when n >= d
+(eq. 14); +inf when ||w(0)|| >= ||w_hat|| (the theorem gives no bound).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, final
+
+import jax.numpy as jnp
+
+from ...teachers import TargetSpec, cross_entropy
+from ...validation import JaxDistillError, check_choice, check_int, check_real
+from ..base import AbstractLearner, LearnerOutput
+from ..closed_form import reduce_data, reduced_target
+from ..discrete import GDConfig
+from ..flow import FlowConfig
+from .algebra import DEFAULT_EPSILON, balancedness_defect, eq11_max_init_scale, eq11_sup_over_sets, eq76_bound
+from .inits import INITS, balanced_init, gaussian_init
+from .integrators import INTEGRATORS, deep_flow, deep_gradient_descent
+
+DEEP_METHODS = ("flow", "gd")
+
+
+def _check_common(depth, width, init_scale, epsilon, eq11_fraction, init):
+    check_int("depth", depth, minimum=1)
+    check_int("width", width, minimum=1)
+    if init_scale is not None:
+        check_real("init_scale", init_scale, gt=0.0)
+    if epsilon is not None:
+        check_real("epsilon", epsilon, gt=0.0)
+    check_real("eq11_fraction", eq11_fraction, gt=0.0, lt=1.0)
+    check_choice("init", init, INITS)
+    if init_scale is not None and epsilon is not None:
+        sup = eq11_sup_over_sets(epsilon, depth)
+        if not init_scale < sup:
+            raise JaxDistillError(
+                f"init_scale must be < {sup:.6g} to satisfy eq. 11 with epsilon={epsilon:g} and depth N={depth} "
+                f"(the largest ||w(0)|| eq. 11 allows for any ||w_hat||); got {init_scale:g}. "
+                "Omit init_scale to derive it from epsilon per set, or omit epsilon to drop the guarantee.")
+
+
+def _init_for_set(key, X, u, depth, width, init_scale, epsilon, eq11_fraction, init):
+    red = reduce_data(X)
+    b_hat = reduced_target(red, u)
+    w_hat = red.Q @ b_hat
+    soft = jnp.all(jnp.isfinite(u))
+    a = jnp.where(soft, jnp.linalg.norm(w_hat), 1.0)  # hard labels: no w_hat; scale by 1
+    eps = DEFAULT_EPSILON if epsilon is None else epsilon
+    if init_scale is None:
+        s = eq11_fraction * eq11_max_init_scale(eps, a, depth)
+    else:
+        s = jnp.asarray(init_scale, X.dtype)
+    maker = balanced_init if init == "balanced" else gaussian_init
+    ini = maker(key, X, u, depth=depth, width=width, init_scale=s)
+    cover = red.R.shape[0] == X.shape[1]  # n >= d: span(X) = R^d
+    bound = eq76_bound(ini.init_norm, a, depth, full_rank_cover=cover)
+    eq11_ok = ini.init_norm < eq11_max_init_scale(eps, a, depth)
+    return ini, red, b_hat, w_hat, soft, bound, eq11_ok
+
+
+def _extras(ini, w, w_hat, soft, bound, eq11_ok, defect, t_final, newton_rel, orth):
+    dist = jnp.where(soft, jnp.linalg.norm(w - w_hat), jnp.nan)
+    return {
+        "dist_w_hat": dist,
+        "eq76_bound": jnp.where(soft, bound, jnp.nan),
+        "balancedness_defect": defect,
+        "init_balancedness_defect": ini.balancedness_defect,
+        "init_norm": ini.init_norm,
+        "orth_norm": orth,
+        "eq11_satisfied": eq11_ok.astype(w.dtype),
+        "cond12_satisfied": ini.cond12.astype(w.dtype),
+        "t_final": t_final,
+        "newton_rel": newton_rel,
+    }
+
+
+@final
+class DeepLearner(AbstractLearner):
+    """Deep linear student (Thm 2) trained by gradient flow to its steady state.
+
+    Attributes:
+        depth: N >= 1 factors (N = 1 is a linear student started at w(0) != 0).
+        width: hidden width H >= 1.
+        init_scale: ||w(0)||; None derives it per set from epsilon by eq. 11
+            (``eq11_fraction`` of the largest allowed value).
+        epsilon: the Thm 2 accuracy; with init_scale also given, an init
+            scale that violates eq. 11 for every possible set is an error and
+            ``extras["eq11_satisfied"]`` reports each set.  None: 1e-2 when
+            init_scale is None too.
+        integrator: "reduced" (default), "induced" or "full" (``deep_flow``).
+        flow: ``FlowConfig`` (solver, tolerances, stopping).  The default's
+            rtol (1e-2) is loose for N >= 2: the deep limit depends on the
+            path, so accurate students need e.g. ``FlowConfig(rtol=1e-8,
+            atol=1e-12)``.
+        eq11_fraction: fraction of the eq. 11 limit used when init_scale is None.
+        init: "balanced" (exact eq. 13) or "gaussian" (full integrator only).
+
+    ``fit`` extras: dist_w_hat, eq76_bound, balancedness_defect (final, full
+    flow), init_balancedness_defect, init_norm, orth_norm, eq11_satisfied,
+    cond12_satisfied, t_final, newton_rel.  Soft or hard targets.
+    """
+
+    depth: int = 2
+    width: int = 64
+    init_scale: float | None = None
+    epsilon: float | None = None
+    integrator: str = "reduced"
+    flow: FlowConfig = FlowConfig()
+    eq11_fraction: float = 0.5
+    init: str = "balanced"
+    name: ClassVar[str] = "deep"
+
+    def __check_init__(self):
+        _check_common(self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
+        check_choice("integrator", self.integrator, INTEGRATORS)
+        if not isinstance(self.flow, FlowConfig):
+            raise JaxDistillError(f"flow must be a FlowConfig, got {type(self.flow).__name__}")
+        if self.init != "balanced" and self.integrator != "full":
+            raise JaxDistillError(
+                f"init={self.init!r} is not balanced (eq. 13); the {self.integrator} integrator assumes balancedness: "
+                "use integrator='full'")
+
+    def check_targets(self, targets: TargetSpec) -> None:
+        return None
+
+    def fit(self, key, X, u) -> LearnerOutput:
+        ini, red, b_hat, w_hat, soft, bound, eq11_ok = _init_for_set(
+            key, X, u, self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
+        res = deep_flow(X, u, ini, integrator=self.integrator, config=self.flow, red=red, b_hat=b_hat)
+        return LearnerOutput(
+            w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss,
+            extras=_extras(ini, res.w, w_hat, soft, bound, eq11_ok, res.balancedness_defect, res.t_final,
+                           res.newton_rel, res.orth_norm))
+
+
+@final
+class DeepGDLearner(AbstractLearner):
+    """Deep linear student trained by an optax optimiser on all factors
+    (finite horizon: status "finite_horizon").
+
+    Attributes: depth, width, init_scale, epsilon, eq11_fraction, init as in
+    ``DeepLearner``; gd: ``GDConfig`` (default learning_rate 0.5, 20,000 steps).
+    ``fit`` extras as ``DeepLearner``'s (t_final and newton_rel are NaN).
+    """
+
+    depth: int = 2
+    width: int = 64
+    init_scale: float | None = None
+    epsilon: float | None = None
+    gd: GDConfig = GDConfig(learning_rate=0.5, steps=20_000)
+    eq11_fraction: float = 0.5
+    init: str = "balanced"
+    name: ClassVar[str] = "deep-gd"
+
+    def __check_init__(self):
+        _check_common(self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
+        if not isinstance(self.gd, GDConfig):
+            raise JaxDistillError(f"gd must be a GDConfig, got {type(self.gd).__name__}")
+
+    def check_targets(self, targets: TargetSpec) -> None:
+        return None
+
+    def fit(self, key, X, u) -> LearnerOutput:
+        ini, red, b_hat, w_hat, soft, bound, eq11_ok = _init_for_set(
+            key, X, u, self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
+        w, Ws, status = deep_gradient_descent(X, u, ini, self.gd)
+        Q = red.Q
+        orth = jnp.linalg.norm(w - Q @ (Q.T @ w))
+        nan = jnp.asarray(jnp.nan, X.dtype)
+        return LearnerOutput(
+            w=w, status=status, num_steps=jnp.asarray(self.gd.steps, jnp.int32), loss=cross_entropy(X @ w, u),
+            extras=_extras(ini, w, w_hat, soft, bound, eq11_ok, balancedness_defect(Ws), nan, nan, orth))
+
+
+def deep_learner(
+    *,
+    depth: int,
+    width: int = 64,
+    init_scale: float | None = None,
+    epsilon: float | None = None,
+    init: str = "balanced",
+    eq11_fraction: float = 0.5,
+    method: str = "flow",
+    integrator: str | None = None,
+    flow: FlowConfig | None = None,
+    gd: GDConfig | None = None,
+) -> DeepLearner | DeepGDLearner:
+    """The deep linear student trained by ``method``.
+
+    Args:
+        depth, width, init_scale, epsilon, init, eq11_fraction: as in
+            ``DeepLearner`` (shared by both methods).
+        method: "flow" -> ``DeepLearner`` (gradient flow to the steady
+            state); "gd" -> ``DeepGDLearner`` (optax on all the factors).
+        integrator: "reduced" (default), "induced" or "full"; method "flow" only.
+        flow: ``FlowConfig``; method "flow" only (default ``FlowConfig()``).
+        gd: ``GDConfig``; method "gd" only (default learning_rate 0.5,
+            20,000 steps).
+
+    Raises:
+        JaxDistillError: an argument given for the method it does not apply
+            to (integrator / flow with "gd", gd with "flow"), naming it.
+    """
+    check_choice("method", method, DEEP_METHODS)
+    common = dict(depth=depth, width=width, init_scale=init_scale, epsilon=epsilon, init=init,
+                  eq11_fraction=eq11_fraction)
+    if method == "flow":
+        if gd is not None:
+            raise JaxDistillError("gd applies only to method='gd' (gradient descent on the factors); got method='flow'")
+        kw = {}
+        if integrator is not None:
+            kw["integrator"] = integrator
+        if flow is not None:
+            kw["flow"] = flow
+        return DeepLearner(**common, **kw)
+    given = [k for k, v in (("integrator", integrator), ("flow", flow)) if v is not None]
+    if given:
+        raise JaxDistillError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to method='flow' "
+                              "(the gradient flow); got method='gd'")
+    return DeepGDLearner(**common, **({} if gd is None else {"gd": gd}))
+
+
+__all__ = ["DEEP_METHODS", "DeepLearner", "DeepGDLearner", "deep_learner"]

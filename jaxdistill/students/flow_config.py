@@ -1,0 +1,176 @@
+"""Settings of every gradient-flow learner (``FlowConfig``) and the CLI's
+solver names.
+
+``FlowConfig`` takes diffrax's own objects: any ODE solver
+(``diffrax.AbstractSolver``), any step-size controller
+(``diffrax.AbstractStepSizeController``) and any adjoint
+(``diffrax.AbstractAdjoint``).  Names such as ``"Kvaerno5"`` are only
+command-line shortcuts: ``solver_from_name`` maps them to objects.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+
+from .._precision import check_dtype
+from ..validation import JaxDistillError, check_choice, check_int, check_real
+
+# Names the command line accepts for --solver (each is a diffrax class with no
+# required argument).  Implicit (Kvaerno*, KenCarp*, ImplicitEuler) solvers
+# suit the stiff flow; explicit ones need many more steps.
+SOLVER_NAMES = ("Kvaerno3", "Kvaerno4", "Kvaerno5", "KenCarp3", "KenCarp4", "KenCarp5", "ImplicitEuler",
+                "Tsit5", "Dopri5", "Dopri8", "Heun", "Bosh3")
+COORDINATES = ("reduced", "plain")
+
+DEFAULT_RTOL = 1e-2
+DEFAULT_ATOL = 1e-5
+
+# A Newton step below float32 resolution certifies nothing: in float32 every
+# flow stops at a relative distance of at least this (``FlowConfig.for_dtype``).
+FLOAT32_MIN_NEWTON_TOL = 1e-5
+
+
+def solver_from_name(name: str) -> diffrax.AbstractSolver:
+    """The diffrax solver object for a command-line name (``SOLVER_NAMES``),
+    e.g. ``solver_from_name("Kvaerno5") == diffrax.Kvaerno5()``."""
+    check_choice("solver", name, SOLVER_NAMES)
+    return getattr(diffrax, name)()
+
+
+def _describe(obj) -> str:
+    """A one-line description of a diffrax/optax object for run configs."""
+    return " ".join(repr(obj).split())
+
+
+class FlowConfig(eqx.Module):
+    """Configuration of a gradient-flow learner (keyword-only, diffrax style).
+
+    Attributes:
+        solver: a diffrax ODE solver object (default ``diffrax.Kvaerno3()``,
+            an L-stable implicit solver for the stiff flow).  Names are a
+            command-line shortcut only: ``solver_from_name("Kvaerno5")``.
+        stepsize_controller: a diffrax step-size controller object; default
+            ``diffrax.PIDController(rtol=rtol, atol=atol)``.
+        rtol, atol: tolerances of the default PID controller (1e-2, 1e-5).
+            They apply only when ``stepsize_controller`` is not given (set
+            them on the controller then); with a controller they are None.
+            For a linear student (N = 1) the flow contracts to a unique limit,
+            so the stopping test (``newton_tol``), not these, sets the
+            accuracy of the limit.  That does not hold for deep students
+            (N >= 2): their limit depends on the path (the orthogonal
+            component, eq. 66), so trajectory errors change it; use a much
+            tighter rtol there (e.g. 1e-8), and whenever you record
+            trajectories (``ts``).
+        adjoint: a diffrax adjoint object; default ``diffrax.ForwardMode()``
+            (forward-only solve: reverse-mode checkpointing is ~70x slower
+            under vmap on CPU and the students are never differentiated).
+        dt0: initial step size; None lets the controller choose (required
+            by constant step sizes, ``diffrax.ConstantStepSize()``).
+        newton_tol: stop when the Newton step is below newton_tol * ||w||
+            (relative distance to the limit, docs/design.md fact 5).
+        max_steps: solver step limit; a set that hits it is reported with
+            status "max_steps_reached".
+        t_max: the integration horizon; soft-label sets that reach it
+            without converging are "not_converged_by_t_max"; hard-label
+            flows (no steady state) stop there with status "finite_horizon".
+        coordinates: "reduced" (default, docs/design.md fact 1) or "plain" (d-dim).
+
+    Example:
+        >>> FlowConfig(solver=diffrax.Kvaerno5(),
+        ...            stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10))
+    """
+
+    solver: diffrax.AbstractSolver
+    stepsize_controller: diffrax.AbstractStepSizeController | None
+    adjoint: diffrax.AbstractAdjoint
+    rtol: float | None
+    atol: float | None
+    dt0: float | None
+    newton_tol: float
+    max_steps: int
+    t_max: float
+    coordinates: str
+
+    def __init__(
+        self,
+        *,
+        solver: diffrax.AbstractSolver | None = None,
+        stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+        adjoint: diffrax.AbstractAdjoint | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        dt0: float | None = None,
+        newton_tol: float = 1e-9,
+        max_steps: int = 4096,
+        t_max: float = 1e20,
+        coordinates: str = "reduced",
+    ):
+        if solver is None:
+            solver = diffrax.Kvaerno3()
+        elif isinstance(solver, str):
+            raise JaxDistillError(
+                f"solver must be a diffrax solver object, e.g. diffrax.{solver}(), got the string {solver!r} "
+                "(names are command-line shortcuts: jaxdistill.students.solver_from_name maps them)")
+        elif not isinstance(solver, diffrax.AbstractSolver):
+            raise JaxDistillError(f"solver must be a diffrax solver object (diffrax.AbstractSolver, e.g. "
+                                  f"diffrax.Kvaerno3()), got {solver!r}")
+        if stepsize_controller is None:
+            rtol = DEFAULT_RTOL if rtol is None else check_real("rtol", rtol, gt=0.0, lt=1.0)
+            atol = DEFAULT_ATOL if atol is None else check_real("atol", atol, gt=0.0)
+        else:
+            if not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
+                raise JaxDistillError("stepsize_controller must be a diffrax step-size controller object "
+                                      f"(e.g. diffrax.PIDController(rtol=1e-8, atol=1e-10)), got {stepsize_controller!r}")
+            given = [k for k, v in (("rtol", rtol), ("atol", atol)) if v is not None]
+            if given:
+                verb = "they apply" if len(given) > 1 else "it applies"
+                raise JaxDistillError(
+                    f"{' and '.join(given)} cannot be combined with stepsize_controller: {verb} only to the default "
+                    "PIDController; set the tolerances on your controller (e.g. diffrax.PIDController(rtol=..., atol=...))")
+        if adjoint is None:
+            adjoint = diffrax.ForwardMode()
+        elif not isinstance(adjoint, diffrax.AbstractAdjoint):
+            raise JaxDistillError(f"adjoint must be a diffrax adjoint object (e.g. diffrax.ForwardMode()), got {adjoint!r}")
+        self.solver = solver
+        self.stepsize_controller = stepsize_controller
+        self.adjoint = adjoint
+        self.rtol = rtol
+        self.atol = atol
+        self.dt0 = None if dt0 is None else check_real("dt0", dt0, gt=0.0)
+        self.newton_tol = check_real("newton_tol", newton_tol, gt=0.0, lt=1.0)
+        self.max_steps = check_int("max_steps", max_steps, minimum=1)
+        self.t_max = check_real("t_max", t_max, gt=0.0)
+        self.coordinates = check_choice("coordinates", coordinates, COORDINATES)
+
+    @property
+    def controller(self) -> diffrax.AbstractStepSizeController:
+        """The step-size controller the solve uses."""
+        if self.stepsize_controller is not None:
+            return self.stepsize_controller
+        return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+
+    def for_dtype(self, dtype: str) -> "FlowConfig":
+        """This config as it runs in ``dtype``: unchanged in float64; in
+        float32 ``newton_tol`` is raised to at least ``FLOAT32_MIN_NEWTON_TOL``."""
+        if check_dtype(dtype) == "float32" and self.newton_tol < FLOAT32_MIN_NEWTON_TOL:
+            return eqx.tree_at(lambda c: c.newton_tol, self, FLOAT32_MIN_NEWTON_TOL)
+        return self
+
+    def config(self) -> dict:
+        """JSON-able description (objects as one-line reprs)."""
+        return {
+            "solver": _describe(self.solver),
+            "stepsize_controller": _describe(self.controller),
+            "adjoint": _describe(self.adjoint),
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "dt0": self.dt0,
+            "newton_tol": self.newton_tol,
+            "max_steps": self.max_steps,
+            "t_max": self.t_max,
+            "coordinates": self.coordinates,
+        }
+
+
+__all__ = ["FlowConfig", "solver_from_name", "SOLVER_NAMES", "COORDINATES", "FLOAT32_MIN_NEWTON_TOL"]

@@ -1,0 +1,51 @@
+"""Issue 10, point 7: nothing changes numerically.
+
+``tests/data/engine_reference_jax<version>.npz`` hold the numbers of the
+workloads in ``tests/reference_workloads.py`` computed by the code BEFORE
+the one-engine refactor (commit 907a69b), on jax 0.6.2 and on jax 0.10.2
+(XLA's kernels differ between jax versions in the last bits, ~1e-12, so a
+file is recorded per version).  On a recorded version the refactored code
+must reproduce every array bit for bit; on any other jax version the
+float64 results must agree to 1e-7 relative (float32 workloads skipped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from reference_workloads import compute
+
+DATA = Path(__file__).parent / "data"
+RECORDED = {p.stem.split("_jax")[1]: p for p in DATA.glob("engine_reference_jax*.npz")}
+
+
+@pytest.fixture(scope="module")
+def now():
+    return compute()
+
+
+def test_same_numbers_as_before_the_refactor(now):
+    version = jax.__version__
+    exact = version in RECORDED
+    path = RECORDED.get(version) or RECORDED[max(RECORDED, key=lambda v: tuple(int(p) for p in v.split(".")))]
+    with np.load(path) as z:
+        ref = {k: z[k] for k in z.files if k != "jax_version"}
+    assert set(ref) <= set(now), f"missing outputs: {sorted(set(ref) - set(now))}"
+    mismatches = []
+    for k, want in ref.items():
+        got = now[k]
+        if exact:
+            if not (got.shape == want.shape and np.array_equal(got, want, equal_nan=True)):
+                mismatches.append(k)
+        elif not k.startswith("float32/") and want.dtype.kind == "f" and k.split("/")[1] in (
+                "students", "risk", "angle", "angle_changes", "risk0", "risk1", "risk2"):
+            if not np.allclose(got, want, rtol=1e-7, atol=1e-12, equal_nan=True):
+                mismatches.append(k)
+        elif want.dtype.kind in "iub" and not k.startswith("float32/") and "num_steps" not in k:
+            if not np.array_equal(got, want):
+                mismatches.append(k)
+    assert not mismatches, f"differ from {path.name} ({'bitwise' if exact else 'rtol 1e-7'}): {mismatches}"
