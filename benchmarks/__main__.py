@@ -1,8 +1,11 @@
-"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only ROW ...]``.
+"""Run the benchmark suite from a checkout of the repository (the suite is
+not installed with the package): ``python -m benchmarks [--quick] [--only ROW ...]
+[--out FOLDER]``.
 
-Writes benchmarks/results/<machine>-<date>.json, a Markdown table (.md) and
-a PNG of the scaling curves (.png), and prints the table with ratios to the
-peers, all measured in this one run on this machine.
+Writes FOLDER/<machine>-<date>.json (default FOLDER: ./benchmark-results, under
+the current directory), a Markdown table (.md) and a PNG of the scaling curves
+(.png), and prints the table with ratios to the peers, all measured in this one
+run on this machine.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = "benchmark-results"  # default output folder, relative to the current directory
 
 
 def plan(quick: bool) -> list[tuple[str, str, dict]]:
@@ -155,7 +158,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes (minutes), for CI")
     p.add_argument("--only", nargs="*", default=None, help="run only these row names (e.g. flow closed_form)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per row (default 1800)")
-    p.add_argument("--out", default=str(RESULTS), help="results folder")
+    p.add_argument("--out", default=RESULTS,
+                   help=f"folder for the results (created if needed; default ./{RESULTS})")
     args = p.parse_args(argv)
     results = []
     for label, row, kwargs in plan(args.quick):

@@ -21,10 +21,18 @@ from typing import Callable, Iterator, TypeVar
 import jax
 import jax.numpy as jnp
 
-try:  # jax >= 0.7 exposes the thread-local context manager publicly
-    _x64_context = jax.enable_x64  # type: ignore[attr-defined]
-except AttributeError:  # jax 0.6
-    from jax._src.config import enable_x64 as _x64_context
+from .validation import JaxDistillError
+
+# JAX's thread-local x64 switch, through public names only.  jax >= 0.8 has
+# ``jax.enable_x64`` (a config state: ``jax.enable_x64(flag)`` is a context
+# manager that sets the flag for the current thread and restores the previous
+# value on exit).  Before 0.8 the public name is ``jax.experimental.enable_x64``
+# (public up to 0.8.x), a thin ``contextmanager`` around the same thread-local
+# state, so the semantics are identical.
+if hasattr(jax, "enable_x64"):
+    _x64_context = jax.enable_x64
+else:  # jax < 0.8
+    from jax.experimental import enable_x64 as _x64_context
 
 F = TypeVar("F", bound=Callable)
 
@@ -34,8 +42,6 @@ ALLOWED_DTYPES = ("float64", "float32")
 def check_dtype(dtype) -> str:
     """Return ``dtype`` as a canonical string ("float64"/"float32") or raise a
     ``JaxDistillError`` (a ValueError) naming it."""
-    from .validation import JaxDistillError
-
     try:
         name = dtype if isinstance(dtype, str) else jnp.dtype(dtype).name
     except TypeError:

@@ -6,7 +6,9 @@ stays under the Theorem 3 bound)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,42 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parents[1] / "experiments"
+NOTEBOOKS = ["quickstart.ipynb", "figure3.ipynb"]
+
+
+def _setup_cell(name: str) -> str:
+    nb = nbformat.read(ROOT / name, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "IN_COLAB" in c.source]
+    assert len(cells) == 1, "one setup cell expected"
+    return cells[0]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("where", ["checkout", "pip_spec"])
+def test_colab_setup_installs_only_jaxdistill(name, where, tmp_path, monkeypatch):
+    """The setup cell, run as on Colab (google.colab imported): one pip call that
+    installs jaxdistill -- the checkout the notebook sits in, or JAXDISTILL_PIP_SPEC
+    when there is none -- and nothing that names jax, so Colab's jax (with its
+    GPU/TPU support) is never replaced or downgraded."""
+    import jax  # noqa: F401  (imported before google.colab is faked: the cell's own import is then a no-op)
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: calls.append(list(cmd)))
+    monkeypatch.setenv("JAXDISTILL_PIP_SPEC", "git+https://example.invalid/jaxdistill")
+    monkeypatch.chdir(ROOT if where == "checkout" else tmp_path)  # the checkout is ROOT/..
+    exec(compile(_setup_cell(name), name, "exec"), {"__name__": "__main__"})
+    assert len(calls) == 1, calls
+    cmd = calls[0]
+    assert cmd[:4] == [sys.executable, "-m", "pip", "install"], cmd
+    expected = str(ROOT.parent) if where == "checkout" else "git+https://example.invalid/jaxdistill"
+    assert cmd[-1] == expected, cmd
+    assert not [a for a in cmd if "jax" in a.lower() and a != expected], cmd  # no jax, jaxlib, jax[cuda]...
+    assert not [a for a in cmd if a.startswith(("-U", "--upgrade", "--force", "--no-deps"))], cmd
 
 
 @pytest.mark.slow  # ~1 min each on a busy 2-core machine: python -m pytest -m slow tests/test_notebooks.py
-@pytest.mark.parametrize("name", ["quickstart.ipynb", "figure3.ipynb"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, tmp_path, monkeypatch):
     # the kernel inherits this environment: quick mode, this interpreter first on PATH
     monkeypatch.setenv("JAXDISTILL_QUICK", "1")

@@ -32,13 +32,14 @@ from .._precision import check_dtype, precision
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..runner import ChunkPlan, SetProgram, default_chunk_size, run_program
 from ..runstore import RunStore
+from ..sequencing import after
 from ..status import SUCCESS_CODES
 from ..students.base import AbstractLearner, FlowLearner
 from ..tasks import EXTRA_STREAM, Task
 from ..teachers import TargetSpec, teacher_logits
-from ..validation import JaxDistillError, check_choice, check_int
+from ..validation import JaxDistillError, check_int
 from .angles import unsigned_angle
-from .risk import RiskEstimate, expected_risk, mc_risk
+from .risk import RiskEstimate, expected_risk, mc_risk, resolve_risk_method
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class NestedSetProgram(SetProgram):
         X, x = self.task.sample_nested(k_data, self.n)
         Xp = jnp.concatenate([X, x[None, :]], axis=0)
         out0 = self.learner.fit(k_learn, X, teacher_logits(X, w_star, self.targets))
-        Xp, _ = jax.lax.optimization_barrier((Xp, out0.w))
+        Xp = after(Xp, out0.w)
         out1 = self.learner.fit(k_learn, Xp, teacher_logits(Xp, w_star, self.targets))
         ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
         return {"w_X": out0.w, "w_plus": out1.w, "status": jnp.where(ok0, out1.status, out0.status),
@@ -238,15 +239,11 @@ def monotonicity_index(
         raise JaxDistillError(f"task must be a jaxdistill.tasks.Task, got {type(task).__name__}")
     n = task.check_n(n, extra=1)
     num_sets = check_int("num_sets", num_sets, minimum=1)
-    check_choice("risk", risk, ("auto", "exact", "mc"))
     check_int("num_test", num_test, minimum=1)
     dtype = check_dtype(dtype)
     learner = learner.for_dtype(dtype)
     learner.check_targets(targets)
-    if risk == "auto":
-        risk = "exact" if task.has_exact_risk else "mc"
-    if risk == "exact" and not task.has_exact_risk:
-        raise JaxDistillError(f"risk='exact' is not available for {type(task).__name__}; use risk='mc'")
+    risk = resolve_risk_method(task, risk)
     cs = chunk_size if chunk_size is not None else min(default_chunk_size(n + 1, task.d) // 2 or 1, num_sets)
     plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))
     key, seed_repr = as_key(key), key_repr(key)

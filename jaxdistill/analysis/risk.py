@@ -24,6 +24,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..tasks import AbstractTask
 from ..tasks.riskmath import mc_risk
+from ..validation import JaxDistillError, check_choice
 
 
 def exact_risk_from_angle(task: AbstractTask, phi: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -118,3 +119,18 @@ __all__ = [
     "mc_risk",
     "transfer_risk",
 ]
+
+
+RISK_METHODS = ("auto", "exact", "mc")
+
+
+def resolve_risk_method(task: AbstractTask, risk: str) -> str:
+    """"auto" -> "exact" where the task has an exact risk, else "mc"; refuses
+    "exact" for a task without one (``JaxDistillError`` naming ``risk``)."""
+    check_choice("risk", risk, RISK_METHODS)
+    if risk == "auto":
+        return "exact" if task.has_exact_risk else "mc"
+    if risk == "exact" and not task.has_exact_risk:
+        raise JaxDistillError(f"risk='exact' is not available for {type(task).__name__}; use risk='mc' or 'auto'")
+    return risk
+

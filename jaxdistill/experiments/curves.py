@@ -30,6 +30,7 @@ import numpy as np
 from .._precision import precision
 from ..keys import as_key, set_key_pair
 from ..runner import ChunkPlan, SetProgram, run_program
+from ..sequencing import after
 from ..status import Status
 from ..students.closed_form import reduce_data, reduced_target
 from ..students.hard import max_margin
@@ -74,10 +75,8 @@ class CurveProgram(SetProgram):
         u = teacher_logits(X, task.w_star)
         red = reduce_data(X)
         w_hat = red.Q @ reduced_target(red, u)
-        X1, _ = jax.lax.optimization_barrier((X, w_hat))  # sequence the factorisations
-        w_d = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X1), self.delta)
-        X2, _ = jax.lax.optimization_barrier((X, w_d))
-        mm = max_margin(X2, jnp.where(u >= 0, 1.0, -1.0).astype(X.dtype))
+        w_d = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X, red), self.delta)  # one QR for both
+        mm = max_margin(after(X, w_d), jnp.where(u >= 0, 1.0, -1.0).astype(X.dtype))
         W = jnp.stack([w_hat, mm.w, w_d])
         ok = jnp.stack([red.rank_ok | (n > task.d), mm.status == Status.CONVERGED, red.rank_ok | (n > task.d)])
         ok = ok & jnp.all(jnp.isfinite(W), axis=1)

@@ -88,8 +88,7 @@ class WDeltaRiskProgram(SetProgram):
         X = self.task.sample(k_data, self.n)
         red = reduce_data(X)
         w_hat = red.Q @ reduced_target(red, teacher_logits(X, self.task.w_star))
-        X_after, _ = jax.lax.optimization_barrier((X, w_hat))  # QR of the closed form first, then q's
-        W = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X_after), self.deltas)  # [K, d]
+        W = w_delta_from(w_hat, orthogonal_gaussian(k_learn, X, red), self.deltas)  # [K, d], one QR for both
         ok = red.rank_ok & jnp.all(jnp.isfinite(W))
         return {"W": W, "status": jnp.where(ok, Status.CONVERGED, Status.RANK_DEFICIENT).astype(jnp.int32)}
 

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..sequencing import after
+
 
 class ReducedData(eqx.Module):
     """QR reduction of one transfer set: X^T = Q R.
@@ -34,6 +36,9 @@ def reduce_data(X: Float[Array, "n d"]) -> ReducedData:
     """Thin QR of X^T with a numerical-rank check (min |R_ii| > eps * max)."""
     n, d = X.shape
     Q, R = jnp.linalg.qr(X.T, mode="reduced")  # Q [d, r], R [r, n]
+    # forming Q (orgqr) and a later solve with R (trsm) are independent LAPACK calls:
+    # every consumer of R waits for Q (docs/design.md fact 11)
+    R = after(R, Q)
     diag = jnp.abs(jnp.diagonal(R))
     tol = jnp.finfo(X.dtype).eps * max(n, d) * jnp.max(diag)
     rank_ok = jnp.min(diag) > tol
@@ -45,8 +50,11 @@ def reduced_target(red: ReducedData, u: Float[Array, " n"]) -> Float[Array, " r"
     r, n = red.R.shape
     if r == n:  # n <= d: R square upper triangular
         return jax.scipy.linalg.solve_triangular(red.R.T, u, lower=True)
-    # n > d: over-determined but consistent for soft labels; least squares
-    return jnp.linalg.lstsq(red.R.T, u)[0]
+    # n > d: over-determined but consistent for soft labels; least squares by a
+    # second thin QR (R^T = Q2 R2, b = R2^{-1} Q2^T u), never a batched SVD, which
+    # jaxlib 0.9.1-0.9.2 split over the thread pool even on one CPU
+    Q2, R2 = jnp.linalg.qr(red.R.T, mode="reduced")  # [n, r], [r, r]
+    return jax.scipy.linalg.solve_triangular(after(R2, Q2), Q2.T @ u, lower=False)
 
 
 def closed_form(X: Float[Array, "n d"], u: Float[Array, " n"]) -> Float[Array, " d"]:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..status import Status
+from ..sequencing import after
 from ..teachers import TargetSpec, cross_entropy
 from ..validation import JaxDistillError, check_choice, check_real
 from .base import AbstractLearner, LearnerOutput, needs_soft_targets
@@ -118,10 +119,9 @@ class WDeltaLearner(AbstractLearner):
         if self.base == "flow":
             res = gradient_flow(X, u, self.flow)
             w_hat, status, steps = res.w, res.status, res.num_steps
-            # the flow's factorisation and q's QR are independent LAPACK calls: order them
-            # (the barrier makes q's QR wait for w_hat) so that they never run concurrently (docs/design.md fact 11)
-            X_q, w_hat = jax.lax.optimization_barrier((X, w_hat))
-            q = orthogonal_gaussian(key, X_q)
+            # the flow's factorisation and q's QR are independent LAPACK calls: q's QR waits
+            # for w_hat, so that they never run concurrently (docs/design.md fact 11)
+            q = orthogonal_gaussian(key, after(X, w_hat))
         else:
             red = reduce_data(X)
             w_hat = red.Q @ reduced_target(red, u)
