@@ -40,6 +40,12 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("deep N=2 full (width 64)", "deep", {"B": 4, "depth": 2, "integrator": "full", "d": 100,
                                                   "solver": "Tsit5", "max_steps": 20_000}),
             ("memory: distill B=5,000", "memory", {"B": 5000}),
+            ("numpy pipeline: sample + QR", "numpy_pipeline", {"B": 200}),
+            ("jaxdistill run, flow, inputs sampler", "run", {"B": 600, "B0": 100, "sampler": "inputs"}),
+            ("jaxdistill run, flow, gram sampler", "run", {"B": 3000, "B0": 300, "sampler": "gram"}),
+            ("jaxdistill run, closed form, gram sampler", "run",
+             {"B": 20000, "B0": 2000, "method": "closed-form", "sampler": "gram"}),
+            ("jaxdistill run, flow, gram, d=1e6", "run", {"B": 3000, "B0": 300, "sampler": "gram", "d": 10**6}),
         ]
         scaling = [(d, n, 100) for d in (100, 1000) for n in (5, 20)]
     else:
@@ -63,6 +69,13 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("deep N=3 full (width 64)", "deep", {"B": 2, "depth": 3, "integrator": "full", "d": 100,
                                                   "solver": "Tsit5", "max_steps": 20_000}),
             ("memory: distill B=100,000", "memory", {"B": 100_000}),
+            ("numpy pipeline: sample + QR", "numpy_pipeline", {"B": 2000}),
+            ("jaxdistill run, flow, inputs sampler", "run", {"B": 5000, "B0": 500, "sampler": "inputs"}),
+            ("jaxdistill run, flow, gram sampler", "run", {"B": 20000, "B0": 2000, "sampler": "gram"}),
+            ("jaxdistill run, closed form, gram sampler", "run",
+             {"B": 200_000, "B0": 20_000, "method": "closed-form", "sampler": "gram"}),
+            ("jaxdistill run, flow, gram, n=100", "run", {"B": 2000, "B0": 200, "sampler": "gram", "n": 100}),
+            ("jaxdistill run, flow, gram, d=1e6", "run", {"B": 20000, "B0": 2000, "sampler": "gram", "d": 10**6}),
         ]
         scaling = [(d, n, 200 if d < 10_000 else 50) for d in (100, 1000, 10_000) for n in (5, 20, 100)]
     rows += [(f"scaling d={d} n={n}", "flow", {"B": B, "d": d, "n": n}) for d, n, B in scaling]
@@ -123,6 +136,15 @@ def table(results: list[dict]) -> str:
         full = deep.get(f"deep N={N} full (width 64)")
         if red and full:
             lines.append(f"Deep N={N}: reduced flow is {red / full:.0f}x faster than the full parameterisation.")
+    npp = next((r for r in results if r["row"] == "numpy_pipeline" and "sets_per_s" in r), None)
+    runs = {r["label"]: r for r in results if r["row"] == "run" and "sets_per_s" in r}
+    if npp:
+        for label, r in runs.items():
+            lines.append(f"{label}: {r['sets_per_s'] / npp['sets_per_s']:.1f}x the numpy sample+QR pipeline.")
+    g1k, g1m = runs.get("jaxdistill run, flow, gram sampler"), runs.get("jaxdistill run, flow, gram, d=1e6")
+    if g1k and g1m:
+        lines.append(f"Cost independent of d: run at d=1e6 is {g1m['sets_per_s'] / g1k['sets_per_s']:.2f}x "
+                     "its throughput at d=1000 (gram sampler, n=20).")
     ex = next((r for r in results if r["row"] == "risk_exact" and "sets_per_s" in r), None)
     mc = next((r for r in results if r["row"] == "risk_mc" and "sets_per_s" in r), None)
     if ex and mc:
@@ -160,7 +182,17 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per row (default 1800)")
     p.add_argument("--out", default=RESULTS,
                    help=f"folder for the results (created if needed; default ./{RESULTS})")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="the accelerator check: default workload 1e6 sets, closed form 1e7, n=100 (one JSON in --out)")
+    p.add_argument("--small", action="store_true", help="with --gpu-check: small sizes (CPU, seconds; for the tests)")
     args = p.parse_args(argv)
+    if args.small and not args.gpu_check:
+        p.error("--small applies only to --gpu-check")
+    if args.gpu_check:
+        from .gpu_check import run_check
+
+        run_check(args.out, small=args.small)
+        return 0
     results = []
     for label, row, kwargs in plan(args.quick):
         if args.only and row not in args.only:

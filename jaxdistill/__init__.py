@@ -10,6 +10,8 @@ caller's global JAX configuration is never changed (see ``_precision``).
 """
 
 from . import analysis, students, tasks, teachers
+from . import multiclass
+from .multiclass import MultiClassPoolTask, MultiTargetSpec, distill_multiclass
 from ._precision import precision
 from .simulate import DistillProgram, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets
 from .results import DistillResult
@@ -59,6 +61,10 @@ __all__ = [
     "students",
     "tasks",
     "teachers",
+    "multiclass",
+    "MultiClassPoolTask",
+    "MultiTargetSpec",
+    "distill_multiclass",
     "precision",
     "DistillResult",
     "DistillProgram",

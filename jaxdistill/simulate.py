@@ -33,6 +33,7 @@ from .results import DistillResult
 from .runner import ChunkPlan, SetProgram, default_chunk_size, iter_chunks, run_program
 from .runstore import RunStore
 from .sequencing import after
+from .simulate_gram import GramDistillProgram, resolve_sampler
 from .status import Status
 from .students import make_learner
 from .students.base import AbstractLearner
@@ -40,7 +41,6 @@ from .students.closed_form import closed_form
 from .tasks import Task
 from .teachers import TargetSpec, teacher_logits
 from .validation import JaxDistillError, check_int
-
 
 def check_task(task) -> Task:
     """``task`` if it is a ``tasks.Task``, else a ``JaxDistillError``."""
@@ -158,8 +158,10 @@ class DistillSetup:
 
 def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLearner,
                   targets: TargetSpec = TargetSpec(), chunk_size: int | None = None, risk: str = "auto",
-                  num_test: int = 10_000, keep_students: bool = True, dtype: str = "float64") -> DistillSetup:
-    """Validate every argument (before any tracing) and build the run."""
+                  num_test: int = 10_000, keep_students: bool = True, dtype: str = "float64",
+                  sampler: str = "inputs") -> DistillSetup:
+    """Validate every argument (before any tracing) and build the run
+    (``sampler``: "inputs", "gram" or "auto", see ``simulate_gram``)."""
     dtype = check_dtype(dtype)
     learner = check_learner(learner).for_dtype(dtype)
     check_targets(targets)
@@ -169,14 +171,18 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
     risk_method = resolve_risk_method(task, risk)
     num_test = check_int("num_test", num_test, minimum=1)
     key, seed_repr = as_key(key), key_repr(key)
-    if chunk_size is None:
-        chunk_size = min(default_chunk_size(n, task.d), num_sets)
+    sampler = resolve_sampler(sampler, task, n, learner, risk_method, keep_students)
+    if chunk_size is None:  # a Gram-sampled set holds [n, n] numbers, not [n, d]
+        chunk_size = min(default_chunk_size(n, n + 1 if sampler == "gram" else task.d), num_sets)
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     with precision(dtype):
         task_c = task.cast(dtype)
         X_test = task_c.held_out(held_out_key(key), num_test) if risk_method == "mc" else None
     program = DistillProgram(task_c, learner, targets, n, risk_method, keep_students)
     config = run_config(task, n, num_sets, learner, targets, seed_repr, chunk_size, risk_method, num_test, dtype)
+    if sampler == "gram":  # the inputs sampler keeps the manifests of earlier runs unchanged
+        program = GramDistillProgram(task_c, learner, targets, n)
+        config["sampler"] = "gram"
     return DistillSetup(program, key, ChunkPlan(num_sets, chunk_size), X_test, config, dtype)
 
 
@@ -198,6 +204,7 @@ def distill(
     dtype: str = "float64",
     progress: bool = False,
     out: str | None = None,
+    sampler: str = "inputs",
 ) -> DistillResult:
     """Sample ``num_sets`` transfer sets of size n, train a student on each,
     and evaluate it.
@@ -222,6 +229,13 @@ def distill(
         progress: show a progress bar (sets done, rate, time left).
         out: a folder; finished chunks are saved there and a rerun with the
             same arguments resumes (a different configuration is refused).
+        sampler: "inputs" (default: draw X [n, d]; students kept), "gram"
+            (draw G = X X^T and X w* directly, O(n^2) a set whatever d, for
+            the kappa, margin and isotropic gaussian tasks with the flow or
+            the closed form, exact risk, n < d and keep_students=False;
+            refused elsewhere) or "auto" (gram where it applies).  The two
+            samplers draw sets of the same law, not the same sets
+            (docs/design.md fact 13; ``simulate_gram``).
 
     Failures: a set whose solver hits max_steps, fails, is rank deficient or
     produces non-finite values (including non-finite sampled inputs) keeps
@@ -236,7 +250,7 @@ def distill(
     """
     learner = resolve_learner(learner, method, flow, gd)
     setup = setup_distill(key, task, n, num_sets, learner=learner, targets=targets, chunk_size=chunk_size, risk=risk,
-                          num_test=num_test, keep_students=keep_students, dtype=dtype)
+                          num_test=num_test, keep_students=keep_students, dtype=dtype, sampler=sampler)
     store = RunStore(out, setup.config) if out is not None else None
     run = run_program(setup.program, setup.key, setup.plan, shared=setup.X_test, dtype=setup.dtype, store=store,
                       progress=progress)

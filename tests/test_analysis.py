@@ -225,65 +225,9 @@ def test_thm3_bound_never_below_simulated_expected_risk(task):
                 assert float(b.bound_tight) >= est.mean - 3 * est.se, (n, float(b.bound_tight), est)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("task,ns", [
-    (jd.KappaPolynomialTask(100, 0.5), (2, 10, 40, 100)),
-    (jd.KappaPolynomialTask(100, 1.0), (2, 10, 40)),
-    (jd.KappaPolynomialTask(100, 2.0), (2, 10, 40)),
-    (jd.AngularMarginTask(100, 0.25, 1.0), (2, 10, 40)),
-], ids=lambda v: str(v.config()) if hasattr(v, "config") else str(v))
-def test_thm3_bound_never_below_distill_expected_risk(task, ns):
-    """The same through jd.distill (closed-form learner, independent sets per n, 1000 sets)."""
-    for n in ns:
-        res = jd.distill(1, task, n, 1000, method="closed-form", keep_students=False)
-        est = res.expected_risk()
-        assert est.num_sets == 1000
-        b = thm3_bound(task.p_theta, n, task.d)
-        if n >= task.d:  # eq. 18; the closed form equals w* up to rounding (angle ~1e-15)
-            assert float(b.bound) == 0.0 and est.mean < 1e-6
-        else:
-            assert float(b.bound_tight) >= est.mean - 3 * est.se, (n, float(b.bound_tight), est)
-
-
-# ---------------------------------------------------------------- monotonicity
-
-class IgnoreDataLearner(AbstractLearner):
-    """Returns a Gaussian vector independent of X's values; its randomness comes
-    from the set's learner key folded with the set size, so w(X) and w([X; x])
-    are independent draws."""
-
-    name: ClassVar[str] = "ignore-data"
-
-    def check_targets(self, targets):
-        pass
-
-    def fit(self, key, X, u):
-        w = jax.random.normal(jax.random.fold_in(key, X.shape[0]), (X.shape[1],), X.dtype)
-        return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32), num_steps=jnp.asarray(0, jnp.int32),
-                             loss=jnp.asarray(0.0, X.dtype))
-
-
-class KeyOnlyLearner(AbstractLearner):
-    """w = normal(key): identical for X and [X; x] iff both fits get the same key."""
-
-    name: ClassVar[str] = "key-only"
-
-    def check_targets(self, targets):
-        pass
-
-    def fit(self, key, X, u):
-        w = jax.random.normal(key, (X.shape[1],), X.dtype)
-        return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32), num_steps=jnp.asarray(0, jnp.int32),
-                             loss=jnp.asarray(0.0, X.dtype))
-
-
-def test_monotonicity_index_of_gradient_flow_is_one():
-    """Lemma 1: the flow's angle to w* strictly decreases on nested sets (n < d)."""
-    task = jd.KappaPolynomialTask(12, 1.0)
-    est = monotonicity_index(0, task, 3, 16, jd.FlowLearner(jd.FlowConfig(newton_tol=1e-10)))
-    assert est.num_sets == 16 and est.num_failed == 0
-    assert est.index == 1.0 and est.se == 0.0
-    assert est.angle_change_mean < 0 and np.all(est.angle_changes < 0)
+# (The former check "risk <= Thm 3 bound + 3 SE" on simulated sets was removed: the bound sits 7x to
+# 1e11x above the risk there, so no plausible bug could fail it.  The bounds are tested against
+# independent closed forms in tests/test_bounds.py.)
 
 
 def test_monotonicity_index_closed_form_is_one_and_risk_matches_distill():
@@ -353,8 +297,14 @@ def test_cli_bound_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert {"bound", "beta", "bound_tight", "cor1", "cor2", "n"} <= set(out)
     assert out["cor1"] is None and out["cor2"] >= out["bound"] >= out["bound_tight"] > 0
-    ref = thm3_bound(jd.KappaPolynomialTask(1000, 1.0).p_theta, 20, 1000)
-    assert out["bound"] == pytest.approx(float(ref.bound)) and out["beta"] == pytest.approx(float(ref.beta))
+    # independent closed form (kappa = 1: p(theta) = 1 - 2 theta / pi, so with x = 2 beta / pi eq. 19 is
+    # 1 - x + x^n, minimised at x = n^(-1/(n-1)); the sharper form 1 - x + x^(n+1) at x = (n+1)^(-1/n))
+    n = 20
+    x = n ** (-1 / (n - 1))
+    assert out["bound"] == pytest.approx(1 - x + x ** n, rel=1e-9)
+    assert out["beta"] == pytest.approx(math.pi / 2 * x, rel=1e-4)  # flat minimum: beta is less sharp
+    xt = (n + 1) ** (-1 / n)
+    assert out["bound_tight"] == pytest.approx(1 - xt + xt ** (n + 1), rel=1e-9)
 
     assert main(["bound", "--task", "margin", "--margin", "0.3", "--d", "30", "--n-range", "5", "35", "25",
                  "--simulate", "50", "--json"]) == 0

@@ -16,10 +16,7 @@ from jaxdistill.analysis import exact_risk_from_angle, mc_risk, signed_angle, un
 from jaxdistill.status import Status
 
 
-def _sets(task, n, B, seed=0):
-    with precision():
-        X = jd.sample_transfer_sets(seed, task, n, B)
-        return X, jd.teacher_logits(X, task.w_star)
+from conftest import transfer_sets as _sets  # noqa: E402  (the shared helper)
 
 
 @pytest.mark.parametrize("n", [4, 12])  # n < d and n >= d (d = 8)

@@ -142,3 +142,20 @@ def test_monotonicity_index_resumes_and_reports_failures(tmp_path):
     broken = jd.FlowLearner(jd.FlowConfig(max_steps=1))
     est = monotonicity_index(0, task, 4, 6, broken, chunk_size=3)
     assert est.num_sets == 0 and est.num_failed == 6
+
+
+def test_after_orders_without_changing_values():
+    """sequencing.after(x, *done) returns x bit for bit (NaN and inf included)
+    and makes the result depend on every array in done (in the jaxpr)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdistill.sequencing import after
+
+    x = jnp.array([1.5, -2.0, jnp.inf, -jnp.inf, jnp.nan, 0.0])
+    for done in ((jnp.ones(3),), (jnp.array([jnp.nan]), jnp.array([jnp.inf]))):
+        np.testing.assert_array_equal(np.asarray(after(x, *done)), np.asarray(x))
+    jaxpr = jax.make_jaxpr(lambda a, b: after(a, b))(jnp.ones(2), jnp.ones(3)).jaxpr
+    b = jaxpr.invars[1]
+    used = {v for eqn in jaxpr.eqns for v in eqn.invars if not hasattr(v, "val")}
+    assert b in used  # the output is computed from b

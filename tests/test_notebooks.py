@@ -51,8 +51,7 @@ def test_colab_setup_installs_only_jaxdistill(name, where, tmp_path, monkeypatch
     assert not [a for a in cmd if a.startswith(("-U", "--upgrade", "--force", "--no-deps"))], cmd
 
 
-@pytest.mark.slow  # ~1 min each on a busy 2-core machine: python -m pytest -m slow tests/test_notebooks.py
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", NOTEBOOKS)  # ~1 min each in quick mode, part of the default run
 def test_notebook_executes(name, tmp_path, monkeypatch):
     # the kernel inherits this environment: quick mode, this interpreter first on PATH
     monkeypatch.setenv("JAXDISTILL_QUICK", "1")

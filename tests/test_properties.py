@@ -168,7 +168,6 @@ def test_distill_refuses_bad_arguments_by_name(data):
     assert name in msg or (param == "key" and "seed" in msg), msg
 
 
-@pytest.mark.slow
 @SLOWER
 @given(n=st.sampled_from([1, 3, 9]), num_sets=st.integers(1, 5), chunk=st.sampled_from([1, 5]),
        dtype=st.sampled_from(["float64", "float32"]), seed=st.integers(0, 2**31))
@@ -236,10 +235,20 @@ def test_exact_risk_is_a_probability(phi, kappa):
 @given(risks=st.lists(st.floats(0, 1), min_size=0, max_size=8), mask=st.lists(st.booleans(), min_size=8, max_size=8))
 def test_expected_risk_uses_only_masked_sets(risks, mask):
     m = np.array(mask[: len(risks)], bool)
-    est = jd.analysis.expected_risk(np.array(risks), m)
+    r = np.array(risks, dtype=float)
+    est = jd.analysis.expected_risk(r, m)
     assert est.num_sets == int(m.sum())
+    # masked-out sets cannot matter: replacing them by NaN gives the same estimate
+    est_nan = jd.analysis.expected_risk(np.where(m, r, np.nan), m)
+    assert est_nan.num_sets == est.num_sets
     if m.sum():
-        assert est.mean == pytest.approx(np.mean(np.array(risks)[m]))
+        assert est_nan.mean == est.mean and r[m].min() - 1e-15 <= est.mean <= r[m].max() + 1e-15
+
+
+def test_expected_risk_hand_computed():
+    est = jd.analysis.expected_risk(np.array([0.1, 0.3, 0.9]), np.array([True, True, False]))
+    assert est.num_sets == 2 and est.mean == pytest.approx(0.2, abs=1e-15)
+    assert est.se == pytest.approx(0.1, abs=1e-15)  # sample std sqrt(0.02) over sqrt(2)
 
 
 # ---------------------------------------------------------------- CLI

@@ -105,7 +105,6 @@ def test_degenerate_pool_sets_rank_deficient_and_cli_strict(tmp_path):
                  "closed-form", "--chunk-size", "4", "--out", str(out), "--quiet"]) == 0
 
 
-@pytest.mark.slow
 def test_tiny_max_steps_fail_every_set_and_strict_exits_3(tmp_path, capsys):
     out = tmp_path / "ms"
     rc = main(["run", "--d", str(D), "--n", str(N), "--num-sets", "6", "--chunk-size", "4", "--max-steps", "2",

@@ -13,13 +13,23 @@ PRNG discipline (the runner's, ``keys.set_key_pair``): pair i uses
 k_data, k_learn = split(fold_in(key, i)); ``task.sample_nested(k_data, n)``
 gives exactly the transfer set ``distill`` trains on for set i plus an
 extra input drawn with fold_in(k_data, EXTRA_STREAM) (for a pool: from the
-pool minus X), and the learner gets the same k_learn for X and for [X; x]
-(so a random initialisation or w_delta direction is common to both fits).
+pool minus X), and with ``coupling="shared"`` (default) the learner gets the
+same k_learn for X and for [X; x] (a random initialisation or w_delta
+direction is common to both fits); with ``coupling="independent"`` the
+second fit gets fold_in(k_learn, 1), an independent draw.
+
+Two choices change the estimand (docs/design.md fact 12) and are reported
+with it: the coupling above (for w_delta at delta = 1/16, kappa = 1,
+d = 100, n = 5 the index is 0.86 shared and 0.72 independent), and ties:
+|change| <= atol counts as "no decrease" under the strict inequality of
+eq. 34 (``MonotonicityEstimate.ties`` gives their share; 60% for the
+max-margin hard-target learner there).
 """
 
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -37,9 +47,12 @@ from ..status import SUCCESS_CODES
 from ..students.base import AbstractLearner, FlowLearner
 from ..tasks import EXTRA_STREAM, Task
 from ..teachers import TargetSpec, teacher_logits
-from ..validation import JaxDistillError, check_int
+from ..validation import JaxDistillError, check_choice, check_int
 from .angles import unsigned_angle
 from .risk import RiskEstimate, expected_risk, mc_risk, resolve_risk_method
+
+
+COUPLINGS = ("shared", "independent")
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,9 @@ class MonotonicityEstimate:
             (by more than atol; weak monotonicity, Lemma 1's inequality 24).
         num_failed: sets dropped because a fit failed (non-success status).
         risk_method: "exact" or "mc".
+        ties: share of sets with |change| <= atol (counted as "no decrease").
+        coupling: "shared" or "independent" (the learner's random draw for
+            [X; x]; see the module docstring); None when not recorded.
     """
 
     index: float
@@ -73,6 +89,8 @@ class MonotonicityEstimate:
     nonincreasing: float = float("nan")
     num_failed: int = 0
     risk_method: str = "exact"
+    ties: float = float("nan")
+    coupling: str | None = None
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -80,7 +98,8 @@ class MonotonicityEstimate:
 
     def summary(self) -> dict:
         out = {k: getattr(self, k) for k in ("index", "se", "num_sets", "angle_change_mean", "angle_change_se",
-                                             "risk_X_mean", "risk_X_se", "nonincreasing", "num_failed", "risk_method")}
+                                             "risk_X_mean", "risk_X_se", "nonincreasing", "num_failed", "risk_method",
+                                             "ties", "coupling")}
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
@@ -122,6 +141,7 @@ def monotonicity_from_angles(
         index=idx, se=se, num_sets=m, angle_change_mean=float(np.mean(change)), angle_change_se=cse,
         angle_changes=change, risk_X_mean=est.mean, risk_X_se=est.se,
         nonincreasing=float(np.mean(change <= atol)), num_failed=int((~ok).sum()), risk_method=risk_method,
+        ties=float(np.mean(np.abs(change) <= atol)),
     )
 
 
@@ -150,8 +170,9 @@ def nested_sets(key: PRNGKeyArray, task: Task, n: int) -> tuple[Float[Array, "n 
 class NestedSetProgram(SetProgram):
     """One (X, x) pair of eq. 34: fit the learner on X and on [X; x].
 
-    The learner gets the same learner key for both fits (a random
-    initialisation or w_delta direction is common to both).  The second fit
+    ``coupling="shared"``: the learner gets the same learner key for both fits
+    (a random initialisation or w_delta direction is common to both);
+    ``"independent"``: the second fit gets fold_in(k_learn, 1).  The second fit
     is sequenced after the first (a data dependency), so their batched
     factorisations never run concurrently (docs/jax-cpu-lapack-deadlock.md).
     """
@@ -161,6 +182,7 @@ class NestedSetProgram(SetProgram):
     targets: TargetSpec = eqx.field(static=True)
     n: int = eqx.field(static=True)
     risk_method: str = eqx.field(static=True)
+    coupling: str = eqx.field(static=True, default="shared")
 
     def one_set(self, key, index, shared):
         w_star = jnp.asarray(self.task.w_star)
@@ -169,7 +191,8 @@ class NestedSetProgram(SetProgram):
         Xp = jnp.concatenate([X, x[None, :]], axis=0)
         out0 = self.learner.fit(k_learn, X, teacher_logits(X, w_star, self.targets))
         Xp = after(Xp, out0.w)
-        out1 = self.learner.fit(k_learn, Xp, teacher_logits(Xp, w_star, self.targets))
+        k_plus = k_learn if self.coupling == "shared" else jax.random.fold_in(k_learn, 1)
+        out1 = self.learner.fit(k_plus, Xp, teacher_logits(Xp, w_star, self.targets))
         ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
         return {"w_X": out0.w, "w_plus": out1.w, "status": jnp.where(ok0, out1.status, out0.status),
                 "status_X": out0.status, "status_plus": out1.status}
@@ -202,6 +225,7 @@ def monotonicity_index(
     atol: float = 1e-12,
     progress: bool = False,
     out: str | None = None,
+    coupling: str = "shared",
 ) -> MonotonicityEstimate:
     """Estimate the monotonicity index (eq. 34) of a learner on a task.
 
@@ -224,6 +248,10 @@ def monotonicity_index(
             newton_tol) use atol ~ 10 e when n >= d matters.
         progress: show a progress bar.
         out: a folder for the resumable store of the per-pair results.
+        coupling: "shared" (default: a randomised learner such as w_delta
+            reuses its random draw for X and [X; x]) or "independent" (a
+            fresh draw for [X; x]); different estimands (module docstring).
+            Deterministic learners give the same index either way.
 
     Returns:
         ``MonotonicityEstimate`` over the pairs where both fits succeeded.
@@ -244,25 +272,30 @@ def monotonicity_index(
     learner = learner.for_dtype(dtype)
     learner.check_targets(targets)
     risk = resolve_risk_method(task, risk)
+    check_choice("coupling", coupling, COUPLINGS)
     cs = chunk_size if chunk_size is not None else min(default_chunk_size(n + 1, task.d) // 2 or 1, num_sets)
     plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))
     key, seed_repr = as_key(key), key_repr(key)
     with precision(dtype):
         task_c = task.cast(dtype)
         X_test = task_c.held_out(held_out_key(key), num_test) if risk == "mc" else None
-    program = NestedSetProgram(task_c, learner, targets, n, risk)
+    program = NestedSetProgram(task_c, learner, targets, n, risk, coupling)
     store = None
     if out is not None:
         config = {**task.config(), **learner.config(), "estimand": "monotonicity_index", "n": n,
                   "num_sets": num_sets, "targets": targets.kind, "temperature": targets.temperature,
                   "seed": seed_repr, "chunk_size": plan.chunk_size, "risk": risk, "num_test": num_test, "dtype": dtype}
+        if coupling != "shared":  # older stores (shared coupling) keep resuming
+            config["coupling"] = coupling
         store = RunStore(out, config)
     run = run_program(program, key, plan, shared=X_test, dtype=dtype, store=store, progress=progress)
     a = run.arrays
-    return monotonicity_from_angles(a["angle_X"], a["angle_plus"], run.ok, a["risk_X"], risk_method=risk, atol=atol)
+    est = monotonicity_from_angles(a["angle_X"], a["angle_plus"], run.ok, a["risk_X"], risk_method=risk, atol=atol)
+    return dataclasses.replace(est, coupling=coupling)
 
 
 __all__ = [
+    "COUPLINGS",
     "MonotonicityEstimate",
     "monotonicity_index",
     "monotonicity_from_angles",

@@ -127,7 +127,7 @@ def main(args) -> int:
     from .._precision import precision
     from ..analysis.bounds import cor1_bound, cor2_bound, thm3_bound, thm_d1_bound
     from ..analysis.ptheta import p_function
-    from ..tasks import AngularMarginTask, KappaPolynomialTask, PoolTask
+    from ..tasks import AngularMarginTask, KappaPolynomialTask, PoolTask, Task
 
     _check_d1_args(args)
     if args.seed is not None and not args.simulate:
@@ -137,6 +137,11 @@ def main(args) -> int:
                               "every task of this command has an exact p(theta), pools through all their angles)")
     seed = 0 if args.seed is None else args.seed
     task = task_from_args(args)
+    if not isinstance(task, Task):  # K classes / teacher logits: the bounds are for a binary linear teacher
+        from ..validation import JaxDistillError
+
+        raise JaxDistillError("jaxdistill bound applies to binary tasks with a teacher vector w_star [d] (the bounds "
+                              "of Thm 3 are for a binary linear teacher); got a K-class or teacher-logits task")
     ns = _ns(args)
     d = task.d
     pool = isinstance(task, PoolTask)

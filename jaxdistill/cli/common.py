@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-TASKS = ("kappa", "margin", "gaussian", "pool", "mnist")
+TASKS = ("kappa", "margin", "gaussian", "pool", "mnist", "digits")
 
 
 def positive_int(name: str):
@@ -70,7 +70,8 @@ TASK_OPTIONS = {
     "--d": ("d", 1000, ("kappa", "margin", "gaussian")),
     "--teacher-norm": ("teacher_norm", 1.0, ("kappa", "margin", "gaussian")),
     "--pool-file": ("pool_file", None, ("pool",)),
-    "--task-seed": ("task_seed", 0, ("mnist",)),
+    "--task-seed": ("task_seed", 0, ("mnist", "gaussian", "digits")),
+    "--classes": ("classes", None, ("gaussian",)),
 }
 
 
@@ -85,13 +86,19 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
                    help="angular margin beta0 in [0, pi/2) of the margin task (radians); default 0.2")
     g.add_argument("--d", type=int_at_least("--d", 2), default=None,
                    help="input dimension d >= 2 of the kappa, margin and gaussian tasks (default 1000); pool and "
-                        "mnist tasks take d from their data")
+                        "mnist/digits tasks take d from their data")
     g.add_argument("--teacher-norm", type=finite_float("--teacher-norm", gt=0.0), default=None,
                    help="||w*|| for the kappa, margin and gaussian tasks (default 1)")
     g.add_argument("--pool-file", default=None,
-                   help="for --task pool: .npz with arrays 'inputs' [P, d], 'w_star' [d] and optionally 'test_inputs'")
+                   help="for --task pool: .npz with arrays 'inputs' [P, d] and a teacher, 'w_star' [d] or [K, d] "
+                        "or 'teacher_logits' [P] or [P, K] (any model's logits); optionally 'test_inputs' [M, d] "
+                        "(with 'test_teacher_logits'), ground-truth 'labels' [P] and 'test_labels' [M]")
     g.add_argument("--task-seed", type=nonnegative_int("--task-seed"), default=None,
-                   help="for --task mnist: seed of the teacher's training split (default 0)")
+                   help="for --task mnist and --task digits (8x8 digits, K = 10): seed of the teacher's training "
+                        "split; for --task gaussian --classes K: seed of the K teacher rows (default 0)")
+    g.add_argument("--classes", type=int_at_least("--classes", 2), default=None,
+                   help="for --task gaussian: K >= 2 classes (a linear softmax teacher with K rows drawn from "
+                        "--task-seed; default: the binary task)")
 
 
 def refuse_inapplicable(args, options: dict, applies: str, what: str) -> None:
@@ -119,6 +126,9 @@ def task_from_args(args):
     from ..validation import JaxDistillError
 
     refuse_inapplicable(args, TASK_OPTIONS, args.task, "--task")
+    if args.task == "gaussian" and getattr(args, "classes", None) is None and getattr(args, "task_seed", None) is not None:
+        raise JaxDistillError("--task-seed applies to --task gaussian only with --classes K (the binary teacher is "
+                              "teacher_norm * e_1)")
     fill_defaults(args, TASK_OPTIONS)
     if args.task == "pool":
         if not args.pool_file:
@@ -131,6 +141,13 @@ def task_from_args(args):
         except Exception as e:  # missing, truncated, not an .npz, pickled objects
             raise JaxDistillError(f"--pool-file {args.pool_file} could not be read as an .npz file "
                                   f"({type(e).__name__}: {e})") from None
+        from ..multiclass.tasks import is_multiclass_pool, pool_task_from_arrays
+
+        if is_multiclass_pool(arrays):  # K-class teacher, teacher logits or labels
+            try:
+                return pool_task_from_arrays(arrays, label=str(args.pool_file))
+            except JaxDistillError as e:
+                raise JaxDistillError(f"--pool-file {args.pool_file}: {e}") from None
         for k in ("inputs", "w_star"):
             if k not in arrays:
                 raise JaxDistillError(f"--pool-file {args.pool_file} has no array {k!r} (found: {', '.join(arrays) or 'none'})")
@@ -143,6 +160,14 @@ def task_from_args(args):
         from ..datasets import mnist01_task
 
         return mnist01_task(seed=args.task_seed)
+    if args.task == "digits":
+        from ..multiclass.datasets import digits_task
+
+        return digits_task(seed=args.task_seed)
+    if args.task == "gaussian" and getattr(args, "classes", None) is not None:
+        from ..multiclass.tasks import MultiClassGaussianTask
+
+        return MultiClassGaussianTask(args.d, args.classes, seed=args.task_seed, teacher_norm=args.teacher_norm)
     kwargs = {"kappa": args.kappa} if args.task in ("kappa", "margin") else {}
     if args.task == "margin":
         kwargs["margin"] = args.margin

@@ -224,16 +224,47 @@ def _logit_flow(X, u, config: FlowConfig, ts):
     this is the same trajectory as eq. 3.  Newton step and norm in w-space:
     ||dw|| = ||L^{-1} D^{-1} (sigma(z) - sigma(u))||, ||w|| = ||L^{-1} z||.
     """
-    n = X.shape[0]
     G = X @ X.T
+    return _gram_logit_flow(G, u, config, ts, lambda L_inv: (lambda z: X.T @ (L_inv.T @ (L_inv @ z))))
+
+
+def gram_gradient_flow(
+    G: Float[Array, "n n"],
+    u: Float[Array, " n"],
+    config: FlowConfig = FlowConfig(),
+    *,
+    ts: Float[Array, " T"] | None = None,
+) -> FlowResult:
+    """The flow of eq. 3 (N = 1) from w(0) = 0 given only the Gram matrix
+    G = X X^T (n <= d, full rank) and the teacher logits u: the logit flow
+    dz/dt = -(1/n) G (sigma(z) - sigma(u)) with the same stopping test as
+    ``gradient_flow`` (Newton step and ||w|| computed from G alone).
+
+    Returns:
+        ``FlowResult`` whose ``w`` (and ``trajectory``) hold c = L^{-1} z,
+        shape [n], with G = L L^T (Cholesky): the student's coordinates in
+        the orthonormal basis Q = X^T L^{-T} of span X, i.e. w = Q c =
+        X^T alpha with alpha = L^{-T} c.  So ||w|| = ||c|| (``newton_rel``
+        is relative to it, as in ``gradient_flow``) and
+        w.w* = c.(L^{-1} X w*) (docs/design.md fact 13).  The same ops as
+        ``gradient_flow`` after X X^T.
+    """
+    if config.coordinates != "reduced":
+        raise ValueError("gram_gradient_flow integrates the logit (reduced) coordinates; coordinates='plain' needs X")
+    return _gram_logit_flow(G, u, config, ts, lambda L_inv: (lambda z: L_inv @ z))
+
+
+def _gram_logit_flow(G, u, config: FlowConfig, ts, make_to_w):
+    """The logit flow given G; ``make_to_w(L_inv)`` maps z to the returned w."""
+    n = G.shape[0]
     L = jnp.linalg.cholesky(G)
     diag = jnp.abs(jnp.diagonal(L))
-    rank_ok = jnp.all(jnp.isfinite(diag)) & (jnp.min(diag) > jnp.finfo(X.dtype).eps * n * jnp.max(diag))
-    L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(n, dtype=X.dtype), lower=True)
+    rank_ok = jnp.all(jnp.isfinite(diag)) & (jnp.min(diag) > jnp.finfo(G.dtype).eps * n * jnp.max(diag))
+    L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(n, dtype=G.dtype), lower=True)
     # Hard labels (u = +-inf) become u = +-U with sigma(-U) ~ 0: the stable
     # residual below then equals sigma(z) - 1{u > 0} to within e^{-U}, so one
     # branch-free vector field serves both (fewer ops per solver stage).
-    big = 600.0 if X.dtype == jnp.float64 else 60.0
+    big = 600.0 if G.dtype == jnp.float64 else 60.0
     u_c = jnp.clip(u, -big, big)
     sig_minus_u = jax.nn.sigmoid(-u_c)
 
@@ -247,8 +278,8 @@ def _logit_flow(X, u, config: FlowConfig, ts):
         v = L_inv @ jnp.stack([dz, z], axis=1)
         return jnp.linalg.norm(v[:, 0]), jnp.linalg.norm(v[:, 1])
 
-    to_w = lambda z: X.T @ (L_inv.T @ (L_inv @ z))
-    z0 = jnp.zeros(n, X.dtype)
+    to_w = make_to_w(L_inv)
+    z0 = jnp.zeros(n, G.dtype)
     return _solve(vf, z0, rank_ok, u, config, ts, to_w=to_w, logits=lambda z: z, newton_and_norm=newton_and_norm)
 
 

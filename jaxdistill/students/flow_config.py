@@ -59,9 +59,11 @@ class FlowConfig(eqx.Module):
             so the stopping test (``newton_tol``), not these, sets the
             accuracy of the limit.  That does not hold for deep students
             (N >= 2): their limit depends on the path (the orthogonal
-            component, eq. 66), so trajectory errors change it; use a much
-            tighter rtol there (e.g. 1e-8), and whenever you record
-            trajectories (``ts``).
+            component, eq. 66), so trajectory errors change it: the deep
+            learners' own defaults (``students.deep.default_flow_config``:
+            Kvaerno5, rtol 1e-8, atol 1e-14 for the induced and full
+            integrators) keep them within 1e-8 of the exact limit.  Use a
+            tight rtol too whenever you record trajectories (``ts``).
         adjoint: a diffrax adjoint object; default ``diffrax.ForwardMode()``
             (forward-only solve: reverse-mode checkpointing is ~70x slower
             under vmap on CPU and the students are never differentiated).

@@ -19,6 +19,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..validation import check_int, check_real
 from .base import AbstractSymmetricTask, teacher_for
+from .gram import angular_frame, bartlett_factor, check_gram_n, gram_of_frame
 from .riskmath import HALF_PI
 
 
@@ -41,6 +42,22 @@ class AbstractAngularTask(AbstractSymmetricTask):
         z = jnp.cos(a)[:, None] * e[None, :] + jnp.sin(a)[:, None] * g
         nu = jax.random.normal(k_scale, (num,), dtype=w.dtype)
         return nu[:, None] * z
+
+    @property
+    def supports_gram(self) -> bool:
+        return True
+
+    def sample_gram(self, key: PRNGKeyArray, n: int):
+        """(G, u) of ``n`` <= d - 1 inputs drawn in O(n^2) (docs/design.md fact 13):
+        the angles and scales use the keys of ``sample``, the directions a
+        Bartlett factor of Wishart_n(d - 1, I)."""
+        check_gram_n(n, self.d)
+        k_angle, k_dir, k_scale = jax.random.split(key, 3)
+        w = jnp.asarray(self.w_star)
+        a = HALF_PI - self.boundary_angle(jax.random.uniform(k_angle, (n,), dtype=w.dtype))
+        nu = jax.random.normal(k_scale, (n,), dtype=w.dtype)
+        F = angular_frame(nu, jnp.cos(a), jnp.sin(a), bartlett_factor(k_dir, n, self.d - 1, w.dtype))
+        return gram_of_frame(F, jnp.linalg.norm(w))
 
 
 @final

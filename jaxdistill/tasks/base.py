@@ -178,6 +178,28 @@ class AbstractTask(eqx.Module):
             )
         return symmetric_risk(self.p_theta, self.d, phi, wedge=self.risk_wedge)
 
+    # ------------------------------------------------------------ Gram sampling
+
+    @property
+    def supports_gram(self) -> bool:
+        """True when ``sample_gram`` draws (G = X X^T, u = X w*) directly, in
+        O(n^2) whatever d (docs/design.md fact 13; n <= d - 1)."""
+        return False
+
+    def sample_gram(self, key: PRNGKeyArray, n: int) -> tuple[Float[Array, "n n"], Float[Array, " n"]]:
+        """(G = X X^T [n, n], u = X w* [n]) of a transfer set of n <= d - 1
+        inputs, drawn without the inputs (only where ``supports_gram``)."""
+        raise JaxDistillError(
+            f"the {self.name} task ({type(self).__name__}) cannot draw its Gram matrix directly (only the "
+            "rotationally symmetric kappa, margin and isotropic gaussian tasks can); use the inputs sampler"
+        )
+
+    def exact_risk_from_angle(self, phi: Float[Array, "..."]) -> Float[Array, "..."]:
+        """The exact risk of a student at signed angle phi (eq. 28) to w*:
+        what ``exact_risk`` computes after the angle, for a rotationally
+        symmetric task (``risk_from_angle``)."""
+        return self.risk_from_angle(phi)
+
     # ------------------------------------------------------------ bookkeeping
 
     def cast(self, dtype: str) -> "AbstractTask":

@@ -17,6 +17,7 @@ from jaxtyping import Array, Float
 from ..validation import JaxDistillError, check_array, check_int
 from .base import AbstractSymmetricTask, AbstractTask, as_float64, context_dtype, teacher_for
 from .riskmath import HALF_PI, gaussian_risk, isotropic_gaussian_risk
+from .gram import bartlett_factor, check_gram_n, gaussian_frame, gram_of_frame
 
 
 @final
@@ -53,6 +54,24 @@ class IsotropicGaussianTask(AbstractSymmetricTask):
     def exact_risk(self, W):
         """The signed angle of W to w* over pi (Sheppard's formula, Sigma = I)."""
         return isotropic_gaussian_risk(W, self.w_star)
+
+    @property
+    def supports_gram(self) -> bool:
+        return True
+
+    def sample_gram(self, key, n: int):
+        """(G, u) of ``n`` <= d - 1 inputs drawn in O(n^2) (docs/design.md fact 13):
+        x = c e + g with c ~ N(0, 1) and the Gram of the g's a Bartlett
+        Wishart_n(d - 1, I)."""
+        check_gram_n(n, self.d)
+        k_c, k_dir = jax.random.split(key)
+        w = jnp.asarray(self.w_star)
+        c = jax.random.normal(k_c, (n,), dtype=w.dtype)
+        return gram_of_frame(gaussian_frame(c, bartlett_factor(k_dir, n, self.d - 1, w.dtype)), jnp.linalg.norm(w))
+
+    def exact_risk_from_angle(self, phi):
+        """phi / pi (Sheppard's formula, Sigma = I), as ``exact_risk``."""
+        return jnp.asarray(phi) / jnp.pi
 
 
 @final

@@ -14,13 +14,15 @@ One job per module:
 from .algebra import (DEFAULT_EPSILON, balancedness_defect, check_eq11, end_to_end, eq11_max_init_scale,
                       eq11_sup_over_sets, eq76_bound, head_vector, layer_dims)
 from .inits import INITS, DeepInit, balanced_init, gaussian_init, make_init
-from .integrators import INTEGRATORS, DeepFlowResult, deep_flow, deep_gradient_descent
+from .integrators import (INTEGRATORS, PATH_FLOW_CONFIG, DeepFlowResult, deep_flow, deep_gradient_descent,
+                          default_flow_config, exact_deep_limit)
 from .learners import DEEP_METHODS, DeepGDLearner, DeepLearner, deep_learner
 
 __all__ = [
     "DEFAULT_EPSILON", "balancedness_defect", "check_eq11", "end_to_end", "eq11_max_init_scale", "eq11_sup_over_sets",
     "eq76_bound", "head_vector", "layer_dims",
     "INITS", "DeepInit", "balanced_init", "gaussian_init", "make_init",
-    "INTEGRATORS", "DeepFlowResult", "deep_flow", "deep_gradient_descent",
+    "INTEGRATORS", "PATH_FLOW_CONFIG", "DeepFlowResult", "deep_flow", "deep_gradient_descent", "default_flow_config",
+    "exact_deep_limit",
     "DEEP_METHODS", "DeepGDLearner", "DeepLearner", "deep_learner",
 ]

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import ClassVar, final
 
+import equinox as eqx
 import jax.numpy as jnp
 
+from ..._precision import check_dtype
 from ...teachers import TargetSpec, cross_entropy
 from ...validation import JaxDistillError, check_choice, check_int, check_real
 from ..base import AbstractLearner, LearnerOutput
@@ -27,7 +29,7 @@ from ..discrete import GDConfig
 from ..flow import FlowConfig
 from .algebra import DEFAULT_EPSILON, balancedness_defect, eq11_max_init_scale, eq11_sup_over_sets, eq76_bound
 from .inits import INITS, balanced_init, gaussian_init
-from .integrators import INTEGRATORS, deep_flow, deep_gradient_descent
+from .integrators import INTEGRATORS, deep_flow, deep_gradient_descent, default_flow_config
 
 DEEP_METHODS = ("flow", "gd")
 
@@ -99,10 +101,16 @@ class DeepLearner(AbstractLearner):
             ``extras["eq11_satisfied"]`` reports each set.  None: 1e-2 when
             init_scale is None too.
         integrator: "reduced" (default), "induced" or "full" (``deep_flow``).
-        flow: ``FlowConfig`` (solver, tolerances, stopping).  The default's
-            rtol (1e-2) is loose for N >= 2: the deep limit depends on the
-            path, so accurate students need e.g. ``FlowConfig(rtol=1e-8,
-            atol=1e-12)``.
+        flow: ``FlowConfig`` (solver, tolerances, stopping).  None (the
+            default) becomes ``default_flow_config(integrator)``: the linear
+            default for "reduced" (its limit is read off the eq. 66
+            invariant, so it is path independent), Kvaerno5 with rtol 1e-8,
+            atol 1e-14 for "induced" and "full" (their limit depends on the
+            path).  Either way the student is within 1e-8 relative of the
+            exact limit (measured 1e-9 at N = 2, 3; ``integrators`` docstring).
+            In float32 (``for_dtype``) the default becomes
+            ``default_flow_config(integrator, rtol=1e-4, atol=1e-6)`` with
+            newton_tol 1e-5 (float32 cannot resolve tighter tolerances).
         eq11_fraction: fraction of the eq. 11 limit used when init_scale is None.
         init: "balanced" (exact eq. 13) or "gaussian" (full integrator only).
 
@@ -116,10 +124,24 @@ class DeepLearner(AbstractLearner):
     init_scale: float | None = None
     epsilon: float | None = None
     integrator: str = "reduced"
-    flow: FlowConfig = FlowConfig()
+    flow: FlowConfig | None = None
     eq11_fraction: float = 0.5
     init: str = "balanced"
     name: ClassVar[str] = "deep"
+
+    def __post_init__(self):
+        if self.flow is None:
+            self.flow = default_flow_config(self.integrator) if self.integrator in INTEGRATORS else FlowConfig()
+
+    def for_dtype(self, dtype: str) -> "DeepLearner":
+        """float32: the integrator's default flow (rtol 1e-8, atol 1e-14 for induced / full, below float32
+        resolution) is replaced by ``default_flow_config(integrator, rtol=1e-4, atol=1e-6)``; then newton_tol is
+        raised as for every learner (``AbstractLearner.for_dtype``).  A user's own FlowConfig is kept."""
+        if (check_dtype(dtype) == "float32" and self.integrator != "reduced"
+                and self.flow == default_flow_config(self.integrator)):
+            loose = default_flow_config(self.integrator, rtol=1e-4, atol=1e-6)
+            return super(DeepLearner, eqx.tree_at(lambda m: m.flow, self, loose)).for_dtype(dtype)
+        return super().for_dtype(dtype)
 
     def __check_init__(self):
         _check_common(self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
@@ -204,7 +226,8 @@ def deep_learner(
         method: "flow" -> ``DeepLearner`` (gradient flow to the steady
             state); "gd" -> ``DeepGDLearner`` (optax on all the factors).
         integrator: "reduced" (default), "induced" or "full"; method "flow" only.
-        flow: ``FlowConfig``; method "flow" only (default ``FlowConfig()``).
+        flow: ``FlowConfig``; method "flow" only (default
+            ``default_flow_config(integrator)``, accurate to 1e-8 relative).
         gd: ``GDConfig``; method "gd" only (default learning_rate 0.5,
             20,000 steps).
 

@@ -1,0 +1,159 @@
+"""``jaxdistill run`` options that make an estimand explicit: which learner
+(``--learner``, ``--delta``), the monotonicity index of the same learner on
+the same sets (``--monotonicity``, ``--coupling``), students written to
+``students.npy`` (``--save-students``) and the per-set check of eq. 76
+(``eq76_violations``).
+
+Kept apart from ``run.py`` (which calls these functions) so that each
+option's meaning, default and refusals are in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..analysis.monotonicity import COUPLINGS
+from .common import finite_float, refuse_inapplicable
+
+LEARNERS = ("distill", "wdelta", "hard-max-margin", "hard-gd")
+MONOTONICITY_KIND = "angle"  # eq. 34: the unsigned student-teacher angle strictly decreases
+
+
+def add_estimand_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("learner and estimands")
+    g.add_argument("--learner", choices=LEARNERS, default="distill",
+                   help="distill (default: the student of --method / --depth on the teacher's targets); wdelta "
+                        "(reduced-bias w_delta of section 5.2, needs --delta; w_hat by --method closed-form (default) "
+                        "or flow); hard-max-margin (hard-target learner in its long-run limit, the max-margin "
+                        "separator); hard-gd (finite-time gradient descent on the hard labels, --lr/--steps/"
+                        "--optimizer; default lr 1, 10000 steps).  The hard-target learners train on the teacher's "
+                        "hard labels (--targets hard is implied).  Depth 1 only")
+    g.add_argument("--delta", type=finite_float("--delta"), default=None,
+                   help="delta of --learner wdelta: w_hat + delta ||w_hat|| q / ||q||, q a Gaussian direction "
+                        "orthogonal to the data (required there, refused elsewhere)")
+    g.add_argument("--monotonicity", action="store_true",
+                   help="also estimate the monotonicity index (eq. 34) of the same learner on the same task, n, "
+                        "number of sets and seed (nested sets X and [X, x]); adds monotonicity, monotonicity_se, "
+                        "monotonicity_ties (share of ties, counted as no decrease), monotonicity_kind and coupling to "
+                        "summary.json")
+    g.add_argument("--coupling", choices=COUPLINGS, default=None,
+                   help="with --monotonicity: shared (default) = a randomised learner (w_delta) reuses its random "
+                        "draw for X and [X, x]; independent = a fresh draw for [X, x].  Different estimands (for "
+                        "w_delta at delta 1/16 about 0.86 vs 0.72)")
+
+
+def estimand_learner(args, flow_options: dict, gd_options: dict):
+    """The learner of ``--learner`` (None for ``distill``: ``run.learner_from_args``
+    builds it), after refusing the options that do not apply.  Fills
+    ``args.method`` (its default depends on the learner) and, for the
+    hard-target learners, ``args.targets = "hard"``."""
+    import jax
+
+    from ..students import FlowConfig, GDConfig, solver_from_name
+    from ..students.hard import HardTargetLearner
+    from ..students.wdelta import WDeltaLearner
+    from ..validation import JaxDistillError
+
+    if args.delta is not None and args.learner != "wdelta":
+        raise JaxDistillError(f"--delta applies only to --learner wdelta; it has no effect with --learner {args.learner}")
+    if args.coupling is not None and not args.monotonicity:
+        raise JaxDistillError("--coupling applies only with --monotonicity (it chooses the random draw of the "
+                              "second fit of each nested pair)")
+    if args.monotonicity and jax.process_count() > 1:
+        raise JaxDistillError("--monotonicity applies only to single-host runs (jax.process_count() == 1)")
+    if args.learner == "distill":
+        args.method = "flow" if args.method is None else args.method
+        return None
+    if args.depth > 1:
+        raise JaxDistillError(f"--learner {args.learner} applies only to --depth 1 (linear students); deep students "
+                              "use --learner distill")
+    if args.learner == "wdelta":
+        if args.delta is None:
+            raise JaxDistillError("--learner wdelta needs --delta (the weight of the orthogonal direction)")
+        args.method = "closed-form" if args.method is None else args.method
+        if args.method == "gd":
+            raise JaxDistillError("--method gd does not apply to --learner wdelta (w_hat comes from --method "
+                                  "closed-form or flow)")
+        refuse_inapplicable(args, flow_options, args.method, "--method")
+        refuse_inapplicable(args, gd_options, args.method, "--method")
+        flow = FlowConfig(**_flow_kwargs(args, solver_from_name)) if args.method == "flow" else None
+        return WDeltaLearner(delta=args.delta, base=args.method, flow=flow)
+    if args.method is not None:
+        raise JaxDistillError(f"--method applies only to --learner distill and wdelta; --learner {args.learner} "
+                              "fixes its own training")
+    kind = "max-margin" if args.learner == "hard-max-margin" else "gd"
+    refuse_inapplicable(args, flow_options, kind, "--method")
+    refuse_inapplicable(args, gd_options, kind, "--method")
+    if args.temperature is not None or args.targets == "mixed":
+        raise JaxDistillError(f"--learner {args.learner} trains on the teacher's hard labels: --temperature and "
+                              "--targets mixed do not apply")
+    args.method = None
+    args.targets = "hard"
+    if kind == "max-margin":
+        return HardTargetLearner(method="max-margin")
+    kw = {k: v for k, v in {"learning_rate": args.lr, "steps": args.steps, "optimizer": args.optimizer}.items()
+          if v is not None}
+    return HardTargetLearner(method="gd", gd=GDConfig(**kw) if kw else None)
+
+
+def _flow_kwargs(args, solver_from_name) -> dict:
+    kw = {k: v for k, v in {"rtol": args.rtol, "atol": args.atol, "newton_tol": args.newton_tol,
+                            "max_steps": args.max_steps, "coordinates": args.coordinates}.items() if v is not None}
+    if args.solver is not None:
+        kw["solver"] = solver_from_name(args.solver)
+    return kw
+
+
+def check_estimand_task(args, task, is_multiclass: bool) -> None:
+    """--learner other than distill and --monotonicity need a binary task with a teacher vector."""
+    from ..validation import JaxDistillError
+
+    if is_multiclass and (args.learner != "distill" or args.monotonicity):
+        raise JaxDistillError("--learner (other than distill) and --monotonicity apply only to binary tasks with a "
+                              "teacher vector")
+
+
+def monotonicity_summary(args, task, learner, targets, out_dir=None) -> dict:
+    """With ``--monotonicity``: ``analysis.monotonicity_index`` of ``learner``
+    on the run's task, n, number of sets, seed, risk and dtype; the keys added
+    to summary.json.  Without it: {}."""
+    if not args.monotonicity:
+        return {}
+    from ..analysis.monotonicity import monotonicity_index
+
+    coupling = "shared" if args.coupling is None else args.coupling
+    est = monotonicity_index(args.seed, task, args.n, args.num_sets, learner, targets, chunk_size=args.chunk_size,
+                             risk=args.risk, num_test=10_000 if args.num_test is None else args.num_test,
+                             dtype=args.dtype, progress=not args.quiet, coupling=coupling,
+                             out=None if out_dir is None else str(out_dir))
+    s = est.summary()
+    return {"monotonicity": s["index"], "monotonicity_se": s["se"], "monotonicity_ties": s["ties"],
+            "monotonicity_nonincreasing": s["nonincreasing"], "monotonicity_num_sets": s["num_sets"],
+            "monotonicity_num_failed": s["num_failed"], "monotonicity_kind": MONOTONICITY_KIND, "coupling": coupling}
+
+
+def write_students(path, students, ok) -> None:
+    """``students.npy``: [B, d] float array, row i = set i, NaN rows for failed sets."""
+    import numpy as np
+
+    W = np.array(students, dtype=np.float64 if np.asarray(students).dtype == np.float64 else np.float32)
+    W[~np.asarray(ok, bool)] = np.nan
+    np.save(path, W)
+
+
+def eq76_violations(extras: dict, ok) -> int | None:
+    """Number of successful sets whose ||w - w_hat|| exceeds their own eq. 76 bound
+    (None when the learner reports no such bound)."""
+    import numpy as np
+
+    if "dist_w_hat" not in extras or "eq76_bound" not in extras:
+        return None
+    ok = np.asarray(ok, bool)
+    dist = np.asarray(extras["dist_w_hat"])[ok]
+    bound = np.asarray(extras["eq76_bound"])[ok]
+    both = np.isfinite(dist) & ~np.isnan(bound)
+    return int(np.sum(dist[both] > bound[both]))
+
+
+__all__ = ["LEARNERS", "MONOTONICITY_KIND", "add_estimand_arguments", "estimand_learner", "check_estimand_task",
+           "monotonicity_summary", "write_students", "eq76_violations"]

@@ -1,0 +1,340 @@
+"""Linear softmax students W [K, d] for K classes: closed form, gradient flow
+(diffrax, logit coordinates) and discrete optimisers (optax)
+(docs/design.md fact 8).
+
+The cross-entropy gradient (1/n) (softmax(Z) - P)^T X, Z = X W^T, has rows
+in span(X) and columns summing to 0 over classes, so the flow from W = 0
+keeps every row of W in span(X) and the class-sum of its rows at 0.  With a
+thin QR X^T = Q R (``students.closed_form.reduce_data``):
+
+* n <= d: the state is the logit matrix Z [n, K] itself,
+  dZ/dt = -(1/n) G (softmax(Z) - P) with G = X X^T = R^T R, and
+  W^T = Q R^{-T} Z exactly;
+* n > d: the state is B = Q^T W^T [r, K], dB/dt = -(1/n) R (softmax(R^T B) - P).
+
+Both are the d-dimensional flow exactly, at O(n^2 K) a step.  Its limit is
+the minimum-norm interpolant of the class-centred log targets
+(``softmax_closed_form``); for soft targets of a linear teacher W* it is
+C W* P_X / T.
+
+Arrival is decided in parameter space as for the binary flow (fact 5): the
+Hessian of the per-example loss in z_i is diag(s_i) - s_i s_i^T, singular
+along the all-ones direction, so the Newton step is taken in centred
+coordinates: delta_i = r_i / s_i - mean(r_i / s_i) with
+r_i / s_i = -expm1(log p_i - log s_i) (no cancellation near the limit).
+The flow stops when ||Newton step in W|| <= newton_tol ||W||.
+
+K = 2: the centred softmax flow is the binary flow of w = w_1 - w_0 run at
+twice the speed (W = [-w/2, w/2]), so ``SoftmaxFlowLearner`` runs the binary
+``students.flow.gradient_flow`` on u = v_1 - v_0 (time rescaled): K = 2
+reproduces the binary numbers bit for bit.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import ClassVar, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from ..status import Status
+from ..students.closed_form import reduce_data, reduced_target
+from ..students.discrete import GDConfig
+from ..students.flow import flow_status, gradient_flow, solve_to_steady_state
+from ..students.flow_config import FlowConfig
+from ..validation import JaxDistillError, check_choice
+from .targets import MultiTargetSpec, centre, softmax_cross_entropy
+
+
+class SoftmaxOutput(eqx.Module):
+    """What a K-class learner returns for one set.
+
+    Attributes:
+        W: the student, [K, d] (rows sum to 0 for the flow and closed form).
+        status: ``status.Status`` code; num_steps: solver / optimiser steps.
+        loss: final mean KL(p_i || softmax(z_i)); extras: per-set scalars.
+    """
+
+    W: Float[Array, "K d"]
+    status: Int[Array, ""]
+    num_steps: Int[Array, ""]
+    loss: Float[Array, ""]
+    extras: dict = eqx.field(default_factory=dict)
+
+
+def _log_targets(V):
+    """log softmax(V) with zero-probability entries (-inf) replaced by a large
+    negative number, so that every formula below stays finite (their
+    probabilities, ~e^-600 in float64, are far below rounding)."""
+    big = 600.0 if V.dtype == jnp.float64 else 60.0
+    return jnp.maximum(jax.nn.log_softmax(V, axis=-1), -big)
+
+
+def softmax_residual(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float[Array, "n K"]:
+    """softmax(Z) - P without cancellation: -s expm1(log p - log s)."""
+    logs = jax.nn.log_softmax(Z, axis=-1)
+    return -jnp.exp(logs) * jnp.expm1(logp - logs)
+
+
+def centred_newton_logits(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float[Array, "n K"]:
+    """Per-example Newton step in logit space on the centred subspace:
+    (diag(s) - s s^T)^+ (s - p) = r / s - mean(r / s), r / s = -expm1(log p - log s)."""
+    logs = jax.nn.log_softmax(Z, axis=-1)
+    q = -jnp.expm1(logp - logs)
+    return q - jnp.mean(q, axis=-1, keepdims=True)
+
+
+def helmert_basis(K: int, dtype) -> Float[Array, "K Km1"]:
+    """An orthonormal basis [K, K-1] of the vectors whose entries sum to 0."""
+    H = np.zeros((K, K - 1))
+    for j in range(1, K):
+        H[:j, j - 1] = 1.0
+        H[j, j - 1] = -j
+        H[:, j - 1] /= np.sqrt(j * (j + 1))
+    return jnp.asarray(H, dtype)
+
+
+def softmax_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[Float[Array, "K d"], Array]:
+    """The flow's limit: the minimum-norm W [K, d] with X W^T = centre(V).
+
+    Returns (W, rank_ok, realisable): for n > d the centred log targets have an exact
+    interpolant only when they come from a linear teacher; ``realisable``
+    is False (to rounding) otherwise, and W is then the least-squares fit,
+    not the limit of the flow."""
+    red = reduce_data(X)
+    Zc = centre(V)
+    B = reduced_target(red, Zc)  # [r, K]
+    r, n = red.R.shape
+    if r == n:
+        realisable = jnp.asarray(True)
+    else:
+        err = jnp.linalg.norm(red.R.T @ B - Zc)
+        realisable = err <= 1e3 * jnp.finfo(X.dtype).eps * jnp.maximum(jnp.linalg.norm(Zc), jnp.finfo(X.dtype).tiny)
+    return (red.Q @ B).T, red.rank_ok, realisable
+
+
+class AbstractSoftmaxLearner(eqx.Module):
+    """A K-class linear student.  ``fit(key, X [n, d], V [n, K]) -> SoftmaxOutput``
+    for ONE set, V the log targets of ``targets.target_log_probs`` (-inf for
+    zero target probabilities); ``check_targets``; ``for_dtype``; ``config``."""
+
+    name: eqx.AbstractClassVar[str]
+
+    @abc.abstractmethod
+    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> SoftmaxOutput:
+        """Train on one transfer set."""
+
+    def check_targets(self, targets: MultiTargetSpec) -> None:
+        if not isinstance(targets, MultiTargetSpec):
+            raise JaxDistillError(f"targets must be a MultiTargetSpec, got {targets!r}")
+
+    def for_dtype(self, dtype: str) -> "AbstractSoftmaxLearner":
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, FlowConfig):
+                adjusted = v.for_dtype(dtype)
+                if adjusted is not v:
+                    return eqx.tree_at(lambda m: getattr(m, f.name), self, adjusted)
+        return self
+
+    def config(self) -> dict:
+        cfg = {"method": self.name}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            cfg[f.name] = v.config() if hasattr(v, "config") else v
+        return cfg
+
+
+@final
+class SoftmaxClosedFormLearner(AbstractSoftmaxLearner):
+    """The limit of the flow (fact 8), by one thin QR.  Needs targets with a
+    finite minimiser (soft, or mixed with rho > 0); for n > d the targets
+    must be realisable (a linear teacher), else the set is ``NOT_CONVERGED``."""
+
+    name: ClassVar[str] = "closed-form"
+
+    def fit(self, key, X, V) -> SoftmaxOutput:
+        W, rank_ok, realisable = softmax_closed_form(X, V)
+        finite = jnp.all(jnp.isfinite(W))
+        status = jnp.where(~rank_ok, Status.RANK_DEFICIENT,
+                           jnp.where(realisable & finite, Status.CONVERGED, Status.NOT_CONVERGED)).astype(jnp.int32)
+        return SoftmaxOutput(W=W, status=status, num_steps=jnp.asarray(0, jnp.int32),
+                             loss=softmax_cross_entropy(X @ W.T, V))
+
+    def check_targets(self, targets: MultiTargetSpec) -> None:
+        super().check_targets(targets)
+        if not targets.has_finite_minimiser:
+            raise JaxDistillError("the closed form needs soft targets or mixed targets with soft_ratio > 0 "
+                                  "(hard labels have no finite minimiser); use method 'flow' or 'gd'")
+
+
+def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config: FlowConfig = FlowConfig(), *,
+                          ts=None):
+    """Gradient flow of the K-class cross-entropy from W = 0 (module docstring).
+
+    Returns (W [K, d], status, num_steps, t_final, newton_rel, loss).
+    ``config.coordinates == "plain"`` integrates W itself (the reference)."""
+    n, d = X.shape
+    K = V.shape[-1]
+    dtype = X.dtype
+    red = reduce_data(X)
+    R, Q = red.R, red.Q
+    r = R.shape[0]
+    logp = _log_targets(V)
+    soft = jnp.all(jnp.isfinite(V))
+    tiny = jnp.finfo(dtype).tiny
+
+    if r == n:  # n <= d: W^T = Q R^{-T} Z
+        def w_coords(M):  # R^{-T} M
+            return jax.scipy.linalg.solve_triangular(R.T, M, lower=True)
+
+        def newton_norm(Z):
+            return jnp.linalg.norm(w_coords(centred_newton_logits(Z, logp)))
+    else:
+        E = helmert_basis(K, dtype)
+
+        def newton_norm(Z):
+            logs = jax.nn.log_softmax(Z, axis=-1)
+            s = jnp.exp(logs)
+            g = (R @ softmax_residual(Z, logp) @ E) / n  # [r, K-1]
+            Hi = jax.vmap(lambda si: E.T @ (jnp.diag(si) - jnp.outer(si, si)) @ E)(s)  # [n, K-1, K-1]
+            H = jnp.einsum("ai,bi,ikl->akbl", R, R, Hi) / n
+            m = r * (K - 1)
+            step = jnp.linalg.solve(H.reshape(m, m), g.reshape(m))
+            return jnp.linalg.norm(step)
+
+    # The exact flow keeps the class-sum at 0, an implicit solver's inexact
+    # stage solves only nearly: the drift is along the all-ones direction, to
+    # which the loss is blind, so W is read off the centred state.
+    if config.coordinates == "plain":
+        y0 = jnp.zeros((K, d), dtype)
+        vf = lambda t, W, args: -(softmax_residual(X @ W.T, logp).T @ X) / n
+        to_W = lambda W: W - jnp.mean(W, axis=0, keepdims=True)
+        logits = lambda W: X @ W.T
+    elif r == n:
+        G = R.T @ R
+        y0 = jnp.zeros((n, K), dtype)
+        vf = lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n
+        to_W = lambda Z: (Q @ w_coords(centre(Z))).T
+        logits = lambda Z: Z
+    else:
+        y0 = jnp.zeros((r, K), dtype)
+        vf = lambda t, B, args: -(R @ softmax_residual(R.T @ B, logp)) / n
+        to_W = lambda B: (Q @ centre(B)).T
+        logits = lambda B: R.T @ B
+
+    def norms(y):
+        return newton_norm(logits(y)), jnp.linalg.norm(to_W(y))
+
+    def cond_fn(t, y, args, **kwargs):
+        step, w_norm = norms(y)
+        return soft & (step <= config.newton_tol * jnp.maximum(w_norm, tiny))
+
+    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn)
+    y = sol.ys[-1]
+    W = to_W(y)
+    step, w_norm = norms(y)
+    newton_rel = step / jnp.maximum(w_norm, tiny)
+    finite = jnp.all(jnp.isfinite(W)) & (jnp.isfinite(newton_rel) | ~soft)
+    status = flow_status(red.rank_ok, finite, soft, newton_rel <= config.newton_tol, sol.result)
+    traj = None if ts is None else jax.vmap(to_W)(sol.ys[:-1])
+    return (W, status, sol.stats["num_steps"].astype(jnp.int32), sol.ts[-1], newton_rel,
+            softmax_cross_entropy(logits(y), V), traj)
+
+
+@final
+class SoftmaxFlowLearner(AbstractSoftmaxLearner):
+    """Gradient flow of the K-class cross-entropy (diffrax) to its steady
+    state (targets with a finite minimiser) or to ``flow.t_max`` (hard
+    targets: ``FINITE_HORIZON``).  K = 2 runs the binary flow (bit for bit).
+
+    Attributes:
+        flow: ``FlowConfig`` (solver, controller, newton_tol, t_max, ...).
+    """
+
+    flow: FlowConfig = FlowConfig()
+    name: ClassVar[str] = "flow"
+
+    def fit(self, key, X, V) -> SoftmaxOutput:
+        K = V.shape[-1]
+        if K == 2:
+            return binary_flow_as_softmax(X, V, self.flow)
+        W, status, steps, t_final, newton_rel, loss, _ = softmax_gradient_flow(X, V, self.flow)
+        return SoftmaxOutput(W=W, status=status, num_steps=steps, loss=loss,
+                             extras={"t_final": t_final, "newton_rel": newton_rel})
+
+
+def binary_flow_as_softmax(X, V, config: FlowConfig) -> SoftmaxOutput:
+    """K = 2 through the binary flow: u = v_1 - v_0, W = [-w/2, w/2].  The
+    centred K = 2 flow at time t is the binary flow at time 2t, so the
+    horizon is doubled and t_final halved."""
+    u = V[:, 1] - V[:, 0]
+    binary_config = eqx.tree_at(lambda c: c.t_max, config, 2.0 * config.t_max)
+    if config.dt0 is not None:
+        binary_config = eqx.tree_at(lambda c: c.dt0, binary_config, 2.0 * config.dt0)
+    res = gradient_flow(X, u, binary_config)
+    W = jnp.stack([-0.5 * res.w, 0.5 * res.w])
+    return SoftmaxOutput(W=W, status=res.status, num_steps=res.num_steps, loss=res.loss,
+                         extras={"t_final": res.t_final / 2.0, "newton_rel": res.newton_rel})
+
+
+@final
+class SoftmaxGDLearner(AbstractSoftmaxLearner):
+    """A discrete optimiser (optax) on W [K, d] from 0 for ``gd.steps``
+    updates (status ``FINITE_HORIZON``).  Note that for K = 2 plain gradient
+    descent with step eta equals the binary one with step 2 eta.
+
+    Attributes:
+        gd: ``GDConfig``.
+    """
+
+    gd: GDConfig = GDConfig()
+    name: ClassVar[str] = "gd"
+
+    def fit(self, key, X, V) -> SoftmaxOutput:
+        n, d = X.shape
+        K = V.shape[-1]
+        logp = _log_targets(V)
+        opt = self.gd.transformation()
+
+        def step(carry, _):
+            W, state = carry
+            g = softmax_residual(X @ W.T, logp).T @ X / n
+            updates, state = opt.update(g, state, W)
+            return (optax.apply_updates(W, updates), state), None
+
+        W0 = jnp.zeros((K, d), X.dtype)
+        (W, _), _ = jax.lax.scan(step, (W0, opt.init(W0)), None, length=self.gd.steps)
+        finite = jnp.all(jnp.isfinite(W))
+        return SoftmaxOutput(W=W, status=jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32),
+                             num_steps=jnp.asarray(self.gd.steps, jnp.int32), loss=softmax_cross_entropy(X @ W.T, V))
+
+
+SOFTMAX_METHODS = ("closed-form", "flow", "gd")
+
+
+def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDConfig | None = None
+                         ) -> AbstractSoftmaxLearner:
+    """The K-class learner named by ``method`` ("closed-form", "flow", "gd");
+    ``flow=`` / ``gd=`` are refused for methods they do not apply to."""
+    check_choice("method", method, SOFTMAX_METHODS)
+    if flow is not None and method != "flow":
+        raise JaxDistillError(f"flow= applies only to method='flow'; got method={method!r}")
+    if gd is not None and method != "gd":
+        raise JaxDistillError(f"gd= applies only to method='gd'; got method={method!r}")
+    if method == "closed-form":
+        return SoftmaxClosedFormLearner()
+    if method == "flow":
+        return SoftmaxFlowLearner(flow) if flow is not None else SoftmaxFlowLearner()
+    return SoftmaxGDLearner(gd) if gd is not None else SoftmaxGDLearner()
+
+
+__all__ = ["SoftmaxOutput", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
+           "SoftmaxGDLearner", "make_softmax_learner", "softmax_closed_form", "softmax_gradient_flow",
+           "softmax_residual", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax", "SOFTMAX_METHODS"]

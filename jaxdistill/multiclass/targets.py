@@ -1,0 +1,119 @@
+"""K-class teacher targets: soft, hard and mixed (docs/design.md facts 8, 10).
+
+Targets are carried as *log-target* matrices ``V`` [n, K] (row i is
+log p_i up to a per-row constant, so ``softmax(V) = P``), the K-class
+analogue of the binary teacher logits of ``jaxdistill.teachers``:
+
+* soft:  V = U / T (teacher logits U over the temperature T);
+* hard:  V = 0 at the teacher's argmax and -inf elsewhere (the teacher's
+  hard labels, as 1{w*.x >= 0} in the binary case);
+* mixed: V = log(rho softmax(U / T) + (1 - rho) onehot(y)), computed as a
+  log-sum-exp (no cancellation), for rho in [0, 1]: rho = 1 is soft, rho = 0
+  is hard.  For rho in (0, 1] every entry of p_i is positive, so the loss has
+  a finite minimiser and the flow converges (fact 10).
+
+A learner's limit is then the minimum-norm interpolant of the class-centred
+V (``centre``), which for soft targets of a linear teacher W* is C W* P_X / T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from ..validation import JaxDistillError, check_choice, check_real
+
+MULTI_TARGET_KINDS = ("soft", "hard", "mixed")
+
+
+@dataclass(frozen=True)
+class MultiTargetSpec:
+    """Which targets a K-class teacher gives.
+
+    Attributes:
+        kind: "soft" (softmax(u / T)), "hard" (onehot of the label) or
+            "mixed" (rho softmax(u / T) + (1 - rho) onehot(y)).
+        temperature: T > 0 (soft and mixed targets).
+        soft_ratio: rho in [0, 1] (mixed targets only; None otherwise).
+    """
+
+    kind: str = "soft"
+    temperature: float = 1.0
+    soft_ratio: float | None = None
+
+    def __post_init__(self):
+        check_choice("targets", self.kind, MULTI_TARGET_KINDS)
+        check_real("temperature", self.temperature, gt=0.0)
+        if self.kind == "mixed":
+            if self.soft_ratio is None:
+                raise JaxDistillError("targets='mixed' needs soft_ratio rho in [0, 1]")
+            check_real("soft_ratio", self.soft_ratio, ge=0.0, le=1.0)
+        elif self.soft_ratio is not None:
+            raise JaxDistillError(f"soft_ratio applies only to targets='mixed', not {self.kind!r}")
+
+    @property
+    def has_finite_minimiser(self) -> bool:
+        """True when every target probability is positive (soft, or mixed with rho > 0)."""
+        return self.kind == "soft" or (self.kind == "mixed" and self.soft_ratio > 0.0)
+
+    @property
+    def needs_labels(self) -> bool:
+        """Mixed targets use ground-truth labels (hard targets are the teacher's argmax)."""
+        return self.kind == "mixed"
+
+    def config(self) -> dict:
+        return {"targets": self.kind, "temperature": self.temperature, "soft_ratio": self.soft_ratio}
+
+
+def centre(V: Float[Array, "... K"]) -> Float[Array, "... K"]:
+    """Subtract the mean over classes (the centring C of fact 8); -inf entries stay -inf."""
+    return V - jnp.mean(V, axis=-1, keepdims=True)
+
+
+def target_log_probs(U: Float[Array, "n K"], y: Int[Array, " n"] | None, spec: MultiTargetSpec) -> Float[Array, "n K"]:
+    """The log-targets V of ``spec`` for teacher logits U [n, K] and labels y [n].
+
+    Soft targets return U / T itself (not normalised: a per-row constant does
+    not change softmax(V), and K = 2 then gives V_1 - V_0 = u / T, the binary
+    teacher logit, exactly).  Hard targets are the teacher's own hard labels
+    argmax(U) (as in the binary case, 1{w*.x >= 0}); mixed targets use the
+    ground-truth labels y, so rho = 0 means training on the true labels."""
+    U = jnp.asarray(U)
+    K = U.shape[-1]
+    if spec.kind == "soft":
+        return U / spec.temperature
+    if spec.kind == "hard":
+        y = jnp.argmax(U, axis=-1)
+    elif y is None:
+        raise JaxDistillError("targets='mixed' needs ground-truth labels (a task with labels)")
+    onehot = jax.nn.one_hot(y, K, dtype=U.dtype) > 0
+    if spec.kind == "hard" or spec.soft_ratio == 0.0:
+        return jnp.where(onehot, 0.0, -jnp.inf).astype(U.dtype)
+    logp = jax.nn.log_softmax(U / spec.temperature, axis=-1)
+    if spec.soft_ratio == 1.0:
+        return logp
+    rho = spec.soft_ratio
+    return jnp.where(onehot, jnp.logaddexp(jnp.log(rho) + logp, jnp.log1p(-rho)), jnp.log(rho) + logp)
+
+
+def softmax_cross_entropy(Z: Float[Array, "n K"], V: Float[Array, "n K"]) -> Float[Array, ""]:
+    """Mean over examples of KL(softmax(V_i) || softmax(Z_i)): the cross-entropy
+    minus its minimum (K = 2: the binary L^1 of eq. 1).  -inf entries of V
+    (zero target probability) contribute nothing."""
+    logq = jax.nn.log_softmax(Z, axis=-1)
+    logp = jax.nn.log_softmax(jnp.where(jnp.isfinite(V), V, -jnp.inf), axis=-1)
+    p = jnp.exp(logp)
+    terms = jnp.where(p > 0, p * (jnp.where(p > 0, logp, 0.0) - logq), 0.0)
+    return jnp.mean(jnp.sum(terms, axis=-1))
+
+
+def predicted_class(logits: Float[Array, "... K"]) -> Int[Array, "..."]:
+    """argmax over classes (the first class on ties)."""
+    return jnp.argmax(logits, axis=-1)
+
+
+__all__ = ["MultiTargetSpec", "MULTI_TARGET_KINDS", "centre", "target_log_probs", "softmax_cross_entropy",
+           "predicted_class"]

@@ -1,0 +1,123 @@
+"""The Gram sampler of ``distill``: one transfer set in O(n^2), whatever d.
+
+For the rotationally symmetric tasks (kappa, margin, isotropic Gaussian) a
+linear student trained from zero (gradient flow or the closed form of
+Thm 1) and everything ``distill`` reports about it (status, steps, loss,
+angle to w*, exact risk, distance to the closed form) depend on the transfer
+set only through G = X X^T and u = X w*; ``task.sample_gram`` draws both
+directly (docs/design.md fact 13) and ``students.gram`` trains and measures
+the student from them.  :class:`GramDistillProgram` is that computation as a
+``runner.SetProgram``.
+
+The sampler choice (``distill(..., sampler=)``, ``jaxdistill run --sampler``):
+
+* "inputs": draw X [n, d] (``task.sample``), as always;
+* "gram": draw (G, u); refused, with the reason, where it does not apply:
+  a task without ``supports_gram``, n >= d, a learner without a Gram-space
+  version (deep, w_delta, gd, hard-target max margin, the plain flow),
+  Monte-Carlo risk (needs the students), or ``keep_students=True`` (the
+  students w [B, d] cannot be formed without the inputs);
+* "auto": "gram" where it applies, else "inputs".
+
+Sets drawn by the two samplers are not bit-identical (the directions of the
+inputs are drawn differently); each sampler is reproducible (set i depends
+only on the seed and i) and both have the same law (tests/test_gram.py).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .keys import set_key_pair
+from .runner import SetProgram
+from .sequencing import after
+from .status import Status
+from .students.base import AbstractLearner
+from .students.gram import gram_fit, gram_learner_problem, gram_student_stats
+from .tasks import Task
+from .teachers import TargetSpec
+from .validation import JaxDistillError, check_choice
+
+SAMPLERS = ("auto", "gram", "inputs")
+
+
+def logits_from_raw(raw, targets: TargetSpec):
+    """Teacher logits from raw ones w*.x (``teachers.teacher_logits`` after X w*)."""
+    if targets.kind == "hard":
+        return jnp.where(raw >= 0, jnp.inf, -jnp.inf)
+    return raw / targets.temperature
+
+
+def gram_problem(task: Task, n: int, learner: AbstractLearner, risk_method: str, keep_students: bool) -> str | None:
+    """None when the Gram sampler applies to this run, else why not."""
+    if not task.supports_gram:
+        return (f"the {task.name} task ({type(task).__name__}) cannot draw its Gram matrix directly (only the "
+                "kappa, margin and isotropic gaussian tasks can)")
+    if n >= task.d:
+        return f"n = {n} >= d = {task.d} (the Gram sampler needs n <= d - 1; a set costs O(n d) <= O(n^2) then anyway)"
+    problem = gram_learner_problem(learner)
+    if problem is not None:
+        return problem
+    if risk_method != "exact":
+        return "Monte-Carlo risk needs the students w, hence the inputs (use risk='exact' or 'auto')"
+    if keep_students:
+        return "keep_students=True (--save-students) needs the students w [B, d], hence the inputs"
+    return None
+
+
+def resolve_sampler(sampler: str, task: Task, n: int, learner: AbstractLearner, risk_method: str,
+                    keep_students: bool) -> str:
+    """"gram" or "inputs" for ``sampler`` in ``SAMPLERS``; refuses "gram"
+    where it does not apply (the message names the reason)."""
+    check_choice("sampler", sampler, SAMPLERS)
+    if sampler == "inputs":
+        return "inputs"
+    problem = gram_problem(task, n, learner, risk_method, keep_students)
+    if sampler == "gram" and problem is not None:
+        raise JaxDistillError(f"sampler='gram' (--sampler gram) does not apply: {problem}; use sampler 'inputs' or 'auto'")
+    return "inputs" if problem is not None else "gram"
+
+
+class GramDistillProgram(SetProgram):
+    """One transfer set of ``distill`` with the Gram sampler: draw (G, u),
+    fit in Gram space, measure angle, exact risk and distance to the closed
+    form.  Outputs as ``simulate.DistillProgram`` without ``students``.
+
+    A set with a non-finite G or u is replaced by a stand-in (G = I, u = 0)
+    and marked ``NON_FINITE``; the measurement after the fit is sequenced
+    behind it (``sequencing.after``: two independent batched factorisations
+    deadlock jaxlib on small CPUs, docs/design.md fact 11).
+    """
+
+    task: Task
+    learner: AbstractLearner
+    targets: TargetSpec = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+    risk_method: str = eqx.field(static=True, default="exact")  # the only one (the students are never formed)
+
+    finite_outputs = ("risk", "angle")
+
+    def one_set(self, key, index, shared):
+        task, n, targets = self.task, self.n, self.targets
+        k_data, _ = set_key_pair(key, index)
+        G, u_raw = task.sample_gram(k_data, n)
+        finite = jnp.all(jnp.isfinite(G)) & jnp.all(jnp.isfinite(u_raw))
+        G = jnp.where(finite, G, jnp.eye(n, dtype=G.dtype))
+        u_raw = jnp.where(finite, u_raw, jnp.zeros_like(u_raw))
+        u = logits_from_raw(u_raw, targets)
+        out = gram_fit(self.learner, G, u)
+        status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
+        stats = gram_student_stats(after(G, out.w), out.w, u, u_raw, jnp.linalg.norm(task.w_star), targets.is_soft)
+        outputs = {"status": status, "num_steps": out.num_steps, "loss": out.loss, "angle": stats.angle,
+                   "rel_dist_closed_form": stats.rel_dist_closed_form}
+        outputs.update({"extra_" + k: v for k, v in out.extras.items()})
+        return outputs
+
+    def finish(self, batch, shared):
+        batch["risk"] = self.task.exact_risk_from_angle(batch["angle"])
+        batch["risk_se"] = jnp.zeros_like(batch["risk"])
+        return batch
+
+
+__all__ = ["SAMPLERS", "GramDistillProgram", "gram_problem", "resolve_sampler", "logits_from_raw"]

@@ -1,0 +1,246 @@
+"""Issue 14, Must hold 1: the Gram sampler (docs/design.md fact 13).
+
+For the kappa, margin and isotropic Gaussian tasks ``task.sample_gram`` draws
+(G = X X^T, u = X w*) directly.  These tests check that it has the law of
+the inputs sampler (two-sample Kolmogorov-Smirnov tests on Gram entries,
+teacher logits and the closed-form student's angle), that the Gram-space
+learners equal the input-space ones, and that ``distill(sampler="gram")``
+agrees with ``distill(sampler="inputs")`` within standard errors.
+
+Power of the KS tests: every KS test compares two samples of M = 2000
+values at level 1e-3.  Simulated (shifted normals, 300 repetitions), it
+rejects a difference of sup |F - G| = 0.05 between the two CDFs with
+probability 0.49, 0.07 with 0.92 and 0.09 with 0.997.  So a sampler error
+that moves any tested CDF by 0.09 or more fails these tests with
+probability > 0.99.  The seeds are fixed: the tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import jaxdistill as jd
+from jaxdistill import precision
+from jaxdistill.keys import as_key, set_keys
+from jaxdistill.simulate_gram import gram_problem, resolve_sampler
+from jaxdistill.students.closed_form import closed_form
+from jaxdistill.students.flow import gradient_flow, gram_gradient_flow
+from jaxdistill.students.gram import gram_closed_form, gram_fit, gram_student_stats
+from jaxdistill.tasks.riskmath import signed_angle
+from jaxdistill.validation import JaxDistillError
+
+M = 2000
+ALPHA = 1e-3
+
+
+def _tasks(d):
+    rng = np.random.default_rng(d)
+    w = rng.normal(size=d)  # a teacher that is not an axis, of norm != 1
+    return [jd.KappaPolynomialTask(d, 1.0), jd.AngularMarginTask(d, 0.2, 2.0, w_star=w),
+            jd.IsotropicGaussianTask(d, teacher_norm=2.0)]
+
+
+CASES = [(task, n) for d, ns in ((3, (1, 2)), (50, (5, 49)), (1000, (20,))) for task in _tasks(d) for n in ns]
+
+
+def _inputs_stats(task, n, seed):
+    """Per set: G, u and the closed-form angle, from the inputs sampler."""
+    Gs, us, angs = [], [], []
+    with precision():
+        w = jnp.asarray(task.w_star)
+        f = jax.jit(jax.vmap(lambda X: (X @ X.T, X @ w, signed_angle(closed_form(X, X @ w), w))))
+        for X in jd.iter_transfer_sets(seed, task, n, M, 250):
+            G, u, a = f(X)
+            Gs.append(np.asarray(G)), us.append(np.asarray(u)), angs.append(np.asarray(a))
+    return np.concatenate(Gs), np.concatenate(us), np.concatenate(angs)
+
+
+def _gram_stats(task, n, seed):
+    with precision():
+        t = task.cast("float64")
+        w_norm = jnp.linalg.norm(t.w_star)
+
+        def one(k):
+            G, u = t.sample_gram(jax.random.split(k)[0], n)
+            c = gram_closed_form(G, u).w
+            return G, u, gram_student_stats(G, c, u, u, w_norm, True).angle
+
+        G, u, a = jax.jit(jax.vmap(one))(set_keys(as_key(seed), jnp.arange(M)))
+    return np.asarray(G), np.asarray(u), np.asarray(a)
+
+
+@pytest.mark.parametrize("task,n", CASES, ids=[f"{t.name}-d{t.d}-n{n}" for t, n in CASES])
+def test_gram_sampler_has_the_law_of_the_inputs(task, n):
+    G1, u1, a1 = _inputs_stats(task, n, 11)
+    G2, u2, a2 = _gram_stats(task, n, 12)
+    last = n - 1
+    samples = {"||x_0||^2": (G1[:, 0, 0], G2[:, 0, 0]), "||x_last||^2": (G1[:, last, last], G2[:, last, last]),
+               "u_0": (u1[:, 0], u2[:, 0]), "u_last": (u1[:, last], u2[:, last]), "angle": (a1, a2)}
+    if n >= 2:
+        samples["G_01"] = (G1[:, 0, 1], G2[:, 0, 1])
+        samples["G_last"] = (G1[:, last, last - 1], G2[:, last, last - 1])
+        # the cosine between two inputs: the direction part alone
+        cos = lambda G: G[:, last, 0] / np.sqrt(G[:, 0, 0] * G[:, last, last])
+        samples["cos_0_last"] = (cos(G1), cos(G2))
+    bad = {k: stats.ks_2samp(a, b).pvalue for k, (a, b) in samples.items() if stats.ks_2samp(a, b).pvalue < ALPHA}
+    assert not bad, f"KS p-values below {ALPHA}: {bad}"
+    assert np.all(np.linalg.eigvalsh(G2) > -1e-12 * np.abs(G2).max())
+
+
+def test_gram_flow_equals_input_flow_and_closed_form():
+    """The Gram-space flow is the input-space flow (same ops after X X^T) and
+    reaches the closed form to the stopping tolerance (1e-9)."""
+    task = jd.KappaPolynomialTask(200, 1.0)
+    with precision():
+        X = jd.sample_transfer_sets(0, task, 15, 64)
+        w = jnp.asarray(task.w_star, jnp.float64)
+        u = X @ w
+        G = jnp.einsum("bnd,bmd->bnm", X, X)
+        ref = jax.vmap(lambda a, b: gradient_flow(a, b))(X, u)
+        res = jax.vmap(lambda g, b: gram_gradient_flow(g, b))(G, u)
+        cf = jax.vmap(gram_closed_form)(G, u)
+        L = jnp.linalg.cholesky(G)
+        # w = X^T L^{-T} c
+        W = jnp.einsum("bnd,bn->bd", X, jax.vmap(lambda l, c: jax.scipy.linalg.solve_triangular(l.T, c))(L, res.w))
+        stats_ = jax.vmap(lambda g, c, uu: gram_student_stats(g, c, uu, uu, jnp.linalg.norm(w), True))(G, res.w, u)
+        ref_angle = signed_angle(ref.w, w)
+    assert np.all(np.asarray(res.status) == 0) and np.all(np.asarray(ref.status) == 0)
+    np.testing.assert_array_equal(np.asarray(res.num_steps), np.asarray(ref.num_steps))
+    np.testing.assert_allclose(np.asarray(W), np.asarray(ref.w), rtol=0, atol=1e-12 * float(jnp.max(jnp.abs(ref.w))))
+    rel = np.linalg.norm(np.asarray(res.w - cf.w), axis=1) / np.linalg.norm(np.asarray(cf.w), axis=1)
+    assert rel.max() < 1e-9
+    np.testing.assert_allclose(np.asarray(stats_.rel_dist_closed_form), rel, rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(stats_.angle), np.asarray(ref_angle), rtol=0, atol=1e-10)
+
+
+def test_gram_student_stats_equal_the_input_space_ones():
+    task = jd.AngularMarginTask(30, 0.2, 1.0, w_star=np.random.default_rng(1).normal(size=30))
+    with precision():
+        X = jd.sample_transfer_sets(1, task, 7, 32)
+        w = jnp.asarray(task.w_star, jnp.float64)
+        u = X @ w / 2.0  # temperature 2
+        G = jnp.einsum("bnd,bmd->bnm", X, X)
+        W = jax.vmap(closed_form)(X, X @ w)  # the student: w_hat of the raw logits
+        # its coordinates c = L^{-1} X w_hat = L^{-1} u_raw
+        c = jax.vmap(lambda g, b: gram_closed_form(g, b).w)(G, X @ w)
+        s = jax.vmap(lambda g, cc, uu, ur: gram_student_stats(g, cc, uu, ur, jnp.linalg.norm(w), True))(G, c, u, X @ w)
+        W_hat_T = jax.vmap(closed_form)(X, u)
+        ref_angle = signed_angle(W, w)
+    np.testing.assert_allclose(np.asarray(s.angle), np.asarray(ref_angle), atol=1e-10)
+    want = np.linalg.norm(np.asarray(W - W_hat_T), axis=1) / np.linalg.norm(np.asarray(W_hat_T), axis=1)
+    np.testing.assert_allclose(np.asarray(s.rel_dist_closed_form), want, rtol=1e-9)  # = 1 (w_hat scales with 1/T)
+
+
+def test_exact_risk_from_angle_equals_exact_risk():
+    for task in _tasks(40):
+        with precision():
+            W = jax.random.normal(jax.random.PRNGKey(0), (50, 40), jnp.float64)
+            t = task.cast("float64")
+            got, want = t.exact_risk_from_angle(signed_angle(W, t.w_star)), t.exact_risk(W)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["flow", "closed-form"])
+def test_distill_gram_matches_inputs_within_se(method):
+    """2000 sets each: risk means within 4 SE of the difference; the flow's
+    mean steps within 4 SE; reproducible and independent of the chunk size."""
+    task = jd.KappaPolynomialTask(50, 1.0)
+    a = jd.distill(0, task, 10, 2000, method=method, keep_students=False, sampler="inputs")
+    b = jd.distill(1, task, 10, 2000, method=method, keep_students=False, sampler="gram")
+    assert b.config["sampler"] == "gram" and "sampler" not in a.config and b.students is None
+    assert a.summary()["num_failed"] == 0 and b.summary()["num_failed"] == 0
+    ra, rb = a.expected_risk(), b.expected_risk()
+    assert abs(ra.mean - rb.mean) < 4 * np.hypot(ra.se, rb.se), (ra, rb)
+    aa, ab = a.angle, b.angle
+    assert abs(aa.mean() - ab.mean()) < 4 * np.hypot(aa.std() / np.sqrt(aa.size), ab.std() / np.sqrt(ab.size))
+    assert stats.ks_2samp(aa, ab).pvalue > ALPHA
+    if method == "flow":
+        sa, sb = a.num_steps.astype(float), b.num_steps.astype(float)
+        assert abs(sa.mean() - sb.mean()) < 4 * np.hypot(sa.std() / np.sqrt(sa.size), sb.std() / np.sqrt(sb.size))
+        assert b.summary()["max_rel_dist_closed_form"] < 2e-9
+    # reproducible: bit for bit on a rerun; to rounding for another chunk size (XLA compiles the batched
+    # reductions of a different batch size differently, as for the inputs sampler)
+    c = jd.distill(1, task, 10, 300, method=method, keep_students=False, sampler="gram", chunk_size=7)
+    c2 = jd.distill(1, task, 10, 300, method=method, keep_students=False, sampler="gram", chunk_size=7)
+    np.testing.assert_array_equal(c.risk, c2.risk)
+    np.testing.assert_array_equal(c.angle, c2.angle)
+    np.testing.assert_allclose(c.risk, b.risk[:300], rtol=1e-9)
+    np.testing.assert_allclose(c.angle, b.angle[:300], rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_distill_gram_matches_inputs_default_workload():
+    task = jd.KappaPolynomialTask(1000, 1.0)
+    a = jd.distill(0, task, 20, 2000, keep_students=False, sampler="inputs")
+    b = jd.distill(1, task, 20, 2000, keep_students=False, sampler="gram")
+    ra, rb = a.expected_risk(), b.expected_risk()
+    assert abs(ra.mean - rb.mean) < 4 * np.hypot(ra.se, rb.se), (ra, rb)
+    assert stats.ks_2samp(a.angle, b.angle).pvalue > ALPHA
+
+
+def test_hard_targets_and_gaussian_task_run_with_gram():
+    task = jd.IsotropicGaussianTask(40, teacher_norm=3.0)
+    a = jd.distill(0, task, 6, 600, method="closed-form", keep_students=False, sampler="inputs")
+    b = jd.distill(1, task, 6, 600, method="closed-form", keep_students=False, sampler="gram")
+    assert abs(a.expected_risk().mean - b.expected_risk().mean) < 4 * np.hypot(a.expected_risk().se, b.expected_risk().se)
+    h = jd.distill(0, jd.KappaPolynomialTask(40, 1.0), 6, 16, targets=jd.TargetSpec("hard"), keep_students=False,
+                   sampler="gram")
+    # no steady state with hard labels: the flow runs to t_max or to its step limit, as with the inputs
+    assert set(np.unique(h.status)) <= {int(jd.Status.FINITE_HORIZON), int(jd.Status.MAX_STEPS)}
+    assert np.all(np.isfinite(h.angle))
+    assert np.all(np.isnan(h.rel_dist_closed_form))
+
+
+def test_sampler_resolution_and_refusals():
+    kappa = jd.KappaPolynomialTask(20, 1.0)
+    flow = jd.FlowLearner()
+    assert resolve_sampler("auto", kappa, 5, flow, "exact", False) == "gram"
+    assert resolve_sampler("auto", kappa, 5, flow, "exact", True) == "inputs"  # students kept
+    assert resolve_sampler("inputs", kappa, 5, flow, "exact", False) == "inputs"
+    cov = jd.GaussianTask(np.eye(20))
+    cases = {
+        "task": (cov, 5, flow, "exact", False),
+        "n = 20 >= d": (kappa, 20, flow, "exact", False),
+        "GDLearner": (kappa, 5, jd.GDLearner(), "exact", False),
+        "coordinates='plain'": (kappa, 5, jd.FlowLearner(jd.FlowConfig(coordinates="plain")), "exact", False),
+        "Monte-Carlo": (kappa, 5, flow, "mc", False),
+        "--save-students": (kappa, 5, flow, "exact", True),
+    }
+    for why, args in cases.items():
+        assert why in gram_problem(*args)
+        assert resolve_sampler("auto", *args) == "inputs"
+        with pytest.raises(JaxDistillError, match="sampler='gram'"):
+            resolve_sampler("gram", *args)
+    with pytest.raises(JaxDistillError, match="sampler"):
+        resolve_sampler("fast", *cases["task"])
+    with pytest.raises(JaxDistillError):
+        jd.distill(0, kappa, 5, 4, sampler="gram")  # keep_students defaults to True
+    with pytest.raises(JaxDistillError):
+        cov.sample_gram(jax.random.PRNGKey(0), 3)
+    with pytest.raises(JaxDistillError, match="n"):
+        kappa.sample_gram(jax.random.PRNGKey(0), 20)
+    # the Python default stays the inputs sampler (students kept, numbers unchanged)
+    assert "sampler" not in jd.distill(0, kappa, 5, 4, method="closed-form", keep_students=False).config
+
+
+def test_cli_sampler_default_auto_is_gram_and_refusals(tmp_path, capsys):
+    import json
+
+    from jaxdistill.cli import main
+
+    out = tmp_path / "g"
+    assert main(["run", "--d", "30", "--n", "5", "--num-sets", "8", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["sampler"] == "gram"
+    out2 = tmp_path / "s"
+    assert main(["run", "--d", "30", "--n", "5", "--num-sets", "8", "--out", str(out2), "--save-students",
+                 "--quiet"]) == 0
+    assert "sampler" not in json.loads((out2 / "manifest.json").read_text())
+    capsys.readouterr()
+    assert main(["run", "--d", "30", "--n", "5", "--num-sets", "8", "--out", str(tmp_path / "r"), "--save-students",
+                 "--sampler", "gram", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--sampler gram" in err and "--save-students" in err

@@ -1,0 +1,212 @@
+"""Issue 12: any teacher, many classes (jaxdistill.multiclass; docs/design.md facts 8, 10)."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdistill as jd
+from jaxdistill import precision
+from jaxdistill.cli import main
+from jaxdistill.multiclass import (MultiClassGaussianTask, MultiClassPoolTask, MultiTargetSpec, SoftmaxFlowLearner,
+                                   centre, distill_multiclass, pool_task_from_arrays, softmax_closed_form,
+                                   softmax_gradient_flow, target_log_probs)
+from jaxdistill.students import FlowConfig, closed_form, gradient_flow
+
+RNG = np.random.default_rng(12)
+
+
+def _data(n, d, K, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(size=(K, d)) / np.sqrt(d)
+
+
+def test_k2_equals_binary_closed_form_and_flow():
+    with precision():
+        X, w = _data(7, 15, 1)
+        X = jnp.asarray(X)
+        u = X @ jnp.asarray(w[0]) / 1.5
+        V = jnp.stack([jnp.zeros_like(u), u], axis=1)  # the K = 2 teacher [0, w] at T = 1.5
+        W, rank_ok, _ = softmax_closed_form(X, V)
+        w_hat = closed_form(X, u)
+        assert bool(rank_ok)
+        assert float(jnp.linalg.norm(W[1] - W[0] - w_hat) / jnp.linalg.norm(w_hat)) <= 1e-12
+        assert float(jnp.max(jnp.abs(W.sum(0)))) <= 1e-15
+        out = SoftmaxFlowLearner().fit(None, X, V)
+        ref = gradient_flow(X, u)
+        assert float(jnp.linalg.norm(out.W[1] - out.W[0] - ref.w)) <= 1e-12 * float(jnp.linalg.norm(ref.w))
+        assert int(out.status) == int(ref.status) == jd.Status.CONVERGED
+        # the general K-class flow at K = 2 reaches the same limit
+        W2, status, *_ = softmax_gradient_flow(X, V)
+        assert int(status) == jd.Status.CONVERGED
+        assert float(jnp.linalg.norm(W2[1] - W2[0] - w_hat) / jnp.linalg.norm(w_hat)) <= 1e-8
+
+
+def test_k2_pool_run_equals_binary_run():
+    X, w = _data(200, 12, 1, seed=3)
+    test = RNG.normal(size=(300, 12))
+    binary = jd.distill(0, jd.PoolTask(X, w[0], test_inputs=test), 5, 6, method="flow", chunk_size=3)
+    multi = distill_multiclass(0, MultiClassPoolTask(X, w[0], test_inputs=test), 5, 6, method="flow", chunk_size=3)
+    Wm = multi.students
+    np.testing.assert_allclose(Wm[:, 1] - Wm[:, 0], binary.students, rtol=0, atol=1e-12 * np.abs(binary.students).max())
+    np.testing.assert_array_equal(multi.arrays["risk"], binary.risk)
+    assert multi.summary()["num_classes"] == 2
+
+
+@pytest.mark.parametrize("n,d,K", [(6, 12, 3), (16, 8, 3), (5, 10, 5), (4, 9, 10)])
+def test_flow_equals_closed_form(n, d, K):
+    with precision():
+        X, W_star = _data(n, d, K, seed=K)
+        X = jnp.asarray(X)
+        V = target_log_probs(X @ jnp.asarray(W_star).T, None, MultiTargetSpec("soft", 0.7))
+        W_hat, rank_ok, realisable = softmax_closed_form(X, V)
+        assert bool(rank_ok) and bool(realisable)
+        out = SoftmaxFlowLearner().fit(None, X, V)
+        assert int(out.status) == jd.Status.CONVERGED
+        assert float(jnp.linalg.norm(out.W - W_hat) / jnp.linalg.norm(W_hat)) <= 1e-6
+        # Thm 1 for K classes: W_inf = C W* P_X / T
+        Q, _ = np.linalg.qr(np.asarray(X).T)
+        expect = centre(jnp.asarray(W_star).T).T @ (Q @ Q.T) / 0.7
+        assert float(jnp.linalg.norm(W_hat - expect) / jnp.linalg.norm(expect)) <= 1e-10
+
+
+def test_risk_zero_when_n_at_least_d():
+    X, W = _data(300, 8, 4, seed=5)
+    task = MultiClassPoolTask(X, W, test_inputs=RNG.normal(size=(500, 8)))
+    res = distill_multiclass(1, task, 10, 4, method="flow", chunk_size=4)
+    s = res.summary()
+    assert s["risk_mean"] == 0.0 and s["num_failed"] == 0
+    assert s["max_rel_dist_closed_form"] <= 1e-6
+
+
+def test_temperature_invariance_converged_and_its_failure_at_finite_time():
+    with precision():
+        X, W_star = _data(10, 20, 4, seed=7)
+        X = jnp.asarray(X)
+        U = X @ jnp.asarray(W_star).T
+        X_test = jnp.asarray(np.random.default_rng(8).normal(size=(2000, 20)))
+        preds, scaled, early = [], [], []
+        for T in (0.5, 1.0, 2.0, 4.0):
+            V = target_log_probs(U, None, MultiTargetSpec("soft", T))
+            out = SoftmaxFlowLearner().fit(None, X, V)
+            assert int(out.status) == jd.Status.CONVERGED
+            preds.append(np.asarray(jnp.argmax(X_test @ out.W.T, axis=1)))
+            scaled.append(np.asarray(out.W) * T)
+            W_t, status, *_ = softmax_gradient_flow(X, V, FlowConfig(t_max=0.5))
+            assert int(status) == jd.Status.NOT_CONVERGED
+            early.append(np.asarray(jnp.argmax(X_test @ W_t.T, axis=1)))
+        for p, s in zip(preds[1:], scaled[1:]):
+            np.testing.assert_array_equal(p, preds[0])  # the predicted class does not depend on T
+            np.testing.assert_allclose(s, scaled[0], rtol=0, atol=1e-7 * np.abs(scaled[0]).max())
+        # stopped at a fixed time, the temperature changes predictions
+        assert np.mean(early[0] != early[-1]) > 0.005
+
+
+def test_mixed_target_limit_interpolates_centred_log_targets():
+    with precision():
+        X, W_star = _data(8, 16, 3, seed=9)
+        X = jnp.asarray(X)
+        U = X @ jnp.asarray(W_star).T + jnp.asarray(np.random.default_rng(1).normal(size=(8, 3)))
+        y = jnp.asarray([0, 1, 2, 0, 1, 2, 2, 1])
+        rho, T = 0.3, 2.0
+        V = target_log_probs(U, y, MultiTargetSpec("mixed", T, rho))
+        p = rho * np.asarray(jax.nn.softmax(U / T, axis=1)) + (1 - rho) * np.eye(3)[np.asarray(y)]
+        np.testing.assert_allclose(np.asarray(jax.nn.softmax(V, axis=1)), p, rtol=1e-13)
+        out = SoftmaxFlowLearner().fit(None, X, V)
+        assert int(out.status) == jd.Status.CONVERGED
+        logp = np.log(p)
+        target = logp - logp.mean(axis=1, keepdims=True)
+        np.testing.assert_allclose(np.asarray(X @ out.W.T), target, atol=1e-6 * np.abs(target).max())
+        # rho = 1 is soft, rho = 0 is the ground truth one-hot (no finite minimiser)
+        V1 = target_log_probs(U, y, MultiTargetSpec("mixed", T, 1.0))
+        np.testing.assert_allclose(np.asarray(centre(V1)), np.asarray(centre(U / T)), atol=1e-13)
+        V0 = target_log_probs(U, y, MultiTargetSpec("mixed", T, 0.0))
+        assert not MultiTargetSpec("mixed", T, 0.0).has_finite_minimiser
+        np.testing.assert_array_equal(np.isfinite(np.asarray(V0)), np.eye(3)[np.asarray(y)] > 0)
+
+
+def _pool(P=50, d=6, K=3, M=20):
+    rng = np.random.default_rng(0)
+    return dict(inputs=rng.normal(size=(P, d)), teacher_logits=rng.normal(size=(P, K)),
+                test_inputs=rng.normal(size=(M, d)), test_teacher_logits=rng.normal(size=(M, K)),
+                labels=rng.integers(0, K, P), test_labels=rng.integers(0, K, M))
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"w_star": np.ones((3, 6))}, "exactly one teacher"),
+    ({"teacher_logits": None}, "exactly one teacher"),
+    ({"teacher_logits": np.ones((49, 3))}, "50 rows"),
+    ({"test_teacher_logits": None}, "need test_teacher_logits"),
+    ({"test_teacher_logits": np.ones((20, 4))}, "4 classes but the teacher has 3"),
+    ({"labels": np.full(50, 3)}, "labels in 0..2"),
+    ({"labels": np.full(50, 0.5)}, "integer class labels"),
+    ({"test_labels": None}, "need test_labels"),
+    ({"labels": None}, "test_labels needs labels"),
+    ({"test_inputs": np.ones((20, 5))}, "test_inputs must have shape [M, 6]"),
+    ({"inputs": np.ones((50, 6)), "bogus": np.ones(3)}, "unknown array"),
+])
+def test_pool_validation(change, message):
+    arrays = _pool()
+    for k, v in change.items():
+        if v is None:
+            arrays.pop(k)
+        else:
+            arrays[k] = v
+    with pytest.raises(jd.JaxDistillError) as e:
+        pool_task_from_arrays(arrays)
+    assert message in str(e.value)
+
+
+def test_binary_pool_with_logits_and_labels():
+    a = _pool(K=2)
+    a["teacher_logits"] = a["teacher_logits"][:, 0]
+    a["test_teacher_logits"] = a["test_teacher_logits"][:, 0]
+    a["labels"] = (a["labels"] > 0).astype(np.int64)
+    task = pool_task_from_arrays(a)
+    assert task.num_classes == 2 and task.has_labels
+    with pytest.raises(jd.JaxDistillError, match="labels in 0..1"):
+        pool_task_from_arrays({**a, "labels": np.full(50, 2)})
+
+
+def test_cli_pool_k_classes_and_mixed(tmp_path, capsys):
+    X, W = _data(200, 10, 4, seed=2)
+    f = tmp_path / "pool.npz"
+    np.savez(f, inputs=X, w_star=W, test_inputs=RNG.normal(size=(300, 10)))
+    for n, out in ((5, tmp_path / "a"), (12, tmp_path / "b")):
+        code = main(["run", "--task", "pool", "--pool-file", str(f), "--n", str(n), "--num-sets", "4", "--quiet",
+                     "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        s = json.loads((out / "summary.json").read_text())
+        assert s["num_classes"] == 4 and s["max_rel_dist_closed_form"] <= 1e-6
+        assert s["risk_se"] is not None and (n < 10 or s["risk_mean"] == 0.0)
+    g = tmp_path / "logits.npz"
+    a = _pool(P=100, d=10, K=4)
+    np.savez(g, **a)
+    out = tmp_path / "c"
+    code = main(["run", "--task", "pool", "--pool-file", str(g), "--n", "5", "--num-sets", "4", "--quiet",
+                 "--targets", "mixed", "--soft-ratio", "0.5", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert {"error_mean", "error_se", "risk_mean", "risk_se", "num_classes"} <= set(s)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--targets", "mixed", "--soft-ratio", "0.5"], "needs ground-truth labels"),
+    (["--soft-ratio", "0.5"], "--soft-ratio applies only to --targets mixed"),
+    (["--task-seed", "3"], "--task-seed applies to --task gaussian only with --classes"),
+])
+def test_cli_refuses_mixed_without_labels(capsys, argv, message):
+    code = main(["run", "--task", "gaussian", "--d", "10", "--n", "3", "--num-sets", "2", "--quiet", *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_gaussian_k_classes_task():
+    task = MultiClassGaussianTask(12, 5, seed=1)
+    res = distill_multiclass(0, task, 6, 4, method="closed-form", num_test=500, chunk_size=4)
+    s = res.summary()
+    assert s["num_classes"] == 5 and s["risk_method"] == "mc" and 0.0 < s["risk_mean"] < 1.0
