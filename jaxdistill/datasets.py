@@ -144,6 +144,22 @@ def load_mnist_idx(train_images, train_labels, test_images, test_labels) -> Digi
 
 # ---------------------------------------------------------------- shipped npz
 
+def read_npz(path: Path, required: tuple[str, ...], *, what: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file (no pickles), with clear errors for a missing,
+    corrupt or truncated file and for missing arrays (``what`` names the file's role)."""
+    if not path.exists():
+        raise JaxDistillError(f"{what} {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise JaxDistillError(f"{what} {path} is corrupt or truncated ({type(e).__name__}: {e})") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise JaxDistillError(f"{what} {path} lacks arrays {', '.join(missing)} (found: {', '.join(arrays) or 'none'})")
+    return arrays
+
+
 def load_mnist01(path=None) -> DigitData:
     """The shipped MNIST 0/1 subset (or an .npz of the same layout at ``path``).
 
@@ -151,16 +167,7 @@ def load_mnist01(path=None) -> DigitData:
     x_test [M, 784], y_test [M].
     """
     path = Path(path) if path is not None else default_path()
-    if not path.exists():
-        raise JaxDistillError(f"MNIST file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise JaxDistillError(f"MNIST file {path} is corrupt or truncated ({type(e).__name__}: {e})") from None
-    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
-    if missing:
-        raise JaxDistillError(f"MNIST file {path} lacks arrays {', '.join(missing)} (found: {', '.join(arrays) or 'none'})")
+    arrays = read_npz(path, ("x_train", "y_train", "x_test", "y_test"), what="MNIST file")
     return _prepare(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=str(path))
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import DigitData
+from ..datasets import DigitData, read_npz
 from ..validation import JaxDistillError, check_int, check_real
 from .tasks import MultiClassPoolTask
 
@@ -49,17 +49,7 @@ def digits_path() -> Path:
 def load_digits8x8(path=None) -> tuple[np.ndarray, np.ndarray]:
     """(images [1797, 64] float64 in [0, 1], labels [1797] int64) of the shipped file (or ``path``)."""
     path = Path(path) if path is not None else digits_path()
-    if not path.exists():
-        raise JaxDistillError(f"digits file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise JaxDistillError(f"digits file {path} is corrupt or truncated ({type(e).__name__}: {e})") from None
-    missing = [k for k in ("images", "labels") if k not in arrays]
-    if missing:
-        raise JaxDistillError(f"digits file {path} lacks arrays {', '.join(missing)} "
-                              f"(found: {', '.join(arrays) or 'none'})")
+    arrays = read_npz(path, ("images", "labels"), what="digits file")
     x, y = np.asarray(arrays["images"], np.float64), np.asarray(arrays["labels"]).astype(np.int64)
     if x.ndim != 2 or y.shape != (x.shape[0],):
         raise JaxDistillError(f"digits file {path}: images must be [N, d] and labels [N], got {x.shape}, {y.shape}")
