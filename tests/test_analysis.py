@@ -230,6 +230,47 @@ def test_thm3_bound_never_below_simulated_expected_risk(task):
 # independent closed forms in tests/test_bounds.py.)
 
 
+# ---------------------------------------------------------------- monotonicity
+
+class IgnoreDataLearner(AbstractLearner):
+    """Returns a Gaussian vector independent of X's values; its randomness comes
+    from the set's learner key folded with the set size, so w(X) and w([X; x])
+    are independent draws."""
+
+    name: ClassVar[str] = "ignore-data"
+
+    def check_targets(self, targets):
+        pass
+
+    def fit(self, key, X, u):
+        w = jax.random.normal(jax.random.fold_in(key, X.shape[0]), (X.shape[1],), X.dtype)
+        return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32), num_steps=jnp.asarray(0, jnp.int32),
+                             loss=jnp.asarray(0.0, X.dtype))
+
+
+class KeyOnlyLearner(AbstractLearner):
+    """w = normal(key): identical for X and [X; x] iff both fits get the same key."""
+
+    name: ClassVar[str] = "key-only"
+
+    def check_targets(self, targets):
+        pass
+
+    def fit(self, key, X, u):
+        w = jax.random.normal(key, (X.shape[1],), X.dtype)
+        return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32), num_steps=jnp.asarray(0, jnp.int32),
+                             loss=jnp.asarray(0.0, X.dtype))
+
+
+def test_monotonicity_index_of_gradient_flow_is_one():
+    """Lemma 1: the flow's angle to w* strictly decreases on nested sets (n < d)."""
+    task = jd.KappaPolynomialTask(12, 1.0)
+    est = monotonicity_index(0, task, 3, 16, jd.FlowLearner(jd.FlowConfig(newton_tol=1e-10)))
+    assert est.num_sets == 16 and est.num_failed == 0
+    assert est.index == 1.0 and est.se == 0.0
+    assert est.angle_change_mean < 0 and np.all(est.angle_changes < 0)
+
+
 def test_monotonicity_index_closed_form_is_one_and_risk_matches_distill():
     task = jd.KappaPolynomialTask(20, 1.0)
     est = monotonicity_index(3, task, 4, 100, jd.ClosedFormLearner(), chunk_size=100)
