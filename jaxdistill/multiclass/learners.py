@@ -120,15 +120,32 @@ def softmax_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple
 
 
 class AbstractSoftmaxLearner(eqx.Module):
-    """A K-class linear student.  ``fit(key, X [n, d], V [n, K]) -> SoftmaxOutput``
+    """A K-class student.  ``fit(key, X [n, d], V [n, K]) -> SoftmaxOutput``
     for ONE set, V the log targets of ``targets.target_log_probs`` (-inf for
-    zero target probabilities); ``check_targets``; ``for_dtype``; ``config``."""
+    zero target probabilities); ``check_targets``; ``for_dtype``; ``config``.
+
+    The student's parameters (``SoftmaxOutput.W``) are a linear W [K, d] here;
+    nonlinear students (``jaxdistill.nonlinear``) keep other parameters and
+    override ``predict`` (logits on new inputs, which may need the transfer
+    inputs: ``needs_inputs``) and ``limit`` (the exact limit of training, or
+    None when there is none)."""
 
     name: eqx.AbstractClassVar[str]
+    needs_inputs: ClassVar[bool] = False
 
     @abc.abstractmethod
     def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> SoftmaxOutput:
         """Train on one transfer set."""
+
+    def predict(self, W, X: Float[Array, "n d"] | None, X_new: Float[Array, "M d"]) -> Float[Array, "M K"]:
+        """The student's logits on X_new [M, d]; X, the transfer inputs, is
+        used only by students with ``needs_inputs``."""
+        return X_new @ W.T
+
+    def limit(self, X: Float[Array, "n d"], V: Float[Array, "n K"]):
+        """The exact limit of training from zero (the flow's limit, fact 8),
+        in the coordinates of ``SoftmaxOutput.W``; None if it has none."""
+        return softmax_closed_form(X, V)[0]
 
     def check_targets(self, targets: MultiTargetSpec) -> None:
         if not isinstance(targets, MultiTargetSpec):
@@ -242,7 +259,7 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     step, w_norm = norms(y)
     newton_rel = step / jnp.maximum(w_norm, tiny)
     finite = jnp.all(jnp.isfinite(W)) & (jnp.isfinite(newton_rel) | ~soft)
-    status = flow_status(red.rank_ok, finite, soft, newton_rel <= config.newton_tol, sol.result)
+    status = flow_status(red.rank_ok, finite, soft, newton_rel <= config.newton_tol, sol.result, config.finite_time)
     traj = None if ts is None else jax.vmap(to_W)(sol.ys[:-1])
     return (W, status, sol.stats["num_steps"].astype(jnp.int32), sol.ts[-1], newton_rel,
             softmax_cross_entropy(logits(y), V), traj)
@@ -276,6 +293,8 @@ def binary_flow_as_softmax(X, V, config: FlowConfig) -> SoftmaxOutput:
     horizon is doubled and t_final halved."""
     u = V[:, 1] - V[:, 0]
     binary_config = eqx.tree_at(lambda c: c.t_max, config, 2.0 * config.t_max)
+    if config.t_end is not None:
+        binary_config = eqx.tree_at(lambda c: c.t_end, binary_config, 2.0 * config.t_end)
     if config.dt0 is not None:
         binary_config = eqx.tree_at(lambda c: c.dt0, binary_config, 2.0 * config.dt0)
     res = gradient_flow(X, u, binary_config)

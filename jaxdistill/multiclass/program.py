@@ -31,7 +31,7 @@ from ..runner import ChunkPlan, SetProgram, default_chunk_size, failed_sets, run
 from ..runstore import RunStore
 from ..status import Status, is_success
 from ..validation import JaxDistillError, check_int
-from .learners import AbstractSoftmaxLearner, make_softmax_learner, softmax_closed_form
+from .learners import AbstractSoftmaxLearner, make_softmax_learner
 from .targets import MultiTargetSpec, predicted_class, target_log_probs
 from .tasks import AbstractMultiClassTask
 
@@ -63,15 +63,17 @@ class MultiClassProgram(SetProgram):
         X = jnp.where(finite, X, jnp.eye(n, task.d, dtype=X.dtype))
         V = jnp.where(finite, V, jnp.eye(n, K, dtype=X.dtype))
         out = self.learner.fit(k_learn, X, V)
-        if self.targets.has_finite_minimiser:
-            # the closed form's QR waits for every output of the fit (its final Newton solve included)
-            W_hat, _, _ = softmax_closed_form(after(X, out), V)
+        # the closed form's factorisation waits for every output of the fit (its final Newton solve included)
+        W_hat = self.learner.limit(after(X, out), V) if self.targets.has_finite_minimiser else None
+        if W_hat is not None:
             rel = jnp.linalg.norm(out.W - W_hat) / jnp.linalg.norm(W_hat)
         else:
             rel = jnp.asarray(jnp.nan, X.dtype)
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
         outputs = {"students": out.W, "status": status, "num_steps": out.num_steps, "loss": out.loss,
                    "rel_dist_closed_form": rel}
+        if self.learner.needs_inputs:
+            outputs["inputs"] = X
         outputs.update({"extra_" + k: v for k, v in out.extras.items()})
         return outputs
 
@@ -80,13 +82,21 @@ class MultiClassProgram(SetProgram):
         teacher = predicted_class(U_test)
         W = batch["students"]
         M = X_test.shape[0]
-        batch["risk"] = jax.lax.map(lambda w: disagreement(w, X_test, teacher), W)
+        if self.learner.needs_inputs:  # nonlinear students: logits need the set's transfer inputs
+            classes = jax.lax.map(lambda a: predicted_class(self.learner.predict(a[0], a[1], X_test)),
+                                  (W, batch["inputs"]))
+            batch["risk"] = jnp.mean((classes != teacher).astype(X_test.dtype), axis=-1)
+            if y_test is not None:
+                batch["error"] = jnp.mean((classes != y_test).astype(X_test.dtype), axis=-1)
+        else:
+            batch["risk"] = jax.lax.map(lambda w: disagreement(w, X_test, teacher), W)
+            if y_test is not None:
+                batch["error"] = jax.lax.map(lambda w: disagreement(w, X_test, y_test), W)
         batch["risk_se"] = (jnp.zeros_like(batch["risk"]) if self.task.risk_is_exact
                             else jnp.sqrt(batch["risk"] * (1.0 - batch["risk"]) / M))
-        if y_test is not None:
-            batch["error"] = jax.lax.map(lambda w: disagreement(w, X_test, y_test), W)
         if not self.keep_students:
             del batch["students"]
+            batch.pop("inputs", None)
         return batch
 
 

@@ -94,28 +94,30 @@ def newton_step_norm(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " 
 
 def solve_to_steady_state(vector_field, y0, config: FlowConfig, ts, cond_fn) -> diffrax.Solution:
     """diffrax solve from t = 0 until ``cond_fn`` (the steady-state Event)
-    fires, t_max or max_steps; never raises (``throw=False``)."""
+    fires, t_max or max_steps; never raises (``throw=False``).  With
+    ``config.t_end`` the solve runs to exactly t_end, with no Event."""
     saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=ts, t1=True)
     return diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
         config.solver,
         t0=0.0,
-        t1=config.t_max,
+        t1=config.horizon,
         dt0=config.dt0,
         y0=y0,
         saveat=saveat,
         stepsize_controller=config.controller,
-        event=diffrax.Event(cond_fn),
+        event=None if config.finite_time else diffrax.Event(cond_fn),
         max_steps=config.max_steps,
         throw=False,
         adjoint=config.adjoint,
     )
 
 
-def flow_status(rank_ok, finite, soft, converged, result) -> Int[Array, ""]:
+def flow_status(rank_ok, finite, soft, converged, result, finite_time: bool = False) -> Int[Array, ""]:
     """The per-set status code of a flow (``jaxdistill.status.Status``), by priority:
     rank deficiency, non-finite output, step limit, finite horizon (hard
-    labels), converged, t_max reached, other solver failure."""
+    labels, or a fixed training time ``finite_time``: ``FlowConfig.t_end``),
+    converged, t_max reached, other solver failure."""
     return jnp.where(
         ~rank_ok,
         Status.RANK_DEFICIENT,
@@ -126,7 +128,7 @@ def flow_status(rank_ok, finite, soft, converged, result) -> Int[Array, ""]:
                 result == diffrax.RESULTS.max_steps_reached,
                 Status.MAX_STEPS,
                 jnp.where(
-                    ~soft,
+                    ~soft | finite_time,
                     Status.FINITE_HORIZON,
                     jnp.where(converged, Status.CONVERGED,
                               jnp.where(result == diffrax.RESULTS.successful, Status.NOT_CONVERGED,
@@ -160,7 +162,7 @@ def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, n
     # hard labels have no steady state: their Newton step is infinite by nature
     finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
     converged = newton_rel <= config.newton_tol
-    status = flow_status(rank_ok, finite, soft, converged, sol.result)
+    status = flow_status(rank_ok, finite, soft, converged, sol.result, config.finite_time)
     if ts is None:
         traj = jnp.zeros((0, w.shape[0]), w.dtype)
     else:

@@ -43,6 +43,9 @@ def _describe(obj) -> str:
     return " ".join(repr(obj).split())
 
 
+DEFAULT_T_MAX = 1e20
+
+
 class FlowConfig(eqx.Module):
     """Configuration of a gradient-flow learner (keyword-only, diffrax style).
 
@@ -76,6 +79,10 @@ class FlowConfig(eqx.Module):
         t_max: the integration horizon; soft-label sets that reach it
             without converging are "not_converged_by_t_max"; hard-label
             flows (no steady state) stop there with status "finite_horizon".
+        t_end: a finite training time: integrate to exactly t = t_end with
+            no steady-state test (status "finite_horizon", a success); the
+            student is the flow at that time, not its limit.  Cannot be
+            combined with t_max.  Default None (train to the steady state).
         coordinates: "reduced" (default, docs/design.md fact 1) or "plain" (d-dim).
 
     Example:
@@ -92,6 +99,7 @@ class FlowConfig(eqx.Module):
     newton_tol: float
     max_steps: int
     t_max: float
+    t_end: float | None
     coordinates: str
 
     def __init__(
@@ -105,7 +113,8 @@ class FlowConfig(eqx.Module):
         dt0: float | None = None,
         newton_tol: float = 1e-9,
         max_steps: int = 4096,
-        t_max: float = 1e20,
+        t_max: float | None = None,
+        t_end: float | None = None,
         coordinates: str = "reduced",
     ):
         if solver is None:
@@ -142,8 +151,22 @@ class FlowConfig(eqx.Module):
         self.dt0 = None if dt0 is None else check_real("dt0", dt0, gt=0.0)
         self.newton_tol = check_real("newton_tol", newton_tol, gt=0.0, lt=1.0)
         self.max_steps = check_int("max_steps", max_steps, minimum=1)
-        self.t_max = check_real("t_max", t_max, gt=0.0)
+        if t_end is not None and t_max is not None:
+            raise JaxDistillError("t_end (a finite training time) cannot be combined with t_max (the horizon of a "
+                                  "flow run to its steady state); give one of them")
+        self.t_max = DEFAULT_T_MAX if t_max is None else check_real("t_max", t_max, gt=0.0)
+        self.t_end = None if t_end is None else check_real("t_end", t_end, gt=0.0)
         self.coordinates = check_choice("coordinates", coordinates, COORDINATES)
+
+    @property
+    def finite_time(self) -> bool:
+        """True when the flow runs to the fixed time ``t_end`` (no steady-state test)."""
+        return self.t_end is not None
+
+    @property
+    def horizon(self) -> float:
+        """The end of the integration interval: ``t_end`` if given, else ``t_max``."""
+        return self.t_max if self.t_end is None else self.t_end
 
     @property
     def controller(self) -> diffrax.AbstractStepSizeController:
@@ -171,6 +194,7 @@ class FlowConfig(eqx.Module):
             "newton_tol": self.newton_tol,
             "max_steps": self.max_steps,
             "t_max": self.t_max,
+            "t_end": self.t_end,
             "coordinates": self.coordinates,
         }
 

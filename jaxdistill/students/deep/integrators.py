@@ -183,7 +183,7 @@ def _solve(vf, y0, red: ReducedData, u, config: FlowConfig, ts, depth: int, *, l
     w = to_w(y_final)
     finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
     converged = newton_rel <= config.newton_tol
-    status = flow_status(red.rank_ok, finite, soft, converged, sol.result)
+    status = flow_status(red.rank_ok, finite, soft, converged, sol.result, config.finite_time)
     if ts is None:
         traj = None
     else:

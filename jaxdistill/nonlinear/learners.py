@@ -1,0 +1,116 @@
+"""Kernel students: the K-class logit flow with the kernel matrix in place of
+the Gram matrix (docs/design.md fact 14).
+
+A kernel student f(x) = sum_i alpha_i k(x, x_i) trained from f = 0 by
+gradient flow on the cross-entropy in function space (gradient flow in the
+RKHS; the dynamics of an infinitely wide network in the NTK regime) has
+logits Z = K alpha on the transfer set following
+dZ/dt = -(1/n) K (softmax(Z) - P), K = k(X, X).  With the Cholesky factor
+K = L L^T, the rows of L are features phi(x_i) in R^n with
+phi(x_i).phi(x_j) = k(x_i, x_j): the kernel student IS the linear student
+on the inputs L, whose logit flow is the one above.  So the linear
+learners run unchanged on L (closed form, flow with its stopping test and
+``max_rel_dist_closed_form``, optax), and
+
+* the student in feature coordinates is w [K, n] (the rows of
+  ``SoftmaxOutput.W``), alpha = L^{-T} w^T, and its RKHS norm is ||w||
+  (so the distance to the closed form is measured in the RKHS norm);
+* its logits on new inputs are f(x) = w L^{-1} k(X, x) (``predict``);
+* the limit is the minimum-RKHS-norm interpolant of the centred target
+  logits, f(x) = k(x, X) K^{-1} centre(V): Thm 1 in feature space.  It does
+  not depend on the kernel's scale (K -> cK leaves k(x, X) K^{-1} fixed).
+
+Binary teachers are the K = 2 teachers with logits [0, u]; the K = 2 flow
+runs the binary flow (``multiclass.learners.binary_flow_as_softmax``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..multiclass.learners import AbstractSoftmaxLearner, SoftmaxOutput, make_softmax_learner, softmax_closed_form
+from ..multiclass.targets import MultiTargetSpec
+from ..status import Status
+from ..validation import JaxDistillError
+from .kernels import AbstractKernel, as_kernel
+
+
+def kernel_features(kernel: AbstractKernel, X: Float[Array, "n d"]) -> tuple[Float[Array, "n n"], Array]:
+    """(L, ok): the lower Cholesky factor of k(X, X), whose rows are the
+    features of the transfer inputs, and whether the kernel matrix is
+    numerically positive definite (else L is the identity, and the set is
+    reported ``RANK_DEFICIENT``)."""
+    n = X.shape[0]
+    Kxx = kernel(X, X)
+    Kxx = 0.5 * (Kxx + Kxx.T)
+    L = jnp.linalg.cholesky(Kxx)
+    diag = jnp.diagonal(L)
+    scale = jnp.sqrt(jnp.max(jnp.abs(jnp.diagonal(Kxx))))
+    ok = jnp.all(jnp.isfinite(L)) & (jnp.min(diag) > jnp.sqrt(n * jnp.finfo(X.dtype).eps) * scale)
+    return jnp.where(ok, L, jnp.eye(n, dtype=X.dtype)), ok
+
+
+@final
+class KernelLearner(AbstractSoftmaxLearner):
+    """A kernel student trained by ``base`` (a linear K-class learner run on
+    the kernel features: closed form, flow or optax GD).
+
+    Attributes:
+        kernel: an ``AbstractKernel`` (``RBFKernel``, ``ArcCosKernel``,
+            ``NTKKernel``, or ``UserKernel(fn)`` for any function).
+        base: the linear learner (``make_softmax_learner(...)``); default flow.
+
+    ``SoftmaxOutput.W`` is the student in feature coordinates, [K, n].
+    """
+
+    kernel: AbstractKernel
+    base: AbstractSoftmaxLearner
+    name: ClassVar[str] = "kernel"
+    needs_inputs: ClassVar[bool] = True
+
+    def __init__(self, kernel, base: AbstractSoftmaxLearner | None = None):
+        self.kernel = as_kernel(kernel)
+        base = make_softmax_learner("flow") if base is None else base
+        if not isinstance(base, AbstractSoftmaxLearner) or base.needs_inputs:
+            raise JaxDistillError(f"base must be a linear K-class learner (make_softmax_learner), got {base!r}")
+        self.base = base
+
+    def fit(self, key, X, V) -> SoftmaxOutput:
+        L, ok = kernel_features(self.kernel, X)
+        out = self.base.fit(key, L, V)
+        status = jnp.where(ok, out.status, Status.RANK_DEFICIENT).astype(out.status.dtype)
+        return SoftmaxOutput(W=out.W, status=status, num_steps=out.num_steps, loss=out.loss, extras=out.extras)
+
+    def limit(self, X, V):
+        L, _ = kernel_features(self.kernel, X)
+        return softmax_closed_form(L, V)[0]
+
+    def predict(self, W, X, X_new):
+        L, _ = kernel_features(self.kernel, X)
+        features = jax.scipy.linalg.solve_triangular(L, self.kernel(X, X_new), lower=True)  # [n, M]
+        return (W @ features).T
+
+    def coefficients(self, W, X) -> Float[Array, "K n"]:
+        """alpha [K, n] with f(x) = alpha k(X, x)."""
+        L, _ = kernel_features(self.kernel, X)
+        return jax.scipy.linalg.solve_triangular(L.T, W.T, lower=False).T
+
+    def check_targets(self, targets: MultiTargetSpec) -> None:
+        self.base.check_targets(targets)
+
+    def for_dtype(self, dtype: str) -> "KernelLearner":
+        return eqx.tree_at(lambda m: m.base, self, self.base.for_dtype(dtype))
+
+    def config(self) -> dict:
+        cfg = {"student": "kernel"}
+        cfg.update(self.kernel.config())
+        cfg.update(self.base.config())
+        return cfg
+
+
+__all__ = ["KernelLearner", "kernel_features"]
