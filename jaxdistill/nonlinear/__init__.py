@@ -1,4 +1,4 @@
-"""Beyond linear students (docs/design.md fact 14): kernel students trained
+"""Beyond linear students (docs/design.md fact 9): kernel students trained
 by the same exact logit flow as the linear ones (``KernelLearner`` with
 ``RBFKernel``, ``ArcCosKernel``, ``NTKKernel`` or any function), finite-width
 two-layer ReLU networks, ReLU-network teachers and the risk-monotonicity

@@ -1,4 +1,4 @@
-"""Kernels k(A, B) -> [m, p] for kernel students (docs/design.md fact 14).
+"""Kernels k(A, B) -> [m, p] for kernel students (docs/design.md fact 9).
 
 * ``RBFKernel(bandwidth)``: k(x, x') = exp(-||x - x'||^2 / (2 l^2));
 * ``ArcCosKernel()``: the order-1 arc-cosine kernel (Cho & Saul 2009),

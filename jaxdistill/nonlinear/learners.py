@@ -1,5 +1,5 @@
 """Kernel students: the K-class logit flow with the kernel matrix in place of
-the Gram matrix (docs/design.md fact 14).
+the Gram matrix (docs/design.md fact 9).
 
 A kernel student f(x) = sum_i alpha_i k(x, x_i) trained from f = 0 by
 gradient flow on the cross-entropy in function space (gradient flow in the
