@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-TASKS = ("kappa", "margin", "gaussian", "pool", "mnist", "digits")
+TASKS = ("kappa", "margin", "gaussian", "pool", "mnist", "digits", "relu-teacher")
 
 
 def positive_int(name: str):
@@ -67,11 +67,13 @@ TASK_OPTIONS = {
     # option: (argparse dest, default, tasks it applies to)
     "--kappa": ("kappa", 1.0, ("kappa", "margin")),
     "--margin": ("margin", 0.2, ("margin",)),
-    "--d": ("d", 1000, ("kappa", "margin", "gaussian")),
+    "--d": ("d", 1000, ("kappa", "margin", "gaussian", "relu-teacher")),
     "--teacher-norm": ("teacher_norm", 1.0, ("kappa", "margin", "gaussian")),
     "--pool-file": ("pool_file", None, ("pool",)),
-    "--task-seed": ("task_seed", 0, ("mnist", "gaussian", "digits")),
-    "--classes": ("classes", None, ("gaussian",)),
+    "--task-seed": ("task_seed", 0, ("mnist", "gaussian", "digits", "relu-teacher")),
+    "--classes": ("classes", None, ("gaussian", "relu-teacher")),
+    "--teacher-width": ("teacher_width", None, ("relu-teacher",)),
+    "--teacher-scale": ("teacher_scale", None, ("relu-teacher",)),
 }
 
 
@@ -98,7 +100,14 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
                         "split; for --task gaussian --classes K: seed of the K teacher rows (default 0)")
     g.add_argument("--classes", type=int_at_least("--classes", 2), default=None,
                    help="for --task gaussian: K >= 2 classes (a linear softmax teacher with K rows drawn from "
-                        "--task-seed; default: the binary task)")
+                        "--task-seed; default: the binary task); for --task relu-teacher: K >= 2 outputs of the "
+                        "teacher network (default 2: binary)")
+    g.add_argument("--teacher-width", type=positive_int("--teacher-width"), default=None,
+                   help="for --task relu-teacher (required): H hidden units of the teacher, a random two-layer ReLU "
+                        "network from --task-seed labelling x ~ N(0, I_d)")
+    g.add_argument("--teacher-scale", type=finite_float("--teacher-scale", gt=0.0), default=None,
+                   help="for --task relu-teacher: factor s > 0 of the teacher's logits (default 4: binary logits "
+                        "of standard deviation about 2.3)")
 
 
 def refuse_inapplicable(args, options: dict, applies: str, what: str) -> None:
@@ -164,6 +173,14 @@ def task_from_args(args):
         from ..multiclass.datasets import digits_task
 
         return digits_task(seed=args.task_seed)
+    if args.task == "relu-teacher":
+        from ..nonlinear.tasks import DEFAULT_TEACHER_SCALE, ReluTeacherTask
+
+        if args.teacher_width is None:
+            raise JaxDistillError("--task relu-teacher needs --teacher-width H (hidden units of the teacher network)")
+        return ReluTeacherTask(args.d, args.teacher_width, 2 if args.classes is None else args.classes,
+                               seed=args.task_seed,
+                               teacher_scale=DEFAULT_TEACHER_SCALE if args.teacher_scale is None else args.teacher_scale)
     if args.task == "gaussian" and getattr(args, "classes", None) is not None:
         from ..multiclass.tasks import MultiClassGaussianTask
 

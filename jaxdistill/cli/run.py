@@ -28,6 +28,7 @@ from ..students.discrete import OPTIMISERS
 from ..students.flow_config import FLOAT32_MIN_NEWTON_TOL, SOLVER_NAMES
 from .run_estimands import (add_estimand_arguments, check_estimand_task, eq76_violations, estimand_learner,
                             monotonicity_summary, write_students)
+from .run_nonlinear import add_student_arguments, as_multiclass_task, nonlinear_learner
 from .common import (add_task_arguments, finite_float, nonnegative_int, positive_int, refuse_inapplicable,
                      task_from_args, task_label)
 
@@ -39,6 +40,7 @@ FLOW_OPTIONS = {
     "--newton-tol": ("newton_tol", None, ("flow",)),
     "--max-steps": ("max_steps", None, ("flow",)),
     "--coordinates": ("coordinates", None, ("flow",)),
+    "--t-end": ("t_end", None, ("flow",)),
 }
 GD_OPTIONS = {
     "--lr": ("lr", None, ("gd",)),
@@ -88,6 +90,9 @@ def add_parser(sub) -> None:
     g.add_argument("--newton-tol", type=finite_float("--newton-tol", gt=0.0, lt=1.0), default=None,
                    help="stop when the Newton step is below this times ||w|| (default 1e-9)")
     g.add_argument("--max-steps", type=positive_int("--max-steps"), default=None, help="solver step limit (default 4096)")
+    g.add_argument("--t-end", type=finite_float("--t-end", gt=0.0), default=None,
+                   help="finite training time: integrate the flow to exactly t = T (status finite_horizon; the "
+                        "student at time T, not the limit); default: train to the steady state")
     g.add_argument("--coordinates", choices=("reduced", "plain"), default=None,
                    help="integrate in the reduced coordinates of docs/design.md fact 1 (default) or in d dimensions "
                         "(depth 1, or the full deep integrator's W_1)")
@@ -129,6 +134,7 @@ def add_parser(sub) -> None:
                    help="multi-host runs only: seconds process 0 waits for the other hosts' chunks (default 86400)")
     g.add_argument("--json", action="store_true", help="print summary.json instead of the readable report")
     add_estimand_arguments(p)
+    add_student_arguments(p)
     p.set_defaults(func=main)
 
 
@@ -156,7 +162,8 @@ def learner_from_args(args):
     flow = gd = None
     if args.method == "flow":
         kw = {k: v for k, v in {"rtol": args.rtol, "atol": args.atol, "newton_tol": args.newton_tol,
-                                "max_steps": args.max_steps, "coordinates": args.coordinates}.items() if v is not None}
+                                "max_steps": args.max_steps, "coordinates": args.coordinates,
+                                "t_end": args.t_end}.items() if v is not None}
         if args.solver is not None:
             kw["solver"] = solver_from_name(args.solver)
         flow = FlowConfig(**kw) if args.depth == 1 else (
@@ -212,6 +219,11 @@ def main(args) -> int:
     learner = learner_from_args(args)
     from .run_multiclass import is_multiclass_task, main_multiclass
 
+    student = nonlinear_learner(args, learner)
+    if student is not None:  # kernel / network students: the K-class path, binary tasks as K = 2
+        task = as_multiclass_task(task)
+        check_estimand_task(args, task, True)
+        return main_multiclass(args, task, student)
     check_estimand_task(args, task, is_multiclass_task(task))
 
     if is_multiclass_task(task):  # K classes, teacher logits or labels: jaxdistill.multiclass

@@ -64,6 +64,9 @@ def estimand_learner(args, flow_options: dict, gd_options: dict):
     if args.learner == "distill":
         args.method = "flow" if args.method is None else args.method
         return None
+    if getattr(args, "t_end", None) is not None:
+        raise JaxDistillError(f"--t-end applies only to --learner distill (--learner {args.learner} is defined by "
+                              "a converged or fixed-length training of its own)")
     if args.depth > 1:
         raise JaxDistillError(f"--learner {args.learner} applies only to --depth 1 (linear students); deep students "
                               "use --learner distill")

@@ -33,10 +33,12 @@ def refuse_mixed_without_labels(args) -> None:
 
 def softmax_learner_from(learner, args):
     """The K-class learner matching the binary learner built from the options."""
-    from ..multiclass.learners import make_softmax_learner
+    from ..multiclass.learners import AbstractSoftmaxLearner, make_softmax_learner
     from ..students import ClosedFormLearner, FlowLearner, GDLearner
     from ..validation import JaxDistillError
 
+    if isinstance(learner, AbstractSoftmaxLearner):  # kernel / network students (cli/run_nonlinear.py)
+        return learner
     if args.depth > 1:
         raise JaxDistillError("--depth >= 2 applies only to binary tasks with a teacher vector (deep linear students "
                               "of Thm 2); K-class students are linear")

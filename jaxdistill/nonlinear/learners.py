@@ -15,7 +15,7 @@ learners run unchanged on L (closed form, flow with its stopping test and
 * the student in feature coordinates is w [K, n] (the rows of
   ``SoftmaxOutput.W``), alpha = L^{-T} w^T, and its RKHS norm is ||w||
   (so the distance to the closed form is measured in the RKHS norm);
-* its logits on new inputs are f(x) = w L^{-1} k(X, x) (``predict``);
+* its logits on new inputs are f(x) = alpha k(X, x) (``predict``);
 * the limit is the minimum-RKHS-norm interpolant of the centred target
   logits, f(x) = k(x, X) K^{-1} centre(V): Thm 1 in feature space.  It does
   not depend on the kernel's scale (K -> cK leaves k(x, X) K^{-1} fixed).
@@ -91,9 +91,8 @@ class KernelLearner(AbstractSoftmaxLearner):
         return softmax_closed_form(L, V)[0]
 
     def predict(self, W, X, X_new):
-        L, _ = kernel_features(self.kernel, X)
-        features = jax.scipy.linalg.solve_triangular(L, self.kernel(X, X_new), lower=True)  # [n, M]
-        return (W @ features).T
+        """f(X_new) = k(X_new, X) alpha^T [M, K], alpha = W L^{-1} (O(n^2 K + M n K))."""
+        return self.kernel(X_new, X) @ self.coefficients(W, X).T
 
     def coefficients(self, W, X) -> Float[Array, "K n"]:
         """alpha [K, n] with f(x) = alpha k(X, x)."""

@@ -1,0 +1,82 @@
+"""``jaxdistill run`` options for students beyond linear (docs/design.md
+fact 9): ``--student {linear,kernel,mlp}``, ``--kernel``, ``--bandwidth``.
+
+A kernel student is the K-class linear learner of ``--method`` (closed
+form, flow, gd) run on the kernel features; binary tasks with a teacher
+vector are seen as K = 2 tasks with logits [0, w*.x]
+(``nonlinear.tasks.BinaryTaskAsMultiClass``), so every task works.  A
+finite-width network (``--student mlp --width M``) is trained by the optax
+optimiser of ``--lr``/``--steps``/``--optimizer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import finite_float
+
+STUDENTS = ("linear", "kernel", "mlp")
+KERNEL_OPTIONS = {"--kernel": "kernel", "--bandwidth": "bandwidth"}
+
+
+def add_student_arguments(p: argparse.ArgumentParser) -> None:
+    from ..nonlinear.kernels import KERNEL_NAMES
+
+    g = p.add_argument_group("students beyond linear (docs/design.md fact 9)")
+    g.add_argument("--student", choices=STUDENTS, default="linear",
+                   help="linear (default): the linear student of the paper; kernel: f(x) = sum_i alpha_i k(x, x_i) "
+                        "trained by --method (closed-form interpolant, flow in function space, or gd) from f = 0; "
+                        "mlp: a two-layer ReLU network in the NTK parameterisation, --width M, trained by "
+                        "--lr/--steps/--optimizer (full batch) from a seeded init with f = 0")
+    g.add_argument("--kernel", choices=KERNEL_NAMES, default=None,
+                   help="kernel of --student kernel: rbf (needs --bandwidth), arccos (Cho & Saul, order 1) or ntk "
+                        "(two-layer ReLU network, both layers trained); default ntk")
+    g.add_argument("--bandwidth", type=finite_float("--bandwidth", gt=0.0), default=None,
+                   help="bandwidth l > 0 of --kernel rbf, k = exp(-||x - x'||^2 / (2 l^2)) (required there)")
+
+
+def nonlinear_learner(args, linear_learner):
+    """The kernel or network learner of ``--student`` (None for linear),
+    after refusing options that do not apply.  ``linear_learner`` is the
+    learner the other options built (its method and configs are reused)."""
+    from ..validation import JaxDistillError
+
+    if args.student != "kernel":
+        for opt, dest in KERNEL_OPTIONS.items():
+            if getattr(args, dest) is not None:
+                raise JaxDistillError(f"{opt} applies only to --student kernel; it has no effect with "
+                                      f"--student {args.student}")
+    if args.student == "linear":
+        return None
+    if args.depth > 1:
+        raise JaxDistillError(f"--depth >= 2 applies only to --student linear (deep linear students); "
+                              f"--student {args.student} has its own architecture")
+    if args.learner != "distill":
+        raise JaxDistillError(f"--learner {args.learner} applies only to --student linear")
+    if args.save_students and args.student == "kernel":
+        pass  # features coordinates and transfer inputs are both kept (students.npy holds w [K, n])
+    from .run_multiclass import softmax_learner_from
+
+    base = softmax_learner_from(linear_learner, args)
+    if args.student == "kernel":
+        from ..nonlinear.kernels import make_kernel
+        from ..nonlinear.learners import KernelLearner
+
+        name = "ntk" if args.kernel is None else args.kernel
+        if name == "rbf" and args.bandwidth is None:
+            raise JaxDistillError("--kernel rbf needs --bandwidth L > 0 (k = exp(-||x - x'||^2 / (2 L^2)))")
+        if name != "rbf" and args.bandwidth is not None:
+            raise JaxDistillError(f"--bandwidth applies only to --kernel rbf; --kernel {name} has no bandwidth")
+        return KernelLearner(make_kernel(name, bandwidth=args.bandwidth), base)
+    raise JaxDistillError("--student mlp is not available in this build")
+
+
+def as_multiclass_task(task):
+    """K-class tasks unchanged; a binary task with a teacher vector as the K = 2 task."""
+    from ..multiclass.tasks import AbstractMultiClassTask
+    from ..nonlinear.tasks import BinaryTaskAsMultiClass
+
+    return task if isinstance(task, AbstractMultiClassTask) else BinaryTaskAsMultiClass(task)
+
+
+__all__ = ["STUDENTS", "add_student_arguments", "nonlinear_learner", "as_multiclass_task"]
