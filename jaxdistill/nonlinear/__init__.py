@@ -7,8 +7,10 @@ index."""
 from .kernels import (KERNEL_NAMES, AbstractKernel, ArcCosKernel, NTKKernel, RBFKernel, UserKernel, arccos_kernel,
                       as_kernel, make_kernel, ntk_kernel)
 from .learners import KernelLearner, kernel_features
+from .monotonicity import RiskNestedSetProgram, risk_monotonicity_index
 
 __all__ = [
     "KERNEL_NAMES", "AbstractKernel", "ArcCosKernel", "NTKKernel", "RBFKernel", "UserKernel", "arccos_kernel",
     "as_kernel", "make_kernel", "ntk_kernel", "KernelLearner", "kernel_features",
+    "RiskNestedSetProgram", "risk_monotonicity_index",
 ]
