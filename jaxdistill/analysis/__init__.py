@@ -23,6 +23,8 @@ from .ptheta import (
 from .bounds import BoundResult, cor1_bound, cor1_margin, cor2_bound, cor2_constant, thm3_bound, thm_d1_bound
 from .monotonicity import (
     MonotonicityEstimate,
+    RiskMonotonicityEstimate,
+    monotonicity_from_risks,
     monotonicity_from_angles,
     monotonicity_from_students,
     monotonicity_index,
@@ -54,6 +56,8 @@ __all__ = [
     "thm3_bound",
     "thm_d1_bound",
     "MonotonicityEstimate",
+    "RiskMonotonicityEstimate",
+    "monotonicity_from_risks",
     "monotonicity_from_angles",
     "monotonicity_from_students",
     "monotonicity_index",

@@ -24,6 +24,17 @@ d = 100, n = 5 the index is 0.86 shared and 0.72 independent), and ties:
 |change| <= atol counts as "no decrease" under the strict inequality of
 eq. 34 (``MonotonicityEstimate.ties`` gives their share; 60% for the
 max-margin hard-target learner there).
+
+The risk kind (``kind="risk"``; docs/design.md fact 12, last paragraph):
+the probability that adding x strictly LOWERS the transfer risk (eq. 4) of
+the student, both students' risks measured the same way (exactly, or on ONE
+held-out sample shared by both, so the comparison adds no sampling noise
+between them).  For a rotationally symmetric task without an angular margin
+the exact risk is a strictly increasing function R(phi) of the signed angle
+(fact 3), so for students with w.w* >= 0 (every distilled student: w_hat =
+P_X w*) the two kinds agree set by set; a finite held-out sample of M inputs
+only adds ties (risks move in steps of 1/M).  The same estimate for any
+K-class or nonlinear student is ``nonlinear.risk_monotonicity_index``.
 """
 
 from __future__ import annotations
@@ -47,12 +58,13 @@ from ..status import SUCCESS_CODES
 from ..students.base import AbstractLearner, FlowLearner
 from ..tasks import EXTRA_STREAM, Task
 from ..teachers import TargetSpec, teacher_logits
-from ..validation import JaxDistillError, check_choice, check_int
+from ..validation import JaxDistillError, check_choice, check_int, check_real
 from .angles import unsigned_angle
 from .risk import RiskEstimate, expected_risk, mc_risk, resolve_risk_method
 
 
 COUPLINGS = ("shared", "independent")
+MONOTONICITY_KINDS = ("angle", "risk")
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,108 @@ def monotonicity_from_students(
     return monotonicity_from_angles(a0, a1, mask, risks_X, atol=atol)
 
 
+@dataclass(frozen=True)
+class RiskMonotonicityEstimate:
+    """Risk-monotonicity index: the share of nested pairs (X, [X, x]) where
+    the student trained on [X, x] has a strictly LOWER transfer risk than the
+    one trained on X (docs/design.md fact 12; the risk analogue of eq. 34).
+
+    Attributes:
+        index: share of strict decreases (risk_plus < risk_X - atol).  Ties
+            count as "no decrease", as in eq. 34's strict inequality.
+        se: binomial standard error sqrt(m (1 - m) / num_sets).
+        ties: share of pairs with |risk_plus - risk_X| <= atol.
+        increases: share of strict increases; index + ties + increases = 1.
+        num_sets: pairs behind the estimate (both fits successful).
+        risk_change_mean, risk_change_se: mean of risk_plus - risk_X and its SE.
+        risk_changes: the per-pair changes, [num_sets].
+        risk_X_mean, risk_X_se, risk_plus_mean: mean risks of the two students.
+        num_failed: pairs dropped because a fit failed.
+        failed_sets: [{"index": i, "status": name}] for every dropped pair.
+        risk_method: "exact" (the task's exact risk, or a finite test set's
+            exact disagreement) or "mc" (one held-out sample shared by all
+            students and pairs).
+        num_test: held-out inputs of Monte-Carlo risk (None when exact).
+        atol: the tie tolerance used (0: risks on a finite sample move in
+            steps of 1/M, equal counts give equal risks bit for bit).
+        coupling: "shared" or "independent".
+    """
+
+    index: float
+    se: float
+    ties: float
+    increases: float
+    num_sets: int
+    risk_change_mean: float
+    risk_change_se: float
+    risk_changes: np.ndarray
+    risk_X_mean: float
+    risk_X_se: float
+    risk_plus_mean: float
+    num_failed: int = 0
+    failed_sets: tuple = ()
+    risk_method: str = "exact"
+    num_test: int | None = None
+    atol: float = 0.0
+    coupling: str | None = None
+
+    kind = "risk"
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return (self.index - 1.959963984540054 * self.se, self.index + 1.959963984540054 * self.se)
+
+    def summary(self) -> dict:
+        keys = ("index", "se", "ties", "increases", "num_sets", "risk_change_mean", "risk_change_se", "risk_X_mean",
+                "risk_X_se", "risk_plus_mean", "num_failed", "risk_method", "num_test", "atol", "coupling")
+        out = {k: getattr(self, k) for k in keys}
+        out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+        out["failed_sets"] = [dict(f) for f in self.failed_sets]
+        out["kind"] = self.kind
+        return out
+
+
+def monotonicity_from_risks(
+    risk_X: Float[Array, " B"],
+    risk_plus: Float[Array, " B"],
+    mask: Bool[Array, " B"] | None = None,
+    *,
+    atol: float = 0.0,
+    risk_method: str = "exact",
+    num_test: int | None = None,
+    failed: list[dict] | tuple = (),
+    coupling: str | None = None,
+) -> RiskMonotonicityEstimate:
+    """The risk-monotonicity index from the batched risks of the students
+    trained on X and on [X, x] (same held-out inputs for both).
+
+    A change below -atol is a decrease, above +atol an increase, else a tie
+    (counted as no decrease, as eq. 34's strict inequality does)."""
+    r0 = np.asarray(risk_X, dtype=np.float64)
+    r1 = np.asarray(risk_plus, dtype=np.float64)
+    if r0.shape != r1.shape or r0.ndim != 1:
+        raise JaxDistillError(f"risk_X and risk_plus must both have shape [B], got {r0.shape} and {r1.shape}")
+    atol = float(check_real("atol", atol, ge=0.0))
+    ok = np.isfinite(r0) & np.isfinite(r1)
+    if mask is not None:
+        ok &= np.asarray(mask, bool)
+    change = (r1 - r0)[ok]
+    m = int(change.size)
+    nan = float("nan")
+    common = dict(num_failed=int((~ok).sum()), failed_sets=tuple(failed), risk_method=risk_method,
+                  num_test=num_test, atol=atol, coupling=coupling)
+    if m == 0:
+        return RiskMonotonicityEstimate(nan, nan, nan, nan, 0, nan, nan, change, nan, nan, nan, **common)
+    idx = float(np.mean(change < -atol))
+    ties = float(np.mean(np.abs(change) <= atol))
+    cse = float(np.std(change, ddof=1) / math.sqrt(m)) if m > 1 else nan
+    est = expected_risk(r0, ok)
+    return RiskMonotonicityEstimate(
+        index=idx, se=math.sqrt(idx * (1 - idx) / m), ties=ties, increases=float(np.mean(change > atol)),
+        num_sets=m, risk_change_mean=float(np.mean(change)), risk_change_se=cse, risk_changes=change,
+        risk_X_mean=est.mean, risk_X_se=est.se, risk_plus_mean=float(np.mean(r1[ok])), **common)
+
+
 def nested_sets(key: PRNGKeyArray, task: Task, n: int) -> tuple[Float[Array, "n d"], Float[Array, " d"]]:
     """One transfer set X (as ``distill`` draws it from this data key) and one
     extra input x (``Task.sample_nested``)."""
@@ -175,6 +289,8 @@ class NestedSetProgram(SetProgram):
     ``"independent"``: the second fit gets fold_in(k_learn, 1).  The second fit
     is sequenced after the first (a data dependency), so their batched
     factorisations never run concurrently (docs/jax-cpu-lapack-deadlock.md).
+    ``kind="risk"`` also gives ``risk_plus``, the risk of w([X; x]) measured
+    as ``risk_X`` is (exact, or on the same held-out inputs).
     """
 
     task: Task
@@ -183,6 +299,7 @@ class NestedSetProgram(SetProgram):
     n: int = eqx.field(static=True)
     risk_method: str = eqx.field(static=True)
     coupling: str = eqx.field(static=True, default="shared")
+    kind: str = eqx.field(static=True, default="angle")
 
     def one_set(self, key, index, shared):
         w_star = jnp.asarray(self.task.w_star)
@@ -203,10 +320,12 @@ class NestedSetProgram(SetProgram):
         w1 = batch.pop("w_plus")
         batch["angle_X"] = unsigned_angle(w0, w_star)
         batch["angle_plus"] = unsigned_angle(w1, w_star)
-        if self.risk_method == "exact":
-            batch["risk_X"] = self.task.exact_risk(w0)
-        else:
-            batch["risk_X"], _ = mc_risk(w0, X_test, w_star)
+        students = (("risk_X", w0), ("risk_plus", w1)) if self.kind == "risk" else (("risk_X", w0),)
+        for name, w in students:
+            if self.risk_method == "exact":
+                batch[name] = self.task.exact_risk(w)
+            else:
+                batch[name], _ = mc_risk(w, X_test, w_star)
         return batch
 
 
@@ -222,11 +341,12 @@ def monotonicity_index(
     risk: str = "auto",
     num_test: int = 10_000,
     dtype: str = "float64",
-    atol: float = 1e-12,
+    atol: float | None = None,
     progress: bool = False,
     out: str | None = None,
     coupling: str = "shared",
-) -> MonotonicityEstimate:
+    kind: str = "angle",
+) -> MonotonicityEstimate | RiskMonotonicityEstimate:
     """Estimate the monotonicity index (eq. 34) of a learner on a task.
 
     Runs through the library's chunked runner (sharded over devices, failed
@@ -242,19 +362,25 @@ def monotonicity_index(
         chunk_size: pairs per compiled chunk (default: bounded memory).
         risk: "auto", "exact" or "mc": how risk_X is computed.
         num_test: held-out inputs for Monte-Carlo risk.
-        atol: angle changes within +-atol (radians) are ties, not decreases.
-            The default suits exact learners (closed form: angle errors
-            ~1e-15); for a learner accurate to a relative error e (the flow's
-            newton_tol) use atol ~ 10 e when n >= d matters.
+        atol: changes within +-atol are ties, not decreases.  Angle kind:
+            radians, default 1e-12, which suits exact learners (closed form:
+            angle errors ~1e-15); for a learner accurate to a relative error e
+            (the flow's newton_tol) use atol ~ 10 e when n >= d matters.  Risk
+            kind: default 1e-12 for exact risk (quadrature rounding when both
+            students are ~w*), 0 for Monte-Carlo risk (steps of 1/num_test).
         progress: show a progress bar.
         out: a folder for the resumable store of the per-pair results.
         coupling: "shared" (default: a randomised learner such as w_delta
             reuses its random draw for X and [X; x]) or "independent" (a
             fresh draw for [X; x]); different estimands (module docstring).
             Deterministic learners give the same index either way.
+        kind: "angle" (default; eq. 34, the unsigned angle to w*) or "risk"
+            (the transfer risk of ``risk``, both students on the same
+            held-out inputs; docs/design.md fact 12).
 
     Returns:
-        ``MonotonicityEstimate`` over the pairs where both fits succeeded.
+        ``MonotonicityEstimate`` (kind "angle") or ``RiskMonotonicityEstimate``
+        (kind "risk") over the pairs where both fits succeeded.
 
     Example:
         >>> est = monotonicity_index(0, KappaPolynomialTask(100, 1.0), n=5, num_sets=1000)
@@ -273,13 +399,17 @@ def monotonicity_index(
     learner.check_targets(targets)
     risk = resolve_risk_method(task, risk)
     check_choice("coupling", coupling, COUPLINGS)
+    check_choice("kind", kind, MONOTONICITY_KINDS)
+    if atol is None:
+        atol = 0.0 if (kind == "risk" and risk == "mc") else 1e-12
+    atol = check_real("atol", atol, ge=0.0)
     cs = chunk_size if chunk_size is not None else min(default_chunk_size(n + 1, task.d) // 2 or 1, num_sets)
     plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))
     key, seed_repr = as_key(key), key_repr(key)
     with precision(dtype):
         task_c = task.cast(dtype)
         X_test = task_c.held_out(held_out_key(key), num_test) if risk == "mc" else None
-    program = NestedSetProgram(task_c, learner, targets, n, risk, coupling)
+    program = NestedSetProgram(task_c, learner, targets, n, risk, coupling, kind)
     store = None
     if out is not None:
         config = {**task.config(), **learner.config(), "estimand": "monotonicity_index", "n": n,
@@ -287,16 +417,25 @@ def monotonicity_index(
                   "seed": seed_repr, "chunk_size": plan.chunk_size, "risk": risk, "num_test": num_test, "dtype": dtype}
         if coupling != "shared":  # older stores (shared coupling) keep resuming
             config["coupling"] = coupling
+        if kind != "angle":
+            config["monotonicity_kind"] = kind
         store = RunStore(out, config)
     run = run_program(program, key, plan, shared=X_test, dtype=dtype, store=store, progress=progress)
     a = run.arrays
+    if kind == "risk":
+        return monotonicity_from_risks(a["risk_X"], a["risk_plus"], run.ok, atol=atol, risk_method=risk,
+                                       num_test=num_test if risk == "mc" else None, failed=run.failed_sets(),
+                                       coupling=coupling)
     est = monotonicity_from_angles(a["angle_X"], a["angle_plus"], run.ok, a["risk_X"], risk_method=risk, atol=atol)
     return dataclasses.replace(est, coupling=coupling)
 
 
 __all__ = [
     "COUPLINGS",
+    "MONOTONICITY_KINDS",
     "MonotonicityEstimate",
+    "RiskMonotonicityEstimate",
+    "monotonicity_from_risks",
     "monotonicity_index",
     "monotonicity_from_angles",
     "monotonicity_from_students",

@@ -1,6 +1,6 @@
 """``jaxdistill run`` options that make an estimand explicit: which learner
 (``--learner``, ``--delta``), the monotonicity index of the same learner on
-the same sets (``--monotonicity``, ``--coupling``), students written to
+the same sets (``--monotonicity``, ``--monotonicity-kind``, ``--coupling``), students written to
 ``students.npy`` (``--save-students``) and the per-set check of eq. 76
 (``eq76_violations``).
 
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.monotonicity import COUPLINGS
+from ..analysis.monotonicity import COUPLINGS, MONOTONICITY_KINDS
 from .common import finite_float, refuse_inapplicable
 
 LEARNERS = ("distill", "wdelta", "hard-max-margin", "hard-gd")
-MONOTONICITY_KIND = "angle"  # eq. 34: the unsigned student-teacher angle strictly decreases
+# Default kind for binary linear students (eq. 34: the unsigned student-teacher angle strictly decreases); students
+# without a teacher vector (K-class tasks, kernel / network students) have only "risk" (docs/design.md fact 12).
+MONOTONICITY_KIND = "angle"
 
 
 def add_estimand_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,10 +34,16 @@ def add_estimand_arguments(p: argparse.ArgumentParser) -> None:
                    help="delta of --learner wdelta: w_hat + delta ||w_hat|| q / ||q||, q a Gaussian direction "
                         "orthogonal to the data (required there, refused elsewhere)")
     g.add_argument("--monotonicity", action="store_true",
-                   help="also estimate the monotonicity index (eq. 34) of the same learner on the same task, n, "
-                        "number of sets and seed (nested sets X and [X, x]); adds monotonicity, monotonicity_se, "
+                   help="also estimate the monotonicity index of the same learner on the same task, n, number of "
+                        "sets and seed (nested sets X and [X, x]): by the angle to the teacher vector (eq. 34) or by "
+                        "the transfer risk (--monotonicity-kind); adds monotonicity, monotonicity_se, "
                         "monotonicity_ties (share of ties, counted as no decrease), monotonicity_kind and coupling to "
                         "summary.json")
+    g.add_argument("--monotonicity-kind", choices=MONOTONICITY_KINDS, default=None,
+                   help="with --monotonicity: angle (default for binary linear students; eq. 34, the unsigned angle "
+                        "to w* strictly decreases) or risk (the transfer risk strictly decreases, both students' "
+                        "risks on the same held-out inputs; the only kind for K-class tasks and kernel / mlp "
+                        "students, which have no angle to a teacher vector)")
     g.add_argument("--coupling", choices=COUPLINGS, default=None,
                    help="with --monotonicity: shared (default) = a randomised learner (w_delta) reuses its random "
                         "draw for X and [X, x]; independent = a fresh draw for [X, x].  Different estimands (for "
@@ -59,6 +67,8 @@ def estimand_learner(args, flow_options: dict, gd_options: dict):
     if args.coupling is not None and not args.monotonicity:
         raise JaxDistillError("--coupling applies only with --monotonicity (it chooses the random draw of the "
                               "second fit of each nested pair)")
+    if args.monotonicity_kind is not None and not args.monotonicity:
+        raise JaxDistillError("--monotonicity-kind applies only with --monotonicity")
     if args.monotonicity and jax.process_count() > 1:
         raise JaxDistillError("--monotonicity applies only to single-host runs (jax.process_count() == 1)")
     if args.learner == "distill":
@@ -108,31 +118,82 @@ def _flow_kwargs(args, solver_from_name) -> dict:
 
 
 def check_estimand_task(args, task, is_multiclass: bool) -> None:
-    """--learner other than distill and --monotonicity need a binary task with a teacher vector."""
+    """--learner other than distill needs a binary task with a teacher vector;
+    --monotonicity-kind angle needs a binary linear student (an angle to w*)."""
     from ..validation import JaxDistillError
 
-    if is_multiclass and (args.learner != "distill" or args.monotonicity):
-        raise JaxDistillError("--learner (other than distill) and --monotonicity apply only to binary tasks with a "
-                              "teacher vector")
+    if is_multiclass and args.learner != "distill":
+        raise JaxDistillError("--learner (other than distill) applies only to binary tasks with a teacher vector")
+    if args.monotonicity_kind == "angle" and not has_teacher_angle(args, is_multiclass):
+        raise JaxDistillError("--monotonicity-kind angle needs a binary task with a teacher vector and a linear "
+                              "student (the angle of eq. 34); K-class tasks and kernel / mlp students have only "
+                              "--monotonicity-kind risk")
+
+
+def has_teacher_angle(args, is_multiclass: bool) -> bool:
+    """True when the run's students have an angle to a teacher vector: binary
+    tasks with w* and linear students (``--student`` other than linear, once
+    wired, has none)."""
+    return not is_multiclass and getattr(args, "student", None) in (None, "linear")
+
+
+def monotonicity_kind(args, is_multiclass: bool) -> str:
+    """The kind of ``--monotonicity``: ``--monotonicity-kind`` when given, else
+    angle where the students have one (binary linear), else risk."""
+    if args.monotonicity_kind is not None:
+        return args.monotonicity_kind
+    return MONOTONICITY_KIND if has_teacher_angle(args, is_multiclass) else "risk"
 
 
 def monotonicity_summary(args, task, learner, targets, out_dir=None) -> dict:
-    """With ``--monotonicity``: ``analysis.monotonicity_index`` of ``learner``
-    on the run's task, n, number of sets, seed, risk and dtype; the keys added
-    to summary.json.  Without it: {}."""
+    """With ``--monotonicity`` on a binary task: ``analysis.monotonicity_index``
+    of ``learner`` (kind of ``monotonicity_kind``) on the run's task, n, number
+    of sets, seed, risk and dtype; the keys added to summary.json.  Without
+    it: {}."""
     if not args.monotonicity:
         return {}
     from ..analysis.monotonicity import monotonicity_index
 
+    kind = monotonicity_kind(args, is_multiclass=False)
     coupling = "shared" if args.coupling is None else args.coupling
     est = monotonicity_index(args.seed, task, args.n, args.num_sets, learner, targets, chunk_size=args.chunk_size,
                              risk=args.risk, num_test=10_000 if args.num_test is None else args.num_test,
-                             dtype=args.dtype, progress=not args.quiet, coupling=coupling,
+                             dtype=args.dtype, progress=not args.quiet, coupling=coupling, kind=kind,
                              out=None if out_dir is None else str(out_dir))
+    return _monotonicity_keys(est, kind, coupling)
+
+
+def multiclass_monotonicity_summary(args, task, learner, targets, out_dir=None) -> dict:
+    """With ``--monotonicity`` on a K-class task (any ``AbstractSoftmaxLearner``:
+    linear, kernel, network students): ``nonlinear.risk_monotonicity_index`` on
+    the run's task, n, number of sets, seed, held-out size and dtype (the risk
+    kind: there is no teacher vector); the keys added to summary.json.
+    Without it: {}."""
+    if not args.monotonicity:
+        return {}
+    from ..nonlinear.monotonicity import risk_monotonicity_index
+
+    coupling = "shared" if args.coupling is None else args.coupling
+    num_test = None if task.risk_is_exact else (10_000 if args.num_test is None else args.num_test)
+    est = risk_monotonicity_index(args.seed, task, args.n, args.num_sets, learner, targets, coupling=coupling,
+                                  num_test=num_test, chunk_size=args.chunk_size, dtype=args.dtype,
+                                  out=None if out_dir is None else str(out_dir), progress=not args.quiet)
+    return _monotonicity_keys(est, "risk", coupling)
+
+
+def _monotonicity_keys(est, kind: str, coupling: str) -> dict:
     s = est.summary()
-    return {"monotonicity": s["index"], "monotonicity_se": s["se"], "monotonicity_ties": s["ties"],
-            "monotonicity_nonincreasing": s["nonincreasing"], "monotonicity_num_sets": s["num_sets"],
-            "monotonicity_num_failed": s["num_failed"], "monotonicity_kind": MONOTONICITY_KIND, "coupling": coupling}
+    out = {"monotonicity": s["index"], "monotonicity_se": s["se"], "monotonicity_ties": s["ties"],
+           "monotonicity_num_sets": s["num_sets"], "monotonicity_num_failed": s["num_failed"],
+           "monotonicity_kind": kind, "coupling": coupling}
+    if kind == "angle":
+        out["monotonicity_nonincreasing"] = s["nonincreasing"]
+    else:
+        out["monotonicity_nonincreasing"] = None if s["increases"] is None else 1.0 - s["increases"]
+        out["monotonicity_risk_method"] = s["risk_method"]
+        out["monotonicity_risk_change_mean"] = s["risk_change_mean"]
+        out["monotonicity_risk_change_se"] = s["risk_change_se"]
+    return out
 
 
 def write_students(path, students, ok) -> None:
@@ -159,4 +220,5 @@ def eq76_violations(extras: dict, ok) -> int | None:
 
 
 __all__ = ["LEARNERS", "MONOTONICITY_KIND", "add_estimand_arguments", "estimand_learner", "check_estimand_task",
-           "monotonicity_summary", "write_students", "eq76_violations"]
+           "has_teacher_angle", "monotonicity_kind", "monotonicity_summary", "multiclass_monotonicity_summary",
+           "write_students", "eq76_violations"]

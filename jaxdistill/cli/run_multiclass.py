@@ -78,6 +78,7 @@ def main_multiclass(args, task, learner) -> int:
     from ..runstore import RunStore, write_json, write_sets_csv
     from ..status import STATUS_NAMES
     from ..validation import JaxDistillError
+    from .run_estimands import multiclass_monotonicity_summary
 
     check_multiclass_options(args)
     if jax.process_count() > 1:
@@ -104,6 +105,8 @@ def main_multiclass(args, task, learner) -> int:
                       progress=not args.quiet, say=say)
     result = MultiClassResult(run.arrays, setup.config, setup.teacher_error, run.elapsed)
     summary = result.summary()
+    summary.update(multiclass_monotonicity_summary(args, task, soft_learner, targets,
+                                                   store.root / "monotonicity" if store else None))
     summary["sets_computed_this_run"] = run.sets_computed
     summary["num_devices"] = jax.local_device_count()
     summary["num_processes"] = 1
@@ -146,6 +149,10 @@ def _report(task, args, s) -> None:
     lines.append(f"  failed sets              {s['num_failed']}" + (
         "" if not s["num_failed"] else " (first: " + ", ".join(f"#{f['index']} {f['status']}" for f in s["failed_sets"][:5]) + ")"))
     lines.append(f"  time                     {s['elapsed_s']:.2f} s")
+    if s.get("monotonicity") is not None:
+        lines.append(f"  monotonicity index       {_num(s['monotonicity'])} +- {_num(s['monotonicity_se'])} (SE; "
+                     f"{s['monotonicity_kind']} kind, {s['coupling']} coupling; ties {_num(s['monotonicity_ties'])} "
+                     "counted as no decrease)")
     if args.out:
         lines.append(f"  written                  {args.out}/summary.json, {args.out}/sets.csv")
     print("\n".join(lines))
