@@ -12,6 +12,8 @@ Rows (peers measured in the same run):
   optax_gd        batched full-d gradient descent (optax.sgd)
   risk_exact / risk_mc   exact transfer risk vs 10,000-point Monte-Carlo risk
   deep_reduced / deep_full   deep linear students: reduced flow vs full W_1..W_N flow
+  kernel          kernel students (docs/design.md fact 9), d = 10, n = 40, ReLU-network teacher:
+                  the function-space flow vs the closed-form interpolant on the same sets
 """
 
 from __future__ import annotations
@@ -280,6 +282,35 @@ def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced", solve
             "max_dist_w_hat": float(np.max(dist)) if dist is not None else None, "num_sets": B,
             "failed": int((~res.ok).sum()),
             "note": f"N={depth}, width={width}, {integrator}, d={d}" + (f", {solver}" if solver else "")}
+
+
+def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, teacher_width=50):
+    """Kernel students on B transfer sets of a ReLU-network teacher (binary,
+    soft targets): ``KernelLearner.fit`` vmapped over the sets, after
+    compilation; the error is the largest RKHS-relative distance of each
+    set's student to its own closed-form interpolant."""
+    import jax
+
+    import jaxdistill as jd
+    from jaxdistill import precision
+    from jaxdistill.multiclass import MultiTargetSpec, make_softmax_learner, target_log_probs
+    from jaxdistill.nonlinear import KernelLearner, ReluTeacherTask, make_kernel
+
+    with precision():
+        task = ReluTeacherTask(d, teacher_width)
+        keys = jax.random.split(jax.random.PRNGKey(0), B)
+        X, U, _ = jax.vmap(lambda k: task.sample_set(k, n))(keys)
+        V = jax.vmap(lambda u: target_log_probs(u, None, MultiTargetSpec()))(U)
+        learner = KernelLearner(make_kernel(kernel, bandwidth=bandwidth if kernel == "rbf" else None),
+                                make_softmax_learner(method))
+        f = jax.jit(jax.vmap(learner.fit))
+        first, steady, out = _timed(f, keys, X, V, repeats=1)
+        W_hat = jax.jit(jax.vmap(learner.limit))(X, V)
+        rel = np.linalg.norm(np.asarray(out.W - W_hat), axis=(1, 2)) / np.linalg.norm(np.asarray(W_hat), axis=(1, 2))
+        status = np.asarray(out.status)
+    return {"sets_per_s": B / steady, "compile_s": first - steady, "max_rel_err": float(rel.max()), "num_sets": B,
+            "failed": int((status != 0).sum()), "mean_steps": float(np.asarray(out.num_steps).mean()),
+            "note": f"{kernel} kernel, d={d}, n={n}, {method}"}
 
 
 def row_memory(B=100_000, d=1000, n=20, chunk_size=1000):

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("run", "bound", "reproduce", "bench")
+SUBCOMMANDS = ("run", "bound", "reproduce", "bench", "make-pool")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
-            module = importlib.import_module(f"{__name__}.{name}")
+            module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
         except ModuleNotFoundError as e:
-            if e.name == f"{__name__}.{name}":
+            if e.name == f"{__name__}.{name.replace('-', '_')}":
                 continue
             raise
         module.add_parser(sub)

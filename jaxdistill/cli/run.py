@@ -28,7 +28,7 @@ from ..students.discrete import OPTIMISERS
 from ..students.flow_config import FLOAT32_MIN_NEWTON_TOL, SOLVER_NAMES
 from .run_estimands import (add_estimand_arguments, check_estimand_task, eq76_violations, estimand_learner,
                             monotonicity_summary, write_students)
-from .run_nonlinear import add_student_arguments, as_multiclass_task, nonlinear_learner
+from .run_nonlinear import add_student_arguments, as_multiclass_task, nonlinear_learner, take_mlp_options
 from .common import (add_task_arguments, finite_float, nonnegative_int, positive_int, refuse_inapplicable,
                      task_from_args, task_label)
 
@@ -145,6 +145,7 @@ def learner_from_args(args):
     from ..students.deep import default_flow_config
     from ..validation import JaxDistillError
 
+    take_mlp_options(args)  # --student mlp: --width is the network's
     refuse_inapplicable(args, DEEP_OPTIONS, "depth >= 2" if args.depth > 1 else "depth 1", "students of")
     other = estimand_learner(args, FLOW_OPTIONS, GD_OPTIONS)  # --learner wdelta / hard-*; fills args.method
     if other is not None:

@@ -16,6 +16,7 @@ import argparse
 from .common import finite_float
 
 STUDENTS = ("linear", "kernel", "mlp")
+DEFAULT_MLP_WIDTH = 512
 KERNEL_OPTIONS = {"--kernel": "kernel", "--bandwidth": "bandwidth"}
 
 
@@ -26,8 +27,9 @@ def add_student_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--student", choices=STUDENTS, default="linear",
                    help="linear (default): the linear student of the paper; kernel: f(x) = sum_i alpha_i k(x, x_i) "
                         "trained by --method (closed-form interpolant, flow in function space, or gd) from f = 0; "
-                        "mlp: a two-layer ReLU network in the NTK parameterisation, --width M, trained by "
-                        "--lr/--steps/--optimizer (full batch) from a seeded init with f = 0")
+                        "mlp: a two-layer ReLU network in the NTK parameterisation, --width M (default 512, even), "
+                        "trained by --lr/--steps/--optimizer (full batch, --method gd) from a seeded init with "
+                        "f = 0")
     g.add_argument("--kernel", choices=KERNEL_NAMES, default=None,
                    help="kernel of --student kernel: rbf (needs --bandwidth), arccos (Cho & Saul, order 1) or ntk "
                         "(two-layer ReLU network, both layers trained); default ntk")
@@ -68,7 +70,29 @@ def nonlinear_learner(args, linear_learner):
         if name != "rbf" and args.bandwidth is not None:
             raise JaxDistillError(f"--bandwidth applies only to --kernel rbf; --kernel {name} has no bandwidth")
         return KernelLearner(make_kernel(name, bandwidth=args.bandwidth), base)
-    raise JaxDistillError("--student mlp is not available in this build")
+    from ..nonlinear.mlp import make_mlp_learner
+
+    return make_mlp_learner(DEFAULT_MLP_WIDTH if args.mlp_width is None else args.mlp_width, gd=base.gd)
+
+
+def take_mlp_options(args) -> None:
+    """For --student mlp: --width is the network's width (not a deep linear
+    student's), and the training is an optax optimiser (--method gd, the
+    default there).  Moves --width to ``args.mlp_width``; refuses --method
+    closed-form / flow, and --width for kernel students."""
+    from ..validation import JaxDistillError
+
+    args.mlp_width = None
+    if args.student == "mlp":
+        if args.method not in (None, "gd"):
+            raise JaxDistillError(f"--method {args.method} does not apply to --student mlp (a finite-width network "
+                                  "has no closed form and is trained by the optimiser of --lr/--steps/--optimizer: "
+                                  "--method gd, the default)")
+        args.method = "gd"
+        args.mlp_width, args.width = args.width, None
+    elif args.student == "kernel" and args.width is not None:
+        raise JaxDistillError("--width applies to --student mlp (hidden units) and to deep linear students "
+                              "(--depth >= 2); a kernel student has no width")
 
 
 def as_multiclass_task(task):
@@ -79,4 +103,5 @@ def as_multiclass_task(task):
     return task if isinstance(task, AbstractMultiClassTask) else BinaryTaskAsMultiClass(task)
 
 
-__all__ = ["STUDENTS", "add_student_arguments", "nonlinear_learner", "as_multiclass_task"]
+__all__ = ["STUDENTS", "DEFAULT_MLP_WIDTH", "add_student_arguments", "nonlinear_learner", "take_mlp_options",
+           "as_multiclass_task"]

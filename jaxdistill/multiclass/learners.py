@@ -68,7 +68,7 @@ class SoftmaxOutput(eqx.Module):
     extras: dict = eqx.field(default_factory=dict)
 
 
-def _log_targets(V):
+def log_targets(V: Float[Array, "n K"]) -> Float[Array, "n K"]:
     """log softmax(V) with zero-probability entries (-inf) replaced by a large
     negative number, so that every formula below stays finite (their
     probabilities, ~e^-600 in float64, are far below rounding)."""
@@ -203,7 +203,7 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     red = reduce_data(X)
     R, Q = red.R, red.Q
     r = R.shape[0]
-    logp = _log_targets(V)
+    logp = log_targets(V)
     soft = jnp.all(jnp.isfinite(V))
     tiny = jnp.finfo(dtype).tiny
 
@@ -319,7 +319,7 @@ class SoftmaxGDLearner(AbstractSoftmaxLearner):
     def fit(self, key, X, V) -> SoftmaxOutput:
         n, d = X.shape
         K = V.shape[-1]
-        logp = _log_targets(V)
+        logp = log_targets(V)
         opt = self.gd.transformation()
 
         def step(carry, _):
@@ -356,4 +356,4 @@ def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDC
 
 __all__ = ["SoftmaxOutput", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
            "SoftmaxGDLearner", "make_softmax_learner", "softmax_closed_form", "softmax_gradient_flow",
-           "softmax_residual", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax", "SOFTMAX_METHODS"]
+           "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax", "SOFTMAX_METHODS"]

@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..multiclass.learners import AbstractSoftmaxLearner, SoftmaxOutput, softmax_residual
+from ..multiclass.learners import AbstractSoftmaxLearner, SoftmaxOutput, log_targets, softmax_residual
 from ..multiclass.targets import softmax_cross_entropy
 from ..status import Status
 from ..students.discrete import GDConfig
@@ -90,15 +90,6 @@ def mlp_init(key: PRNGKeyArray, width: int, d: int, K: int, dtype) -> Float[Arra
     W = jax.random.normal(kw, (half, d), dtype)
     A = jax.random.normal(ka, (half, K), dtype)
     return jnp.concatenate([jnp.concatenate([W, A], axis=1), jnp.concatenate([W, -A], axis=1)], axis=0)
-
-
-def _log_targets(V: Float[Array, "n K"]) -> Float[Array, "n K"]:
-    """log softmax(V) with the -inf of zero target probabilities (hard and
-    rho = 0 mixed targets) clipped to a large negative number, the
-    convention of the linear K-class learners (``multiclass.learners``):
-    those probabilities, ~e^-600 in float64, are far below rounding."""
-    big = 600.0 if V.dtype == jnp.float64 else 60.0
-    return jnp.maximum(jax.nn.log_softmax(V, axis=-1), -big)
 
 
 def _check_width(width) -> int:
@@ -146,7 +137,7 @@ class MLPLearner(AbstractSoftmaxLearner):
     def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> SoftmaxOutput:
         n, d = X.shape
         K = V.shape[-1]
-        logp = _log_targets(V)
+        logp = log_targets(V)
         opt = self.gd.transformation()
         params0 = mlp_init(key, self.width, d, K, X.dtype)
 
