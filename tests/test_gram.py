@@ -17,6 +17,8 @@ probability > 0.99.  The seeds are fixed: the tests are deterministic.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -244,3 +246,25 @@ def test_cli_sampler_default_auto_is_gram_and_refusals(tmp_path, capsys):
                  "--sampler", "gram", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--sampler gram" in err and "--save-students" in err
+
+
+def test_monotonicity_index_gram_sampler_matches_inputs():
+    """The monotonicity index drawn from the (n+1) x (n+1) Gram matrix has the
+    law of the input sampler's: hard-target flow (finite horizon; index about
+    0.7, so the test has power), kappa = 1, d = 50, n = 5, 1000 pairs each;
+    index, mean angle change and risk of X within 4 combined SE; ``auto``
+    picks gram here and inputs where it does not apply (w_delta)."""
+    from jaxdistill.analysis.monotonicity import monotonicity_index
+
+    task = jd.KappaPolynomialTask(50, 1.0)
+    learner = jd.FlowLearner(jd.FlowConfig(t_max=50.0))
+    est = {s: monotonicity_index(0, task, 5, 1000, learner, jd.TargetSpec(kind="hard"), sampler=s)
+           for s in ("inputs", "gram")}
+    a, b = est["inputs"], est["gram"]
+    assert 0.55 < a.index < 0.85 and a.num_sets == b.num_sets == 1000
+    for m0, s0, m1, s1 in ((a.index, a.se, b.index, b.se),
+                           (a.angle_change_mean, a.angle_change_se, b.angle_change_mean, b.angle_change_se),
+                           (a.risk_X_mean, a.risk_X_se, b.risk_X_mean, b.risk_X_se)):
+        assert abs(m0 - m1) <= 4 * math.hypot(s0, s1), (m0, m1, s0, s1)
+    with pytest.raises(jd.JaxDistillError, match="sampler='gram'"):
+        monotonicity_index(0, task, 5, 4, jd.WDeltaLearner(delta=0.1), sampler="gram")

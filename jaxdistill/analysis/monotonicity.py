@@ -54,8 +54,9 @@ from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..runner import ChunkPlan, SetProgram, default_chunk_size, run_program
 from ..runstore import RunStore
 from ..sequencing import after
-from ..status import SUCCESS_CODES
+from ..status import SUCCESS_CODES, Status
 from ..students.base import AbstractLearner, FlowLearner
+from ..students.gram import gram_fit, gram_student_stats, logits_from_raw, resolve_sampler
 from ..tasks import EXTRA_STREAM, Task
 from ..teachers import TargetSpec, teacher_logits
 from ..validation import JaxDistillError, check_choice, check_int, check_real
@@ -329,6 +330,51 @@ class NestedSetProgram(SetProgram):
         return batch
 
 
+class GramNestedSetProgram(SetProgram):
+    """One (X, x) pair of eq. 34 drawn as a Gram matrix (docs/design.md fact
+    13): the (n+1) x (n+1) Gram of [X; x] and its teacher logits, once; X's
+    are its leading n x n block and first n logits.  Both students are fitted
+    in Gram space and measured by their signed angles to w* (exact risk from
+    the angle).  Same law as ``NestedSetProgram`` on the symmetric tasks, not
+    the same draws; only deterministic learners (flow, closed form) have a
+    Gram-space version, so the coupling does not matter.
+    """
+
+    task: Task
+    learner: AbstractLearner
+    targets: TargetSpec = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+    kind: str = eqx.field(static=True, default="angle")
+
+    def one_set(self, key, index, shared):
+        n, targets = self.n, self.targets
+        k_data, _ = set_key_pair(key, index)
+        Gp, up_raw = self.task.sample_gram(k_data, n + 1)
+        finite = jnp.all(jnp.isfinite(Gp)) & jnp.all(jnp.isfinite(up_raw))
+        Gp = jnp.where(finite, Gp, jnp.eye(n + 1, dtype=Gp.dtype))
+        up_raw = jnp.where(finite, up_raw, jnp.zeros_like(up_raw))
+        G, u_raw = Gp[:n, :n], up_raw[:n]
+        w_norm = jnp.linalg.norm(self.task.w_star)
+        out0 = gram_fit(self.learner, G, logits_from_raw(u_raw, targets))
+        Gp = after(Gp, out0.w)  # sequential factorisations (docs/design.md fact 11)
+        out1 = gram_fit(self.learner, Gp, logits_from_raw(up_raw, targets))
+        s0 = gram_student_stats(after(G, out1.w), out0.w, u_raw, u_raw, w_norm, False)
+        s1 = gram_student_stats(after(Gp, s0.angle), out1.w, up_raw, up_raw, w_norm, False)
+        ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
+        status = jnp.where(finite, jnp.where(ok0, out1.status, out0.status), Status.NON_FINITE).astype(jnp.int32)
+        return {"signed_X": s0.angle, "signed_plus": s1.angle, "status": status,
+                "status_X": out0.status, "status_plus": out1.status}
+
+    def finish(self, batch, shared):
+        a0, a1 = batch.pop("signed_X"), batch.pop("signed_plus")
+        batch["angle_X"] = jnp.minimum(a0, jnp.pi - a0)
+        batch["angle_plus"] = jnp.minimum(a1, jnp.pi - a1)
+        batch["risk_X"] = self.task.exact_risk_from_angle(a0)
+        if self.kind == "risk":
+            batch["risk_plus"] = self.task.exact_risk_from_angle(a1)
+        return batch
+
+
 def monotonicity_index(
     key,
     task: Task,
@@ -346,6 +392,7 @@ def monotonicity_index(
     out: str | None = None,
     coupling: str = "shared",
     kind: str = "angle",
+    sampler: str = "inputs",
 ) -> MonotonicityEstimate | RiskMonotonicityEstimate:
     """Estimate the monotonicity index (eq. 34) of a learner on a task.
 
@@ -377,6 +424,11 @@ def monotonicity_index(
         kind: "angle" (default; eq. 34, the unsigned angle to w*) or "risk"
             (the transfer risk of ``risk``, both students on the same
             held-out inputs; docs/design.md fact 12).
+        sampler: "inputs" (default: draw X and x), "gram" (draw the
+            (n+1) x (n+1) Gram matrix of [X; x] and its teacher logits, O(n^2)
+            a pair whatever d: the symmetric tasks, n + 1 < d, the flow or
+            the closed form, exact risk; refused with the reason elsewhere)
+            or "auto" (gram where it applies).  Same law, not the same draws.
 
     Returns:
         ``MonotonicityEstimate`` (kind "angle") or ``RiskMonotonicityEstimate``
@@ -403,13 +455,18 @@ def monotonicity_index(
     if atol is None:
         atol = 0.0 if (kind == "risk" and risk == "mc") else 1e-12
     atol = check_real("atol", atol, ge=0.0)
-    cs = chunk_size if chunk_size is not None else min(default_chunk_size(n + 1, task.d) // 2 or 1, num_sets)
+    sampler = resolve_sampler(sampler, task, n + 1, learner, risk, False)
+    cs = chunk_size if chunk_size is not None else min(
+        default_chunk_size(n + 1, n + 2 if sampler == "gram" else task.d) // 2 or 1, num_sets)
     plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))
     key, seed_repr = as_key(key), key_repr(key)
     with precision(dtype):
         task_c = task.cast(dtype)
         X_test = task_c.held_out(held_out_key(key), num_test) if risk == "mc" else None
-    program = NestedSetProgram(task_c, learner, targets, n, risk, coupling, kind)
+    if sampler == "gram":
+        program = GramNestedSetProgram(task_c, learner, targets, n, kind)
+    else:
+        program = NestedSetProgram(task_c, learner, targets, n, risk, coupling, kind)
     store = None
     if out is not None:
         config = {**task.config(), **learner.config(), "estimand": "monotonicity_index", "n": n,
@@ -419,6 +476,8 @@ def monotonicity_index(
             config["coupling"] = coupling
         if kind != "angle":
             config["monotonicity_kind"] = kind
+        if sampler == "gram":  # inputs-sampler stores keep resuming
+            config["sampler"] = "gram"
         store = RunStore(out, config)
     run = run_program(program, key, plan, shared=X_test, dtype=dtype, store=store, progress=progress)
     a = run.arrays
@@ -441,5 +500,6 @@ __all__ = [
     "monotonicity_from_students",
     "nested_sets",
     "NestedSetProgram",
+    "GramNestedSetProgram",
     "EXTRA_STREAM",
 ]

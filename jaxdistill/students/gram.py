@@ -31,8 +31,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from ..status import Status
+from ..tasks import Task
 from ..tasks.riskmath import signed_angle
-from ..teachers import cross_entropy
+from ..teachers import TargetSpec, cross_entropy
+from ..validation import JaxDistillError, check_choice
 from .base import ClosedFormLearner, FlowLearner, LearnerOutput
 from .flow import gram_gradient_flow
 
@@ -132,7 +134,54 @@ def gram_student_stats(G: Float[Array, "n n"], c: Float[Array, " n"], u: Float[A
     return GramStudentStats(angle=angle, rel_dist_closed_form=rel)
 
 
+# ------------------------------------------------------------ which sampler a run uses
+# (``simulate.distill`` and ``analysis.monotonicity_index``; module docstring of ``simulate_gram``)
+
+SAMPLERS = ("auto", "gram", "inputs")
+
+
+def logits_from_raw(raw, targets: TargetSpec):
+    """Teacher logits from raw ones w*.x (``teachers.teacher_logits`` after X w*)."""
+    if targets.kind == "hard":
+        return jnp.where(raw >= 0, jnp.inf, -jnp.inf)
+    return raw / targets.temperature
+
+
+def gram_problem(task: Task, n: int, learner: AbstractLearner, risk_method: str, keep_students: bool) -> str | None:
+    """None when the Gram sampler applies to this run, else why not."""
+    if not task.supports_gram:
+        return (f"the {task.name} task ({type(task).__name__}) cannot draw its Gram matrix directly (only the "
+                "kappa, margin and isotropic gaussian tasks can)")
+    if n >= task.d:
+        return f"n = {n} >= d = {task.d} (the Gram sampler needs n <= d - 1; a set costs O(n d) <= O(n^2) then anyway)"
+    problem = gram_learner_problem(learner)
+    if problem is not None:
+        return problem
+    if risk_method != "exact":
+        return "Monte-Carlo risk needs the students w, hence the inputs (use risk='exact' or 'auto')"
+    if keep_students:
+        return "keep_students=True (--save-students) needs the students w [B, d], hence the inputs"
+    return None
+
+
+def resolve_sampler(sampler: str, task: Task, n: int, learner: AbstractLearner, risk_method: str,
+                    keep_students: bool) -> str:
+    """"gram" or "inputs" for ``sampler`` in ``SAMPLERS``; refuses "gram"
+    where it does not apply (the message names the reason)."""
+    check_choice("sampler", sampler, SAMPLERS)
+    if sampler == "inputs":
+        return "inputs"
+    problem = gram_problem(task, n, learner, risk_method, keep_students)
+    if sampler == "gram" and problem is not None:
+        raise JaxDistillError(f"sampler='gram' (--sampler gram) does not apply: {problem}; use sampler 'inputs' or 'auto'")
+    return "inputs" if problem is not None else "gram"
+
+
 __all__ = [
+    "SAMPLERS",
+    "gram_problem",
+    "resolve_sampler",
+    "logits_from_raw",
     "GramFactor",
     "GramStudentStats",
     "gram_factor",
