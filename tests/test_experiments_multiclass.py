@@ -1,11 +1,14 @@
-"""Issue 12 experiments: ``jaxdistill reproduce temperature`` (quick mode)."""
+"""Issue 12 experiments: ``jaxdistill reproduce temperature`` and ``softratio`` (quick mode, and the
+digits closed-form path of softratio on 4 sets)."""
 
 from __future__ import annotations
 
 import csv
 
 import numpy as np
+import pytest
 
+from jaxdistill import JaxDistillError
 from jaxdistill.experiments import EXPERIMENTS, get, temperature
 
 
@@ -44,3 +47,23 @@ def test_softratio_quick(tmp_path):
         assert 0.05 < r["teacher_error"] < 0.5  # an imperfect teacher
     # pure soft targets follow the teacher more closely than pure labels do
     assert rows[-1]["risk_mean"] < rows[0]["risk_mean"]
+    # rho = 0 (labels only) has no finite minimiser: the flow stops at the explicit horizon, said in the row;
+    # rho > 0 flows converge; every set succeeds
+    assert rows[0]["student"] == "flow_finite_horizon" and rows[0]["t_max"] == softratio.HARD_HORIZON
+    assert all(r["student"] == "flow_converged" and r["t_max"] is None for r in rows[1:])
+    assert all(r["num_failed"] == 0 for r in rows)
+    # the horizon takes effect (a shorter one gives another student) and is part of the run's configuration
+    short = softratio.run(tmp_path / "short", quick=True, progress=False, rhos=(0.0,), hard_horizon=1.0)
+    assert short[0]["t_max"] == 1.0 and short[0]["num_failed"] == 0
+    assert (short[0]["error_mean"], short[0]["risk_mean"]) != (rows[0]["error_mean"], rows[0]["risk_mean"])
+    with pytest.raises(JaxDistillError, match="hard_horizon"):
+        softratio.run(tmp_path / "bad", quick=True, progress=False, hard_horizon=0.0)
+
+
+def test_softratio_digits_limit_by_closed_form(tmp_path):
+    """On the digits task rho > 0 students are the flow's exact limit by its closed form (stated in the row)."""
+    from jaxdistill.experiments import softratio
+
+    rows = softratio.run(tmp_path, progress=False, tasks=("digits",), rhos=(0.5, 1.0), num_sets=4)
+    assert [r["student"] for r in rows] == ["closed_form_limit"] * 2 and all(r["num_failed"] == 0 for r in rows)
+    assert all(0.0 <= r["risk_mean"] < 0.5 and r["n"] == 20 and r["teacher_error"] < 0.1 for r in rows)

@@ -205,6 +205,22 @@ def test_cli_refuses_mixed_without_labels(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_cli_refuses_multi_host_k_class_runs(monkeypatch, tmp_path, capsys):
+    """K-class runs are single-host: --wait-timeout (multi-host only) is refused by name, and so is a
+    run under jax.process_count() > 1 (two hosts simulated), before anything is computed or written."""
+    base = ["run", "--task", "gaussian", "--classes", "3", "--d", "10", "--n", "3", "--num-sets", "2", "--quiet"]
+    out = tmp_path / "two_hosts"
+    for hosts in (1, 2):
+        monkeypatch.setattr(jax, "process_count", lambda: hosts)
+        assert main([*base, "--out", str(out), "--wait-timeout", "10"]) == 2
+        err = capsys.readouterr().err
+        assert "--wait-timeout" in err and "K-class" in err and "multi-host" in err, err
+    assert main([*base, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "multi-host" in err and "jax.process_count() = 2" in err and "K-class" in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_gaussian_k_classes_task():
     task = MultiClassGaussianTask(12, 5, seed=1)
     res = distill_multiclass(0, task, 6, 4, method="closed-form", num_test=500, chunk_size=4)

@@ -65,7 +65,8 @@ def check_multiclass_options(args) -> None:
     if args.risk == "exact":
         pass  # checked against the task below
     if args.wait_timeout is not None:
-        raise JaxDistillError("--wait-timeout: multi-host runs are not supported for K-class tasks yet")
+        raise JaxDistillError("--wait-timeout: multi-host runs (the only runs it applies to) are not supported for "
+                              "K-class tasks yet; run on one host, without --wait-timeout")
 
 
 def main_multiclass(args, task, learner) -> int:
@@ -82,7 +83,9 @@ def main_multiclass(args, task, learner) -> int:
 
     check_multiclass_options(args)
     if jax.process_count() > 1:
-        raise JaxDistillError("multi-host runs are not supported for K-class tasks yet")
+        raise JaxDistillError(f"multi-host runs (jax.process_count() = {jax.process_count()} > 1) are not supported "
+                              "for K-class tasks (--classes K, --task digits, K-class or teacher-logits pools) yet; "
+                              "run on one host (several local devices are used as they are)")
     if args.risk == "exact" and not task.risk_is_exact:
         raise JaxDistillError("--risk exact is not available for this K-class task (Monte-Carlo risk on held-out "
                               "inputs); use --risk mc or auto")
