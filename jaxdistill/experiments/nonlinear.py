@@ -19,9 +19,11 @@ Students (``STUDENTS``):
   GD at learning rate 1 for ``HORIZON`` = 100 steps (so t = eta S = 100 in
   the time of the kernel flow it approximates), soft and hard targets alike.
 
-Targets: ``soft`` (softmax(u), T = 1): the linear and kernel students are the
-limit of the flow, computed by the closed form (the minimum-norm
-interpolant of the centred target logits; fact 9); ``hard`` (onehot of the
+Targets: ``soft`` (softmax(u), T = 1): the students are the limit of the
+flow: for kernel students the closed form (the minimum-RKHS-norm
+interpolant of the centred target logits; fact 9), for the linear student
+the flow run to its steady state (for n > d there is no interpolant and
+the limit is the minimiser of the cross-entropy); ``hard`` (onehot of the
 teacher's argmax): no finite minimiser, so the flow is run to the finite
 horizon ``FlowConfig(t_end=HORIZON)`` (status ``finite_horizon``), the same
 time as the network's GD.  Hard flows run in chunks of ``HARD_CHUNK`` sets:
@@ -79,8 +81,12 @@ def learner_for(student: str, targets: str, *, horizon: float = HORIZON, mlp_wid
     if student == "mlp":
         steps = int(round(horizon / MLP_LR))
         return make_mlp_learner(mlp_width, gd=GDConfig(learning_rate=MLP_LR, steps=steps))
-    base = (make_softmax_learner("closed-form") if targets == "soft"
-            else make_softmax_learner("flow", flow=FlowConfig(t_end=horizon)))
+    if targets == "hard":
+        base = make_softmax_learner("flow", flow=FlowConfig(t_end=horizon))
+    elif student == "linear":  # n > d: no interpolant, the flow converges to the cross-entropy minimiser
+        base = make_softmax_learner("flow")
+    else:  # kernel features are n-dimensional: the closed form (the interpolant) always exists
+        base = make_softmax_learner("closed-form")
     if student == "linear":
         return base
     kernel = {"rbf": lambda: RBFKernel(bandwidth), "arccos": ArcCosKernel, "ntk": NTKKernel}[student]()
