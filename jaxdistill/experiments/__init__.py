@@ -3,7 +3,7 @@ learning curves.  Each module has ``run(out_dir, *, seed=0, quick=False,
 progress=True) -> rows`` that writes ``NAME.csv`` and ``NAME.png`` into
 ``out_dir`` (resumable: see ``_common``), and ``COLUMNS``."""
 
-EXPERIMENTS = ("fig1", "fig2", "fig3", "fig4", "fig5", "curves", "temperature", "softratio")
+EXPERIMENTS = ("fig1", "fig2", "fig3", "fig4", "fig5", "curves", "temperature", "softratio", "nonlinear")
 
 
 def get(name: str):

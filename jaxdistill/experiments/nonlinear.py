@@ -1,0 +1,188 @@
+"""Nonlinear students (issue 13 point 5, docs/design.md facts 9 and 12):
+transfer risk vs n and the risk-monotonicity index of linear, kernel and
+finite-width network students distilled from a ReLU-network teacher, with
+soft and with hard targets.
+
+Task: ``nonlinear.ReluTeacherTask(d=10, teacher_width=32, num_classes=2)``
+(x ~ N(0, I_10) labelled by a seeded random two-layer ReLU network, logits
+[0, u]; the teacher's seed is the experiment's seed).  No student here can
+represent the teacher exactly except in the limit of infinite data for the
+universal kernels, so unlike the linear theorem the risk need not reach 0.
+
+Students (``STUDENTS``):
+
+* ``linear``: the linear softmax student (``make_softmax_learner``);
+* ``rbf`` (bandwidth 3 ~ sqrt(d)), ``arccos``, ``ntk``: kernel students
+  ``KernelLearner(kernel, base)`` (the linear learner on kernel features);
+* ``mlp``: a two-layer bias-free ReLU network of 512 hidden units in the
+  NTK parameterisation (``make_mlp_learner``), trained by full-batch plain
+  GD at learning rate 1 for ``HORIZON`` = 100 steps (so t = eta S = 100 in
+  the time of the kernel flow it approximates), soft and hard targets alike.
+
+Targets: ``soft`` (softmax(u), T = 1): the students are the limit of the
+flow: for kernel students the closed form (the minimum-RKHS-norm
+interpolant of the centred target logits; fact 9), for the linear student
+the flow run to its steady state (for n > d there is no interpolant and
+the limit is the minimiser of the cross-entropy); ``hard`` (onehot of the
+teacher's argmax): no finite minimiser, so the flow is run to the finite
+horizon ``FlowConfig(t_end=HORIZON)`` (status ``finite_horizon``), the same
+time as the network's GD.  Hard flows run in chunks of ``HARD_CHUNK`` sets:
+a vmapped batch of 20 hard rbf-kernel flows at n = 40 did not finish in 5
+minutes (nor a batch of 8 ntk flows at n = 80 in 2) where the same sets one
+by one take seconds (see the report of this
+experiment's commit).
+
+Per (student, targets, n) point: the risk ``distill_multiclass(seed, task,
+n, num_sets, learner, targets, num_test)`` (argmax disagreement with the
+teacher on ``num_test`` held-out inputs, mean over the successful sets, its
+SE), and the risk-monotonicity index ``risk_monotonicity_index(seed, task, n,
+num_sets, learner, targets, num_test)`` with the SAME learner and targets
+and the same held-out sample (the same seed): the share of nested pairs
+(X, [X, x]) where the extra input strictly lowers the risk, with its
+binomial SE, the share of ties (no change on the held-out sample) and the
+mean risk change with its SE.
+
+Columns: see ``COLUMNS``; ``status`` counts the statuses of the risk run
+(``name:count`` joined by ``;``), ``num_failed`` / ``monotonicity_failed``
+the sets / pairs dropped because a fit failed.
+"""
+
+from __future__ import annotations
+
+from ._common import Grid, pyplot, savefig, write_csv
+
+NAME = "nonlinear"
+COLUMNS = ("student", "targets", "n", "risk_mean", "risk_se", "num_sets", "num_failed", "status",
+           "monotonicity", "monotonicity_se", "monotonicity_ties", "monotonicity_increases", "monotonicity_sets",
+           "monotonicity_failed", "risk_change_mean", "risk_change_se", "horizon")
+STUDENTS = ("linear", "rbf", "arccos", "ntk", "mlp")
+TARGETS = ("soft", "hard")
+D, TEACHER_WIDTH, K = 10, 32, 2
+BANDWIDTH = 3.0
+HORIZON = 100.0  # t_end of the hard-target flows = GD steps of the network at learning rate 1
+MLP_WIDTH, MLP_LR = 512, 1.0
+HARD_CHUNK = 1
+NS = (5, 20, 80)
+QUICK_NS = (5, 40)
+QUICK_STUDENTS = ("rbf",)
+
+
+def learner_for(student: str, targets: str, *, horizon: float = HORIZON, mlp_width: int = MLP_WIDTH,
+                bandwidth: float = BANDWIDTH):
+    """The learner of ``student`` for ``targets`` (module docstring)."""
+    from ..multiclass import make_softmax_learner
+    from ..nonlinear import ArcCosKernel, KernelLearner, NTKKernel, RBFKernel, make_mlp_learner
+    from ..students import FlowConfig
+    from ..students.discrete import GDConfig
+    from ..validation import check_choice
+
+    check_choice("student", student, STUDENTS)
+    check_choice("targets", targets, TARGETS)
+    if student == "mlp":
+        steps = int(round(horizon / MLP_LR))
+        return make_mlp_learner(mlp_width, gd=GDConfig(learning_rate=MLP_LR, steps=steps))
+    if targets == "hard":
+        base = make_softmax_learner("flow", flow=FlowConfig(t_end=horizon))
+    elif student == "linear":  # n > d: no interpolant, the flow converges to the cross-entropy minimiser
+        base = make_softmax_learner("flow")
+    else:  # kernel features are n-dimensional: the closed form (the interpolant) always exists
+        base = make_softmax_learner("closed-form")
+    if student == "linear":
+        return base
+    kernel = {"rbf": lambda: RBFKernel(bandwidth), "arccos": ArcCosKernel, "ntk": NTKKernel}[student]()
+    return KernelLearner(kernel, base)
+
+
+def _status_counts(status) -> str:
+    import numpy as np
+
+    from ..status import status_name
+
+    codes, counts = np.unique(np.asarray(status), return_counts=True)
+    return ";".join(f"{status_name(int(c))}:{int(m)}" for c, m in zip(codes, counts))
+
+
+def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, num_sets: int | None = None,
+        mlp_num_sets: int | None = None, ns=None, students=None, num_test: int | None = None,
+        horizon: float = HORIZON, mlp_width: int = MLP_WIDTH) -> list[dict]:
+    """Risk and monotonicity index vs n for every student and target kind.
+    Defaults: all five students, n in {5, 20, 80}, 200 sets (pairs)
+    per point (100 for the network) and 4,000 held-out inputs (the rbf
+    student, n in {5, 40}, 48 sets and 1,000 held-out inputs with ``quick``)."""
+    from ..multiclass import MultiTargetSpec, distill_multiclass
+    from ..nonlinear import ReluTeacherTask, risk_monotonicity_index
+    from ..validation import check_choice
+
+    students = tuple(students or (QUICK_STUDENTS if quick else STUDENTS))
+    for s in students:
+        check_choice("student", s, STUDENTS)
+    num_sets = num_sets or (48 if quick else 200)
+    mlp_num_sets = mlp_num_sets or (num_sets if quick else 100)
+    num_test = num_test or (1000 if quick else 4000)
+    ns = tuple(int(n) for n in (ns or (QUICK_NS if quick else NS)))
+    grid = Grid(out_dir, NAME, {"seed": seed, "quick": quick, "num_sets": num_sets, "mlp_num_sets": mlp_num_sets,
+                                "ns": list(ns), "students": list(students), "num_test": num_test,
+                                "horizon": horizon, "mlp_width": mlp_width, "d": D, "teacher_width": TEACHER_WIDTH,
+                                "num_classes": K, "bandwidth": BANDWIDTH, "mlp_lr": MLP_LR})
+    task = ReluTeacherTask(D, TEACHER_WIDTH, K, seed=seed)
+
+    def compute(key):
+        student, targets, n = key.split("_")
+        n = int(n.split("=")[1])
+        learner = learner_for(student, targets, horizon=horizon, mlp_width=mlp_width)
+        spec = MultiTargetSpec(targets)
+        sets = mlp_num_sets if student == "mlp" else num_sets
+        flow_hard = targets == "hard" and student != "mlp"
+        chunk = min(HARD_CHUNK, sets) if flow_hard else min(sets, 100)
+        res = distill_multiclass(seed, task, n, sets, learner=learner, targets=spec, num_test=num_test,
+                                 chunk_size=chunk, keep_students=False)
+        est = res.expected_risk()
+        mono = risk_monotonicity_index(seed, task, n, sets, learner, spec, num_test=num_test,
+                                       chunk_size=max(chunk // 2, 1))
+        finite = flow_hard or student == "mlp"
+        return [{"student": student, "targets": targets, "n": n, "risk_mean": est.mean, "risk_se": est.se,
+                 "num_sets": est.num_sets, "num_failed": int((~res.ok).sum()),
+                 "status": _status_counts(res.arrays["status"]), "monotonicity": float(mono.index),
+                 "monotonicity_se": float(mono.se), "monotonicity_ties": float(mono.ties),
+                 "monotonicity_increases": float(mono.increases), "monotonicity_sets": int(mono.num_sets),
+                 "monotonicity_failed": int(mono.num_failed), "risk_change_mean": float(mono.risk_change_mean),
+                 "risk_change_se": float(mono.risk_change_se), "horizon": float(horizon) if finite else None}]
+
+    keys = [f"{s}_{t}_n={n}" for s in students for t in TARGETS for n in ns]
+    rows = grid.run(keys, compute, progress=progress)
+    write_csv(grid.out / f"{NAME}.csv", rows, COLUMNS)
+    plot(rows, grid.out / f"{NAME}.png", horizon=horizon)
+    return rows
+
+
+def plot(rows, path, *, horizon=HORIZON):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
+    students = list(dict.fromkeys(r["student"] for r in rows))
+    colours = dict(zip(STUDENTS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for s in students:
+        for t, fmt in (("soft", "o-"), ("hard", "s--")):
+            rs = sorted((r for r in rows if r["student"] == s and r["targets"] == t), key=lambda r: r["n"])
+            if not rs:
+                continue
+            x = [r["n"] for r in rs]
+            kw = dict(fmt=fmt, ms=3, capsize=2, color=colours[s], label=f"{s}, {t}")
+            axes[0].errorbar(x, [r["risk_mean"] for r in rs], yerr=[r["risk_se"] for r in rs], **kw)
+            axes[1].errorbar(x, [r["monotonicity"] for r in rs], yerr=[r["monotonicity_se"] for r in rs], **kw)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("n (transfer set size)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("transfer risk")
+    axes[1].set_ylabel("risk-monotonicity index")
+    axes[0].set_title("risk vs n")
+    axes[1].set_title("P(one more input lowers the risk)")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"ReLU-network teacher (d={D}, width {TEACHER_WIDTH}); solid: soft targets (limit), "
+                 f"dashed: hard targets (t = {horizon:g}); mlp: width {MLP_WIDTH}, GD to t = {horizon:g}",
+                 fontsize=9)
+    savefig(fig, path)
+
+
+def summary_rows(rows):
+    return rows
