@@ -61,6 +61,20 @@ CASES = {
         assert 0.0 <= est.index <= 1.0, est.index
         print("RESULT", est.risk_X_mean, est.num_failed)
     """,
+    # A flow to a finite time (t_end: no steady-state event) from a Gram matrix: the solver's
+    # loop (batched LU) is ordered after the Cholesky of the stopping test by a data dependency;
+    # kernel students (rbf, K = 2, hard and soft targets) on 256 sets.
+    "kernel_t_end": """
+        import numpy as np
+        from jaxdistill.multiclass import MultiTargetSpec, distill_multiclass, make_softmax_learner
+        from jaxdistill.nonlinear import KernelLearner, RBFKernel, ReluTeacherTask
+        from jaxdistill.students import FlowConfig
+        learner = KernelLearner(RBFKernel(3.0), make_softmax_learner("flow", flow=FlowConfig(t_end=100.0)))
+        res = distill_multiclass(0, ReluTeacherTask(10, 32), 40, 256, learner=learner, chunk_size=256,
+                                 targets=MultiTargetSpec(kind="hard"), num_test=1000)
+        s = res.summary()
+        print("RESULT", s["risk_mean"], s["num_failed"])
+    """,
     # Figure 4's w_delta path on MNIST 0/1 (batched QR, Householder product and triangular solve).
     "fig4_w_delta": """
         import numpy as np

@@ -46,7 +46,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ..status import Status
 from ..students.closed_form import reduce_data, reduced_target
 from ..students.discrete import GDConfig
-from ..students.flow import flow_status, gradient_flow, solve_to_steady_state
+from ..students.flow import flow_status, gradient_flow, gram_gradient_flow, solve_to_steady_state
 from ..students.flow_config import FlowConfig
 from ..validation import JaxDistillError, check_choice
 from .targets import MultiTargetSpec, centre, softmax_cross_entropy
@@ -287,17 +287,19 @@ class SoftmaxFlowLearner(AbstractSoftmaxLearner):
                              extras={"t_final": t_final, "newton_rel": newton_rel})
 
 
-def binary_flow_as_softmax(X, V, config: FlowConfig) -> SoftmaxOutput:
+def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"] | None = None) -> SoftmaxOutput:
     """K = 2 through the binary flow: u = v_1 - v_0, W = [-w/2, w/2].  The
     centred K = 2 flow at time t is the binary flow at time 2t, so the
-    horizon is doubled and t_final halved."""
+    horizon is doubled and t_final halved.  With ``gram`` (= X X^T) the
+    flow runs from the Gram matrix alone (``students.flow.gram_gradient_flow``)
+    and W holds the coordinates c = L^{-1} z, G = L L^T (X may be None)."""
     u = V[:, 1] - V[:, 0]
     binary_config = eqx.tree_at(lambda c: c.t_max, config, 2.0 * config.t_max)
     if config.t_end is not None:
         binary_config = eqx.tree_at(lambda c: c.t_end, binary_config, 2.0 * config.t_end)
     if config.dt0 is not None:
         binary_config = eqx.tree_at(lambda c: c.dt0, binary_config, 2.0 * config.dt0)
-    res = gradient_flow(X, u, binary_config)
+    res = gradient_flow(X, u, binary_config) if gram is None else gram_gradient_flow(gram, u, binary_config)
     W = jnp.stack([-0.5 * res.w, 0.5 * res.w])
     return SoftmaxOutput(W=W, status=res.status, num_steps=res.num_steps, loss=res.loss,
                          extras={"t_final": res.t_final / 2.0, "newton_rel": res.newton_rel})

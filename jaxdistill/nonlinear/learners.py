@@ -33,11 +33,18 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..multiclass.learners import AbstractSoftmaxLearner, SoftmaxOutput, make_softmax_learner, softmax_closed_form
+from ..multiclass.learners import (AbstractSoftmaxLearner, SoftmaxFlowLearner, SoftmaxOutput, binary_flow_as_softmax,
+                                   make_softmax_learner, softmax_closed_form)
 from ..multiclass.targets import MultiTargetSpec
 from ..status import Status
 from ..validation import JaxDistillError
 from .kernels import AbstractKernel, as_kernel
+
+
+def kernel_matrix(kernel: AbstractKernel, X: Float[Array, "n d"]) -> Float[Array, "n n"]:
+    """k(X, X), symmetrised (exactly symmetric whatever the kernel's rounding)."""
+    Kxx = kernel(X, X)
+    return 0.5 * (Kxx + Kxx.T)
 
 
 def kernel_features(kernel: AbstractKernel, X: Float[Array, "n d"]) -> tuple[Float[Array, "n n"], Array]:
@@ -46,8 +53,7 @@ def kernel_features(kernel: AbstractKernel, X: Float[Array, "n d"]) -> tuple[Flo
     numerically positive definite (else L is the identity, and the set is
     reported ``RANK_DEFICIENT``)."""
     n = X.shape[0]
-    Kxx = kernel(X, X)
-    Kxx = 0.5 * (Kxx + Kxx.T)
+    Kxx = kernel_matrix(kernel, X)
     L = jnp.linalg.cholesky(Kxx)
     diag = jnp.diagonal(L)
     scale = jnp.sqrt(jnp.max(jnp.abs(jnp.diagonal(Kxx))))
@@ -81,10 +87,20 @@ class KernelLearner(AbstractSoftmaxLearner):
         self.base = base
 
     def fit(self, key, X, V) -> SoftmaxOutput:
+        if self._binary_gram_flow(V):
+            # K = 2: the flow straight from the kernel matrix; its c = L^{-1} z are the
+            # feature coordinates (the same Cholesky factor) and its own rank test marks
+            # a singular kernel matrix.  One factorisation instead of three, and it avoids
+            # a jaxlib stall of Cholesky -> L L^T -> Cholesky under vmap (docs/design.md fact 11)
+            return binary_flow_as_softmax(None, V, self.base.flow, gram=kernel_matrix(self.kernel, X))
         L, ok = kernel_features(self.kernel, X)
         out = self.base.fit(key, L, V)
         status = jnp.where(ok, out.status, Status.RANK_DEFICIENT).astype(out.status.dtype)
         return SoftmaxOutput(W=out.W, status=status, num_steps=out.num_steps, loss=out.loss, extras=out.extras)
+
+    def _binary_gram_flow(self, V) -> bool:
+        return (isinstance(self.base, SoftmaxFlowLearner) and V.shape[-1] == 2
+                and self.base.flow.coordinates == "reduced")
 
     def limit(self, X, V):
         L, _ = kernel_features(self.kernel, X)
@@ -112,4 +128,4 @@ class KernelLearner(AbstractSoftmaxLearner):
         return cfg
 
 
-__all__ = ["KernelLearner", "kernel_features"]
+__all__ = ["KernelLearner", "kernel_features", "kernel_matrix"]

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from ..sequencing import after
 from ..status import Status
 from ..teachers import cross_entropy, residual
 from .closed_form import ReducedData, reduce_data
@@ -155,8 +156,10 @@ def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, n
     sol = solve_to_steady_state(vector_field, y0, config, ts, cond_fn)
     y_final = sol.ys[-1]
     z = logits(y_final)
-    step, _ = newton_and_norm(y_final)
     w = to_w(y_final)
+    # the final Newton step (a triangular solve) waits for w: two independent
+    # batched LAPACK calls after the loop deadlock jaxlib on small CPUs (fact 11)
+    step, _ = newton_and_norm(after(y_final, w))
     w_norm = jnp.linalg.norm(w)
     newton_rel = step / jnp.maximum(w_norm, tiny)
     # hard labels have no steady state: their Newton step is infinite by nature
@@ -281,7 +284,11 @@ def _gram_logit_flow(G, u, config: FlowConfig, ts, make_to_w):
         return jnp.linalg.norm(v[:, 0]), jnp.linalg.norm(v[:, 1])
 
     to_w = make_to_w(L_inv)
-    z0 = jnp.zeros(n, G.dtype)
+    # the solver's loop (batched LU inside) reads only G and z0: without the
+    # steady-state event (t_end) nothing else orders it after the Cholesky and
+    # triangular solve above, and the two batched LAPACK calls deadlock jaxlib
+    # on small CPUs (docs/design.md fact 11); z0 waits for L_inv
+    z0 = after(jnp.zeros(n, G.dtype), L_inv)
     return _solve(vf, z0, rank_ok, u, config, ts, to_w=to_w, logits=lambda z: z, newton_and_norm=newton_and_norm)
 
 
