@@ -90,6 +90,21 @@ class AbstractMultiClassTask(eqx.Module):
         return {"task": self.name, "d": self.d, "num_classes": self.num_classes}
 
 
+class AbstractIIDMultiClassTask(AbstractMultiClassTask):
+    """A K-class task whose transfer sets and held-out inputs are i.i.d. draws
+    of one law: provide ``draw(key, num) -> (X, U, y or None)``."""
+
+    @abc.abstractmethod
+    def draw(self, key: PRNGKeyArray, num: int):
+        """``num`` i.i.d. inputs with the teacher's logits (and labels or None)."""
+
+    def sample_set(self, key, n):
+        return self.draw(key, n)
+
+    def held_out(self, key, num):
+        return self.draw(key, num)
+
+
 def _labels(name: str, value, length: int, K: int, length_name: str) -> np.ndarray:
     y = np.asarray(value)
     if y.ndim != 1 or y.shape[0] != length:
@@ -289,7 +304,7 @@ def random_teacher(d: int, num_classes: int, seed: int, teacher_norm: float = 1.
 
 
 @final
-class MultiClassGaussianTask(AbstractMultiClassTask):
+class MultiClassGaussianTask(AbstractIIDMultiClassTask):
     """x ~ N(0, I_d) with a K-class linear teacher W* [K, d].
 
     Args:
@@ -342,22 +357,16 @@ class MultiClassGaussianTask(AbstractMultiClassTask):
     def has_labels(self) -> bool:
         return self.label_w is not None
 
-    def _draw(self, key, num):
+    def draw(self, key, num):
         X = jax.random.normal(key, (num, self.dim), dtype=jnp.asarray(self.w_star).dtype)
         U = X @ jnp.asarray(self.w_star).T
         y = None if self.label_w is None else jnp.argmax(X @ jnp.asarray(self.label_w).T, axis=-1).astype(jnp.int32)
         return X, U, y
-
-    def sample_set(self, key, n):
-        return self._draw(key, n)
-
-    def held_out(self, key, num):
-        return self._draw(key, num)
 
     def config(self) -> dict:
         return {"task": self.name, "d": self.d, "num_classes": self.num_classes, "task_seed": self.seed,
                 "has_labels": self.has_labels}
 
 
-__all__ = ["AbstractMultiClassTask", "MultiClassPoolTask", "MultiClassGaussianTask", "pool_task_from_arrays",
+__all__ = ["AbstractMultiClassTask", "AbstractIIDMultiClassTask", "MultiClassPoolTask", "MultiClassGaussianTask", "pool_task_from_arrays",
            "is_multiclass_pool", "random_teacher", "POOL_KEYS"]

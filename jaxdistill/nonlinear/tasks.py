@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..multiclass.tasks import AbstractMultiClassTask
+from ..multiclass.tasks import AbstractIIDMultiClassTask, AbstractMultiClassTask
 from ..tasks import AbstractTask
 from ..validation import JaxDistillError, check_int, check_real
 
@@ -41,7 +41,7 @@ def relu_teacher_weights(d: int, width: int, outputs: int, seed: int) -> tuple[n
 
 
 @final
-class ReluTeacherTask(AbstractMultiClassTask):
+class ReluTeacherTask(AbstractIIDMultiClassTask):
     """Gaussian inputs labelled by a random two-layer ReLU network (module docstring).
 
     Args:
@@ -87,15 +87,9 @@ class ReluTeacherTask(AbstractMultiClassTask):
         out = (self.teacher_scale / math.sqrt(self.teacher_width)) * hidden @ A.T
         return jnp.concatenate([jnp.zeros_like(out), out], axis=1) if self.classes == 2 else out
 
-    def _draw(self, key, num):
+    def draw(self, key, num):
         X = jax.random.normal(key, (num, self.dim), dtype=jnp.asarray(self.W1).dtype)
         return X, self.logits(X), None
-
-    def sample_set(self, key, n):
-        return self._draw(key, n)
-
-    def held_out(self, key, num):
-        return self._draw(key, num)
 
     def config(self) -> dict:
         return {"task": self.name, "d": self.d, "num_classes": self.num_classes, "teacher_width": self.teacher_width,
