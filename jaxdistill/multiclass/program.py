@@ -36,11 +36,6 @@ from .targets import MultiTargetSpec, predicted_class, target_log_probs
 from .tasks import AbstractMultiClassTask
 
 
-def disagreement(W, X_test, classes):
-    """Per student W [K, d]: the rate at which argmax(W x) differs from ``classes`` over X_test [M, d]."""
-    return jnp.mean((predicted_class(X_test @ W.T) != classes).astype(X_test.dtype))
-
-
 class MultiClassProgram(SetProgram):
     """One K-class transfer set: sample (X, U, y), targets V, fit, compare
     with the closed form (after the fit: a data dependency (``sequencing.after``)
@@ -82,16 +77,13 @@ class MultiClassProgram(SetProgram):
         teacher = predicted_class(U_test)
         W = batch["students"]
         M = X_test.shape[0]
-        if self.learner.needs_inputs:  # nonlinear students: logits need the set's transfer inputs
-            classes = jax.lax.map(lambda a: predicted_class(self.learner.predict(a[0], a[1], X_test)),
-                                  (W, batch["inputs"]))
-            batch["risk"] = jnp.mean((classes != teacher).astype(X_test.dtype), axis=-1)
-            if y_test is not None:
-                batch["error"] = jnp.mean((classes != y_test).astype(X_test.dtype), axis=-1)
-        else:
-            batch["risk"] = jax.lax.map(lambda w: disagreement(w, X_test, teacher), W)
-            if y_test is not None:
-                batch["error"] = jax.lax.map(lambda w: disagreement(w, X_test, y_test), W)
+        # every student's logits through its own ``predict`` (students with
+        # ``needs_inputs`` also get their set's transfer inputs)
+        classes = jax.lax.map(lambda a: predicted_class(self.learner.predict(a[0], a[1], X_test)),
+                              (W, batch.get("inputs")))
+        batch["risk"] = jnp.mean((classes != teacher).astype(X_test.dtype), axis=-1)
+        if y_test is not None:
+            batch["error"] = jnp.mean((classes != y_test).astype(X_test.dtype), axis=-1)
         batch["risk_se"] = (jnp.zeros_like(batch["risk"]) if self.task.risk_is_exact
                             else jnp.sqrt(batch["risk"] * (1.0 - batch["risk"]) / M))
         if not self.keep_students:
@@ -252,5 +244,4 @@ def distill_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int,
     return MultiClassResult(run.arrays, setup.config, setup.teacher_error, run.elapsed)
 
 
-__all__ = ["MultiClassProgram", "MultiClassResult", "MultiClassSetup", "setup_multiclass", "distill_multiclass",
-           "disagreement"]
+__all__ = ["MultiClassProgram", "MultiClassResult", "MultiClassSetup", "setup_multiclass", "distill_multiclass"]

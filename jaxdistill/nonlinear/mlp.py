@@ -123,9 +123,6 @@ class MLPLearner(AbstractSoftmaxLearner):
     width: int = eqx.field(static=True)
     gd: GDConfig
     name: ClassVar[str] = "mlp"
-    # predict does not use the transfer inputs, but the program calls
-    # ``predict`` (rather than the linear X_new @ W.T) only for such learners
-    needs_inputs: ClassVar[bool] = True
 
     def __init__(self, width: int, gd: GDConfig | None = None):
         self.width = _check_width(width)
