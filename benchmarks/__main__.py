@@ -206,13 +206,19 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-check", action="store_true",
                    help="the accelerator check: default workload 1e6 sets, closed form 1e7, n=100 (one JSON in --out)")
     p.add_argument("--small", action="store_true", help="with --gpu-check: small sizes (CPU, seconds; for the tests)")
+    p.add_argument("--row-budget", type=float, default=None, metavar="S",
+                   help="with --gpu-check: seconds per row; a row that would take longer runs the chunks that fit")
     args = p.parse_args(argv)
     if args.small and not args.gpu_check:
         p.error("--small applies only to --gpu-check")
+    if args.row_budget is not None and not args.gpu_check:
+        p.error("--row-budget applies only to --gpu-check")
+    if args.row_budget is not None and not args.row_budget > 0:
+        p.error(f"--row-budget must be > 0 seconds, got {args.row_budget}")
     if args.gpu_check:
         from .gpu_check import run_check
 
-        run_check(args.out, small=args.small)
+        run_check(args.out, small=args.small, row_budget_s=args.row_budget)
         return 0
     results = []
     for label, row, kwargs in plan(args.quick):

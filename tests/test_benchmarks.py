@@ -26,9 +26,27 @@ def test_gpu_check_small_runs_on_cpu(tmp_path, monkeypatch):
     assert data["rows"][0]["max_rel_dist_closed_form"] < 2e-9
 
 
-def test_small_needs_gpu_check(monkeypatch):
+def test_gpu_check_row_budget_runs_the_chunks_that_fit(tmp_path, monkeypatch):
+    """A budget far below one chunk's time leaves exactly one chunk per row, and says so."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.__main__ import main
+
+    assert main(["--gpu-check", "--small", "--row-budget", "1e-6", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("gpu-check-*-small-*.json")
+    data = json.loads(path.read_text())
+    assert data["meta"]["row_budget_s"] == 1e-6
+    for r in data["rows"]:
+        assert r["num_sets"] == r["chunk_size"] <= r["num_sets_planned"] and r["one_chunk_s"] > 0
+        assert r["num_failed"] == 0
+
+
+@pytest.mark.parametrize("argv, message", [(["--small"], "--small applies only to --gpu-check"),
+                                           (["--row-budget", "5"], "--row-budget applies only to --gpu-check"),
+                                           (["--gpu-check", "--row-budget", "0"], "--row-budget must be > 0")])
+def test_gpu_check_options_are_refused_where_they_do_nothing(argv, message, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks.__main__ import main
 
     with pytest.raises(SystemExit):
-        main(["--small"])
+        main(argv)
+    assert message in capsys.readouterr().err
