@@ -54,7 +54,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("kernel student (rbf), flow, d=10 n=40", "kernel", {"B": 256}),
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 256, "method": "closed-form"}),
         ]
-        scaling = [(d, n, 100) for d in (100, 1000) for n in (5, 20)]
+        scaling = [(d, n, s, 100) for d in (100, 1000) for n in (5, 20) for s in SAMPLERS]
     else:
         rows = [
             ("jaxdistill flow (one batch of 1000)", "flow", {"B": 1000}),
@@ -81,6 +81,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("deep N=3 full (width 64)", "deep", {"B": 2, "depth": 3, "integrator": "full", "d": 100,
                                                   "solver": "Tsit5", "max_steps": 20_000}),
             ("memory: distill B=100,000", "memory", {"B": 100_000}),
+            ("memory: distill B=100,000, gram sampler", "memory", {"B": 100_000, "sampler": "gram"}),
             ("numpy pipeline: sample + QR", "numpy_pipeline", {"B": 2000}),
             ("jaxdistill run, flow, inputs sampler", "run", {"B": 5000, "B0": 500, "sampler": "inputs"}),
             ("jaxdistill run, flow, gram sampler", "run", {"B": 20000, "B0": 2000, "sampler": "gram"}),
@@ -92,9 +93,23 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("kernel student (ntk), flow, d=10 n=40", "kernel", {"B": 2048, "kernel": "ntk"}),
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 2048, "method": "closed-form"}),
         ]
-        scaling = [(d, n, 200 if d < 10_000 else 50) for d in (100, 1000, 10_000) for n in (5, 20, 100)]
-    rows += [(f"scaling d={d} n={n}", "flow", {"B": B, "d": d, "n": n}) for d, n, B in scaling]
+        scaling = [(d, n, s, scaling_sets(d, n, s)) for s in SAMPLERS for n in SCALING_N for d in SCALING_D
+                   if n < d and (s == "gram" or n * d <= INPUTS_MAX_ND)]
+    rows += [(f"scaling {s} d={d} n={n}", "scaling", {"B": B, "d": d, "n": n, "sampler": s}) for d, n, s, B in scaling]
     return rows
+
+
+SAMPLERS = ("gram", "inputs")
+SCALING_D = (100, 1000, 10_000, 100_000, 1_000_000)
+SCALING_N = (5, 20, 100, 200)
+INPUTS_MAX_ND = 2 * 10**7
+"""The inputs sampler's scaling points stop at n * d = 2e7 (160 MB of inputs per set)."""
+
+
+def scaling_sets(d: int, n: int, sampler: str) -> int:
+    """Sets per scaling point: a few seconds of work each on a 2-core CPU."""
+    B = {5: 4096, 20: 2048, 100: 256, 200: 64}[n]
+    return B if sampler == "gram" else max(8, min(B, 4 * 10**8 // (n * d)))
 
 
 def run_row(row: str, kwargs: dict, timeout: float) -> dict:
@@ -179,17 +194,19 @@ def plot(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sc = [r for r in results if r["label"].startswith("scaling") and "sets_per_s" in r]
-    for n in sorted({r["n"] for r in sc}):
-        pts = sorted((r["d"], r["sets_per_s"]) for r in sc if r["n"] == n)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"n = {n}")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sc = [r for r in results if r["row"] == "scaling" and "sets_per_s" in r]
+    for i, n in enumerate(sorted({r["n"] for r in sc})):
+        for sampler, style in (("gram", "o-"), ("inputs", "s--")):
+            pts = sorted((r["d"], r["sets_per_s"]) for r in sc if r["n"] == n and r.get("sampler") == sampler)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=f"C{i}", label=f"n = {n}, {sampler}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("input dimension d")
     ax.set_ylabel("transfer sets per second (after compilation)")
-    ax.set_title("jaxdistill gradient flow: throughput vs d")
-    ax.legend()
+    ax.set_title("distill end to end (flow + exact risk): gram vs inputs sampler")
+    ax.legend(fontsize=7, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -74,6 +74,7 @@ def run_check(out: str | Path, small: bool = False, d: int = 1000, row_budget_s:
         rows.append({"label": label, "d": d, "n": spec["n"], "method": spec["method"], "num_sets": B,
                      "num_sets_planned": planned, "chunk_size": chunk, "one_chunk_s": chunk_s, "sets_per_s": B / el, "seconds": el, "compile_s": compile_s,
                      "risk_mean": s["risk_mean"], "risk_se": s["risk_se"], "num_failed": s["num_failed"],
+                     "failed_sets": s["failed_sets"][:100],
                      "max_rel_dist_closed_form": s["max_rel_dist_closed_form"]})
         print(f"[gpu-check] {label}: {B / el:,.0f} sets/s ({B} sets, {el:.1f} s, compile {compile_s:.1f} s)", flush=True)
         path.write_text(json.dumps({"meta": meta, "rows": rows,

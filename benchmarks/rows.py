@@ -12,6 +12,8 @@ Rows (peers measured in the same run):
   optax_gd        batched full-d gradient descent (optax.sgd)
   risk_exact / risk_mc   exact transfer risk vs 10,000-point Monte-Carlo risk
   deep_reduced / deep_full   deep linear students: reduced flow vs full W_1..W_N flow
+  scaling         distill end to end (sampling + flow + exact risk) with one sampler (gram or inputs),
+                  after compilation, at one (d, n): the points of the scaling plot
   kernel          kernel students (docs/design.md fact 9), d = 10, n = 40, ReLU-network teacher:
                   the function-space flow vs the closed-form interpolant on the same sets
 """
@@ -318,16 +320,42 @@ def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, t
             "note": f"{kernel} kernel, d={d}, n={n}, {method}"}
 
 
-def row_memory(B=100_000, d=1000, n=20, chunk_size=1000):
+INPUTS_SET_BYTES = 256 * 2**20
+"""The inputs sampler's chunk holds at most this many bytes of inputs (chunk * n * d * 8)."""
+
+
+def row_scaling(B=1000, d=1000, n=20, sampler="gram"):
+    """``distill`` end to end with ``sampler`` after compilation (one chunk
+    run first), exact risk, students not kept; the error is the largest
+    distance of a set's flow to its own closed form."""
+    import jaxdistill as jd
+
+    task = jd.KappaPolynomialTask(d, 1.0)
+    chunk = min(B, 256) if sampler == "gram" else max(1, min(B, 256, INPUTS_SET_BYTES // (8 * n * d)))
+    kw = dict(keep_students=False, sampler=sampler, chunk_size=chunk)
+    t0 = time.perf_counter()
+    jd.distill(1, task, n, chunk, **kw)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = jd.distill(0, task, n, B, **kw)
+    steady = time.perf_counter() - t0
+    s = res.summary()
+    return {"sets_per_s": B / steady, "compile_s": max(first - steady * chunk / B, 0.0),
+            "max_rel_err": s["max_rel_dist_closed_form"], "num_sets": B, "failed": s["num_failed"],
+            "sampler": sampler, "note": f"distill end to end, sampler {sampler}, chunks of {chunk}"}
+
+
+def row_memory(B=100_000, d=1000, n=20, chunk_size=1000, sampler="inputs"):
     import jaxdistill as jd
 
     task = jd.KappaPolynomialTask(d, 1.0)
     t0 = time.perf_counter()
-    res = jd.distill(0, task, n, B, chunk_size=chunk_size, keep_students=False)
+    res = jd.distill(0, task, n, B, chunk_size=chunk_size, keep_students=False, sampler=sampler)
     el = time.perf_counter() - t0
     s = res.summary()
     return {"sets_per_s": B / el, "compile_s": None, "max_rel_err": s["max_rel_dist_closed_form"], "num_sets": B,
-            "failed": s["num_failed"], "risk_mean": s["risk_mean"], "risk_se": s["risk_se"]}
+            "failed": s["num_failed"], "risk_mean": s["risk_mean"], "risk_se": s["risk_se"],
+            "note": f"sampler {sampler}, chunks of {chunk_size}; time includes compilation"}
 
 
 def _cli_seconds(args: list[str]) -> float:

@@ -188,15 +188,16 @@ def test_learners_are_equinox_modules_usable_as_static_filter_jit_args():
 
 def test_flow_config_takes_diffrax_objects():
     """Any diffrax solver, step-size controller and adjoint; names only through solver_from_name;
-    rtol/atol are refused together with a controller; defaults are Kvaerno3 / PID(1e-2, 1e-5) / ForwardMode."""
+    rtol/atol are refused together with a controller; defaults are Rodas3 / PID(1e-2, 1e-5) / ForwardMode."""
     import diffrax
 
-    from jaxdistill.students import SOLVER_NAMES, solver_from_name
+    from jaxdistill.students import SOLVER_NAMES, Rodas3, solver_from_name
 
     c = jd.FlowConfig()
-    assert c.solver == diffrax.Kvaerno3() and c.adjoint == diffrax.ForwardMode()
+    assert c.solver == Rodas3() and c.adjoint == diffrax.ForwardMode()
     assert c.controller == diffrax.PIDController(rtol=1e-2, atol=1e-5) and (c.rtol, c.atol) == (1e-2, 1e-5)
     assert solver_from_name("Kvaerno5") == diffrax.Kvaerno5() and "Tsit5" in SOLVER_NAMES
+    assert solver_from_name("Rodas3") == Rodas3() and SOLVER_NAMES[0] == "Rodas3"
     with pytest.raises(jd.JaxDistillError, match="solver"):
         solver_from_name("Euler2")
     with pytest.raises(jd.JaxDistillError, match="solver must be a diffrax solver object"):

@@ -81,7 +81,7 @@ def add_parser(sub) -> None:
     p.add_argument("--soft-ratio", type=finite_float("--soft-ratio", ge=0.0), default=None,
                    help="rho in [0, 1] of --targets mixed (1: soft, 0: the ground-truth labels)")
     g = p.add_argument_group("gradient flow (--method flow)")
-    g.add_argument("--solver", choices=SOLVER_NAMES, default=None, help="diffrax solver (default Kvaerno3)")
+    g.add_argument("--solver", choices=SOLVER_NAMES, default=None, help="ODE solver: Rodas3 (the default; jaxdistill's Rosenbrock solver) or a diffrax solver name")
     g.add_argument("--rtol", type=finite_float("--rtol", gt=0.0, lt=1.0), default=None,
                    help="PID step-size controller rtol (default 1e-2; deep --integrator induced/full: 1e-8 with "
                         "Kvaerno5, see students.deep.default_flow_config)")

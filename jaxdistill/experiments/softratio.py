@@ -19,7 +19,7 @@ the logits grow like log t and the student converges only in direction
 ``hard_horizon`` (default t = 1e4, the time of the binary hard-target GD
 learner: 10,000 steps at learning rate 1; status "finite_horizon"), on both
 tasks; the CSV (``student``, ``t_max``) and the figure say so.  Without it the flow would run
-to FlowConfig's t_max = 1e20 and most sets would stop at the step limit
+to FlowConfig's t_max (1e35) and most sets would stop at the step limit
 instead.  ``quick`` runs the Gaussian task only.  Every rho uses the same
 transfer sets; means and SEs over the successful sets (status converged or
 finite_horizon; ``num_failed`` counts the others).

@@ -253,7 +253,7 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
         step, w_norm = norms(y)
         return soft & (step <= config.newton_tol * jnp.maximum(w_norm, tiny))
 
-    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn)
+    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn, soft)
     y = sol.ys[-1]
     W = to_W(y)
     step, w_norm = norms(y)
@@ -294,7 +294,7 @@ def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"
     flow runs from the Gram matrix alone (``students.flow.gram_gradient_flow``)
     and W holds the coordinates c = L^{-1} z, G = L L^T (X may be None)."""
     u = V[:, 1] - V[:, 0]
-    binary_config = eqx.tree_at(lambda c: c.t_max, config, 2.0 * config.t_max)
+    binary_config = eqx.tree_at(lambda c: (c.t_max, c.hard_t_max), config, (2.0 * config.t_max, 2.0 * config.hard_t_max))
     if config.t_end is not None:
         binary_config = eqx.tree_at(lambda c: c.t_end, binary_config, 2.0 * config.t_end)
     if config.dt0 is not None:

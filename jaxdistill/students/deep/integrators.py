@@ -174,7 +174,7 @@ def _solve(vf, y0, red: ReducedData, u, config: FlowConfig, ts, depth: int, *, l
         tol = config.newton_tol * jnp.maximum(wn, jnp.finfo(wn.dtype).tiny)
         return soft & (nstep <= tol) & (orth <= tol)
 
-    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn)
+    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn, soft)
     y_final = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
     b, sigma = b_sigma(y_final)
     z = logits(y_final)
