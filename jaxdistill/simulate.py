@@ -231,8 +231,9 @@ def distill(
             same arguments resumes (a different configuration is refused).
         sampler: "inputs" (default: draw X [n, d]; students kept), "gram"
             (draw G = X X^T and X w* directly, O(n^2) a set whatever d, for
-            the kappa, margin and isotropic gaussian tasks with the flow or
-            the closed form, exact risk, n < d and keep_students=False;
+            the kappa, margin and isotropic gaussian tasks with the flow,
+            the closed form or w_delta, exact risk, n < d and
+            keep_students=False;
             refused elsewhere) or "auto" (gram where it applies).  The two
             samplers draw sets of the same law, not the same sets
             (docs/design.md fact 13; ``simulate_gram``).

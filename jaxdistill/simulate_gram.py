@@ -6,15 +6,18 @@ Thm 1) and everything ``distill`` reports about it (status, steps, loss,
 angle to w*, exact risk, distance to the closed form) depend on the transfer
 set only through G = X X^T and u = X w*; ``task.sample_gram`` draws both
 directly (docs/design.md fact 13) and ``students.gram`` trains and measures
-the student from them.  :class:`GramDistillProgram` is that computation as a
-``runner.SetProgram``.
+the student from them.  The reduced-bias learner w_delta (section 5.2) adds
+a random direction of the complement of span X, of which the angle needs
+only the component along w* - P_X w*: one more draw from the set's learner
+key (``students.gram.gram_w_delta``), exact in law.
+:class:`GramDistillProgram` is that computation as a ``runner.SetProgram``.
 
 The sampler choice (``distill(..., sampler=)``, ``jaxdistill run --sampler``):
 
 * "inputs": draw X [n, d] (``task.sample``), as always;
 * "gram": draw (G, u); refused, with the reason, where it does not apply:
   a task without ``supports_gram``, n >= d, a learner without a Gram-space
-  version (deep, w_delta, gd, hard-target max margin, the plain flow),
+  version (deep, gd, hard-target max margin, the plain flow),
   Monte-Carlo risk (needs the students), or ``keep_students=True`` (the
   students w [B, d] cannot be formed without the inputs);
 * "auto": "gram" where it applies, else "inputs".
@@ -40,9 +43,11 @@ from .tasks import Task
 from .teachers import TargetSpec
 
 class GramDistillProgram(SetProgram):
-    """One transfer set of ``distill`` with the Gram sampler: draw (G, u),
-    fit in Gram space, measure angle, exact risk and distance to the closed
-    form.  Outputs as ``simulate.DistillProgram`` without ``students``.
+    """One transfer set of ``distill`` with the Gram sampler: draw (G, u)
+    from the set's data key, fit in Gram space (w_delta draws its direction
+    from the set's learner key, as ``WDeltaLearner.fit`` does), measure
+    angle, exact risk and distance to the closed form.  Outputs as
+    ``simulate.DistillProgram`` without ``students``.
 
     A set with a non-finite G or u is replaced by a stand-in (G = I, u = 0)
     and marked ``NON_FINITE``; the measurement after the fit is sequenced
@@ -60,13 +65,13 @@ class GramDistillProgram(SetProgram):
 
     def one_set(self, key, index, shared):
         task, n, targets = self.task, self.n, self.targets
-        k_data, _ = set_key_pair(key, index)
+        k_data, k_learn = set_key_pair(key, index)
         G, u_raw = task.sample_gram(k_data, n)
         finite = jnp.all(jnp.isfinite(G)) & jnp.all(jnp.isfinite(u_raw))
         G = jnp.where(finite, G, jnp.eye(n, dtype=G.dtype))
         u_raw = jnp.where(finite, u_raw, jnp.zeros_like(u_raw))
         u = logits_from_raw(u_raw, targets)
-        out = gram_fit(self.learner, G, u)
+        out = gram_fit(self.learner, G, u, key=k_learn, d=task.d)  # the learner key: w_delta's direction
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
         stats = gram_student_stats(after(G, out.w), out.w, u, u_raw, jnp.linalg.norm(task.w_star), targets.is_soft)
         outputs = {"status": status, "num_steps": out.num_steps, "loss": out.loss, "angle": stats.angle,

@@ -5,7 +5,8 @@ For the kappa, margin and isotropic Gaussian tasks ``task.sample_gram`` draws
 the inputs sampler (two-sample Kolmogorov-Smirnov tests on Gram entries,
 teacher logits and the closed-form student's angle), that the Gram-space
 learners equal the input-space ones, and that ``distill(sampler="gram")``
-agrees with ``distill(sampler="inputs")`` within standard errors.
+agrees with ``distill(sampler="inputs")`` within standard errors, for the
+flow, the closed form and the reduced-bias learner w_delta (section 5.2).
 
 Power of the KS tests: every KS test compares two samples of M = 2000
 values at level 1e-3.  Simulated (shifted normals, 300 repetitions), it
@@ -31,7 +32,9 @@ from jaxdistill.keys import as_key, set_keys
 from jaxdistill.simulate_gram import gram_problem, resolve_sampler
 from jaxdistill.students.closed_form import closed_form
 from jaxdistill.students.flow import gradient_flow, gram_gradient_flow
-from jaxdistill.students.gram import gram_closed_form, gram_fit, gram_student_stats
+from jaxdistill.students.gram import (complement_direction, gram_closed_form, gram_fit, gram_learner_problem,
+                                     gram_student_stats)
+from jaxdistill.students.wdelta import orthogonal_gaussian, w_delta_from
 from jaxdistill.tasks.riskmath import signed_angle
 from jaxdistill.validation import JaxDistillError
 
@@ -240,6 +243,18 @@ def test_sampler_resolution_and_refusals():
             resolve_sampler("gram", *args)
     with pytest.raises(JaxDistillError, match="sampler"):
         resolve_sampler("fast", *cases["task"])
+    # w_delta (section 5.2) runs in Gram space, with either base, but not on nested sets (monotonicity index)
+    for wd in (jd.WDeltaLearner(delta=2.0), jd.WDeltaLearner(delta=2.0, base="flow")):
+        assert gram_problem(kappa, 5, wd, "exact", False) is None
+        assert resolve_sampler("auto", kappa, 5, wd, "exact", False) == "gram"
+        assert resolve_sampler("gram", kappa, 5, wd, "exact", False) == "gram"
+        assert "nested" in gram_problem(kappa, 5, wd, "exact", False, nested=True)
+        assert resolve_sampler("auto", kappa, 5, wd, "exact", False, nested=True) == "inputs"
+    plain = jd.WDeltaLearner(delta=2.0, base="flow", flow=jd.FlowConfig(coordinates="plain"))
+    assert "coordinates='plain'" in gram_learner_problem(plain)
+    assert resolve_sampler("auto", kappa, 5, plain, "exact", False) == "inputs"
+    with pytest.raises(ValueError, match="learner key"):
+        gram_fit(jd.WDeltaLearner(delta=1.0), jnp.eye(3), jnp.ones(3))  # w_delta needs its key and d
     with pytest.raises(JaxDistillError):
         jd.distill(0, kappa, 5, 4, sampler="gram")  # keep_students defaults to True
     with pytest.raises(JaxDistillError):
@@ -267,6 +282,17 @@ def test_cli_sampler_default_auto_is_gram_and_refusals(tmp_path, capsys):
                  "--sampler", "gram", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--sampler gram" in err and "--save-students" in err
+    # w_delta: auto is gram for the run; its --monotonicity pairs fall back to the inputs (nested sets)
+    for name, extra, want in (("wd", [], "gram"), ("wdi", ["--sampler", "inputs"], None),
+                              ("wdm", ["--monotonicity"], "gram")):
+        o = tmp_path / name
+        assert main(["run", "--d", "30", "--n", "5", "--num-sets", "8", "--learner", "wdelta", "--delta", "2",
+                     "--out", str(o), "--quiet", *extra]) == 0
+        summary = json.loads((o / "summary.json").read_text())
+        assert summary["config"].get("sampler") == want and summary["config"]["method"] == "w-delta"
+        assert json.loads((o / "manifest.json").read_text()).get("sampler") == want
+        assert summary["num_failed"] == 0 and 0 < summary["risk_mean"] < 0.5
+    assert 0 <= summary["monotonicity"] <= 1
 
 
 def test_monotonicity_index_gram_sampler_matches_inputs():
@@ -289,3 +315,112 @@ def test_monotonicity_index_gram_sampler_matches_inputs():
         assert abs(m0 - m1) <= 4 * math.hypot(s0, s1), (m0, m1, s0, s1)
     with pytest.raises(jd.JaxDistillError, match="sampler='gram'"):
         monotonicity_index(0, task, 5, 4, jd.WDeltaLearner(delta=0.1), sampler="gram")
+
+
+# ------------------------------------------------------------------ w_delta (section 5.2) in Gram space
+
+
+def test_w_delta_gram_frame_equals_the_input_space_student():
+    """Given X and q, the n + 2 coordinates of ``gram_w_delta`` (c_hat, then
+    delta ||c_hat|| s along e_perp = (w* - P_X w*) / r and delta ||c_hat||
+    sqrt(1 - s^2) for the rest, s = q.e_perp / ||q||) give the input-space
+    w_delta's angle to w* and its distance to the closed form."""
+    task = jd.AngularMarginTask(30, 0.2, 1.0, w_star=np.random.default_rng(2).normal(size=30))
+    with precision():
+        X = jd.sample_transfer_sets(4, task, 7, 32)
+        w = jnp.asarray(task.w_star, jnp.float64)
+        u = X @ w
+        G = jnp.einsum("bnd,bmd->bnm", X, X)
+        q = jax.vmap(orthogonal_gaussian)(jax.random.split(jax.random.PRNGKey(5), 32), X)
+        for delta in (-3.0, 0.5):
+            W_hat = jax.vmap(closed_form)(X, u)
+            W = jax.vmap(lambda a, b: w_delta_from(a, b, delta))(W_hat, q)
+            resid = w - W_hat  # w_hat = P_X w*: the teacher's residual
+            e_perp = resid / jnp.linalg.norm(resid, axis=1, keepdims=True)
+            s = jnp.sum(q * e_perp, axis=1) / jnp.linalg.norm(q, axis=1)
+            c_hat = jax.vmap(lambda g, b: gram_closed_form(g, b).w)(G, u)
+            nc = jnp.linalg.norm(c_hat, axis=1)
+            coords = jnp.concatenate([c_hat, (delta * nc * s)[:, None], (delta * nc * jnp.sqrt(1 - s * s))[:, None]], 1)
+            st = jax.vmap(lambda g, cc, uu: gram_student_stats(g, cc, uu, uu, jnp.linalg.norm(w), True))(G, coords, u)
+            np.testing.assert_allclose(np.asarray(st.angle), np.asarray(signed_angle(W, w)), rtol=0, atol=1e-10)
+            want = np.linalg.norm(np.asarray(W - W_hat), axis=1) / np.linalg.norm(np.asarray(W_hat), axis=1)
+            np.testing.assert_allclose(np.asarray(st.rel_dist_closed_form), want, rtol=1e-9)
+            np.testing.assert_allclose(want, abs(delta), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 1000])
+def test_complement_direction_has_the_law_of_a_uniform_direction(k):
+    """s = q.e / ||q|| for q uniform on the sphere of R^k: s^2 ~ Beta(1/2, (k-1)/2)
+    and s symmetric (one-sample KS at 1e-3, 4000 draws); k = 1: s = +-1
+    exactly; k = 0: no complement, (0, 0).  A chi-square with one degree too
+    many or too few moves the CDF of s^2 by > 0.09 at k <= 5 (caught, see
+    the module docstring for the power)."""
+    with precision():
+        v = np.asarray(jax.vmap(lambda kk: complement_direction(kk, k, jnp.float64))(
+            jax.random.split(jax.random.PRNGKey(k), 4000)))
+        assert np.all(np.asarray(complement_direction(jax.random.PRNGKey(0), 0, jnp.float64)) == 0)
+    np.testing.assert_allclose(np.hypot(v[:, 0], v[:, 1]), 1.0, rtol=1e-14)
+    assert np.all(v[:, 1] >= 0)
+    if k == 1:
+        assert set(np.unique(v[:, 0])) == {-1.0, 1.0} and np.all(v[:, 1] == 0)
+        assert abs(np.mean(v[:, 0] > 0) - 0.5) < 4 * 0.5 / np.sqrt(4000)
+        return
+    assert stats.kstest(v[:, 0] ** 2, stats.beta(0.5, (k - 1) / 2).cdf).pvalue > ALPHA
+    assert stats.ks_2samp(v[:, 0], -v[:, 0]).pvalue > ALPHA
+
+
+WDELTA_CASES = [(50, 10, 0.0, "closed-form"), (50, 10, 1.0, "closed-form"), (50, 10, 3.0, "closed-form"),
+                (50, 10, 10.0, "closed-form"), (50, 10, 3.0, "flow"), (11, 10, -3.0, "closed-form")]
+
+
+@pytest.mark.parametrize("d,n,delta,base", WDELTA_CASES,
+                         ids=[f"d{d}-n{n}-delta{dl:g}-{b}" for d, n, dl, b in WDELTA_CASES])
+def test_w_delta_gram_matches_inputs(d, n, delta, base):
+    """w_delta on the kappa task, M = 2000 sets per sampler: the angle has the
+    same law (two-sample KS at 1e-3, power as in the module docstring), the
+    expected risks agree within 4 SE of the difference, and both report
+    rel_offset = |delta| and rel_dist_closed_form = ||w_delta - w_hat|| /
+    ||w_hat|| (= |delta| for the closed-form base; sqrt(delta^2 + flow error^2)
+    for the flow).  d = n + 1: a one-dimensional complement (s = +-1, the
+    chi-square has 0 degrees of freedom; a negative delta, same law)."""
+    task = jd.KappaPolynomialTask(d, 1.0)
+    learner = jd.WDeltaLearner(delta=delta, base=base)
+    a = jd.distill(0, task, n, M, learner=learner, keep_students=False, sampler="inputs")
+    b = jd.distill(1, task, n, M, learner=learner, keep_students=False, sampler="gram")
+    assert b.config["sampler"] == "gram" and "sampler" not in a.config
+    assert a.summary()["num_failed"] == 0 and b.summary()["num_failed"] == 0
+    p = stats.ks_2samp(a.angle, b.angle).pvalue
+    ra, rb = a.expected_risk(), b.expected_risk()
+    print(f"w_delta d={d} n={n} delta={delta} {base}: KS p = {p:.3g}; risk inputs {ra.mean:.5f} +- {ra.se:.5f}, "
+          f"gram {rb.mean:.5f} +- {rb.se:.5f}")
+    assert p > ALPHA
+    assert abs(ra.mean - rb.mean) < 4 * np.hypot(ra.se, rb.se), (ra, rb)
+    for r in (a, b):
+        np.testing.assert_allclose(r.extras["rel_offset"], abs(delta), rtol=1e-12, atol=1e-14)
+        tol = dict(rtol=1e-12, atol=1e-14) if base == "closed-form" else dict(rtol=1e-9, atol=2e-9)
+        np.testing.assert_allclose(r.rel_dist_closed_form, abs(delta), **tol)
+
+
+@pytest.mark.parametrize("base", ["closed-form", "flow"])
+def test_w_delta_gram_at_delta_zero_is_the_base_learner_and_reproducible(base):
+    """delta = 0 under the Gram sampler gives, set by set, exactly the angles,
+    risks, steps and losses of the base learner (closed form / flow) on the
+    same seed; a rerun gives the same numbers bit for bit; a nonzero delta
+    moves the students (its direction comes from the learner key, not the
+    data key: the data, hence steps and loss, are the base learner's)."""
+    task = jd.KappaPolynomialTask(50, 1.0)
+    kw = dict(keep_students=False, sampler="gram", chunk_size=64)
+    z = jd.distill(3, task, 10, 64, learner=jd.WDeltaLearner(delta=0.0, base=base), **kw)
+    ref = jd.distill(3, task, 10, 64, method=base, **kw)
+    for name in ("angle", "risk", "num_steps", "loss", "status"):
+        np.testing.assert_array_equal(getattr(z, name), getattr(ref, name), err_msg=name)
+    assert np.all(z.extras["rel_offset"] == 0)
+    lr = jd.WDeltaLearner(delta=2.0, base=base)
+    b = jd.distill(3, task, 10, 64, learner=lr, **kw)
+    b2 = jd.distill(3, task, 10, 64, learner=lr, **kw)
+    for name in ("angle", "risk", "rel_dist_closed_form", "num_steps", "loss"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(b2, name), err_msg=name)
+    np.testing.assert_array_equal(b.extras["rel_offset"], b2.extras["rel_offset"])
+    np.testing.assert_array_equal(b.num_steps, z.num_steps)
+    np.testing.assert_array_equal(b.loss, z.loss)
+    assert np.all(b.angle != z.angle) and b.angle.mean() > z.angle.mean() + 0.5  # offset 2 ||w_hat||, mostly orthogonal to w*

@@ -336,8 +336,10 @@ class GramNestedSetProgram(SetProgram):
     are its leading n x n block and first n logits.  Both students are fitted
     in Gram space and measured by their signed angles to w* (exact risk from
     the angle).  Same law as ``NestedSetProgram`` on the symmetric tasks, not
-    the same draws; only deterministic learners (flow, closed form) have a
-    Gram-space version, so the coupling does not matter.
+    the same draws; only deterministic learners (flow, closed form) are
+    fitted here, so the coupling does not matter (w_delta, randomised, has
+    a Gram-space version for one set but not for nested ones:
+    ``students.gram.gram_learner_problem(nested=True)``).
     """
 
     task: Task
@@ -455,7 +457,7 @@ def monotonicity_index(
     if atol is None:
         atol = 0.0 if (kind == "risk" and risk == "mc") else 1e-12
     atol = check_real("atol", atol, ge=0.0)
-    sampler = resolve_sampler(sampler, task, n + 1, learner, risk, False)
+    sampler = resolve_sampler(sampler, task, n + 1, learner, risk, False, nested=True)
     cs = chunk_size if chunk_size is not None else min(
         default_chunk_size(n + 1, n + 2 if sampler == "gram" else task.d) // 2 or 1, num_sets)
     plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))

@@ -126,7 +126,8 @@ def add_parser(sub) -> None:
     g.add_argument("--sampler", choices=("auto", "gram", "inputs"), default="auto",
                    help="auto (default): gram where it applies, else inputs; gram: draw each set's Gram matrix "
                         "X X^T and teacher logits directly, O(n^2) whatever d (kappa, margin and gaussian tasks, "
-                        "--depth 1 flow or closed-form, exact risk, n < d, no --save-students; refused elsewhere); "
+                        "--depth 1 flow or closed-form or --learner wdelta, exact risk, n < d, no --save-students; "
+                        "refused elsewhere; the --monotonicity pairs of --learner wdelta need the inputs); "
                         "inputs: draw the inputs X [n, d] (docs/design.md fact 13)")
     g.add_argument("--strict", action="store_true", help="exit with status 3 if any transfer set failed")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no resume/progress messages")

@@ -17,10 +17,20 @@ the library measures about it needs only G = X X^T and the teacher logits:
   ||c - L^{-1} u|| / ||L^{-1} u|| (the G-norm of alpha - alpha_hat).
 
 ``gram_fit`` runs the Gram-space version of a learner where one exists
-(``supports_gram_learner``): ``FlowLearner`` (reduced coordinates) and
-``ClosedFormLearner``.  Learners whose student leaves span X (deep students
-from a random start, w_delta) or that are not rotation equivariant (Adam,
-user learners) need the inputs.
+(``supports_gram_learner``): ``FlowLearner`` (reduced coordinates),
+``ClosedFormLearner`` and ``WDeltaLearner`` (section 5.2).  w_delta leaves
+span X along a random direction q of the complement (section 5.2):
+q / ||q|| is uniform on the unit sphere of that (d - n)-dimensional space and
+independent of w*, so its component along the unit direction e_perp of
+w* - P_X w* is s = g_1 / sqrt(g_1^2 + chi^2_{d-n-1}) (g_1 ~ N(0, 1)), and
+in the frame (Q, e_perp, e_rest), e_rest the unit direction of the rest of
+q, w_delta has the n + 2 coordinates (c_hat, delta ||c_hat|| s,
+delta ||c_hat|| sqrt(1 - s^2)) against the teacher's (c*, r, 0): exact in
+law (``gram_w_delta``).  Learners whose student leaves span X otherwise
+(deep students from a random start) or that are not rotation equivariant
+(Adam, user learners) need the inputs, and so does w_delta on nested sets
+(the monotonicity index: its draws for X and for [X; x] are coupled through
+one Gaussian g in R^d, which one Gram draw does not represent).
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
 from ..tasks import Task
@@ -37,24 +47,35 @@ from ..teachers import TargetSpec, cross_entropy
 from ..validation import JaxDistillError, check_choice
 from .base import ClosedFormLearner, FlowLearner, LearnerOutput
 from .flow import gram_gradient_flow
+from .wdelta import WDeltaLearner
+
+PLAIN_FLOW_PROBLEM = "the flow in plain d-dimensional coordinates (coordinates='plain') needs the inputs"
 
 
-def gram_learner_problem(learner) -> str | None:
+def gram_learner_problem(learner, nested: bool = False) -> str | None:
     """None when ``learner`` has a Gram-space version, else why not (a
-    sentence for error messages)."""
+    sentence for error messages).  ``nested``: the learner is fitted on X and
+    on [X; x] (the monotonicity index), where w_delta needs the inputs (its
+    random directions for the two sets are coupled through one Gaussian in
+    R^d)."""
     if isinstance(learner, ClosedFormLearner):
         return None
     if isinstance(learner, FlowLearner):
-        if learner.flow.coordinates != "reduced":
-            return "the flow in plain d-dimensional coordinates (coordinates='plain') needs the inputs"
+        return PLAIN_FLOW_PROBLEM if learner.flow.coordinates != "reduced" else None
+    if isinstance(learner, WDeltaLearner):
+        if nested:
+            return ("w_delta on nested sets (X and [X; x]) needs the inputs: its random directions for the two "
+                    "sets come from one Gaussian in R^d, which a Gram draw does not represent")
+        if learner.base == "flow" and learner.flow.coordinates != "reduced":
+            return PLAIN_FLOW_PROBLEM
         return None
     return (f"the learner {type(learner).__name__} (method {getattr(learner, 'name', '?')!r}) has no Gram-space "
-            "version (only the linear flow and the closed form from zero do)")
+            "version (only the linear flow, the closed form from zero and w_delta do)")
 
 
-def supports_gram_learner(learner) -> bool:
+def supports_gram_learner(learner, nested: bool = False) -> bool:
     """True when ``gram_fit`` can run ``learner`` from (G, u) alone."""
-    return gram_learner_problem(learner) is None
+    return gram_learner_problem(learner, nested) is None
 
 
 class GramFactor(eqx.Module):
@@ -90,15 +111,81 @@ def gram_closed_form(G: Float[Array, "n n"], u: Float[Array, " n"]) -> LearnerOu
     )
 
 
-def gram_fit(learner, G: Float[Array, "n n"], u: Float[Array, " n"]) -> LearnerOutput:
+def complement_direction(key: PRNGKeyArray, k: int, dtype) -> Float[Array, " 2"]:
+    """(s, sqrt(1 - s^2)) for a direction q / ||q|| uniform on the unit sphere
+    of a k-dimensional space: s its component along a fixed unit vector e,
+    sqrt(1 - s^2) the norm of the rest (its component along the rest's own
+    unit direction).  s = g_1 / sqrt(g_1^2 + chi^2_{k-1})
+    with g_1 ~ N(0, 1) (a standard Gaussian q in that space has g_1 = q.e and
+    chi^2_{k-1} = ||q - (q.e) e||^2); k = 1: s = +-1 with probability 1/2
+    each; k <= 0 (no complement): (0, 0).  ``k`` is a Python int."""
+    if k <= 0:
+        return jnp.zeros((2,), dtype)
+    k_g, k_chi = jax.random.split(key)
+    g1 = jax.random.normal(k_g, (), dtype)
+    if k == 1:
+        return jnp.stack([jnp.where(g1 >= 0, 1.0, -1.0).astype(dtype), jnp.zeros((), dtype)])
+    chi2 = 2.0 * jax.random.gamma(k_chi, (k - 1) / 2.0, (), dtype)
+    v = jnp.stack([g1, jnp.sqrt(chi2)])
+    return v / jnp.linalg.norm(v)
+
+
+def gram_w_delta(learner: WDeltaLearner, key: PRNGKeyArray, G: Float[Array, "n n"], u: Float[Array, " n"],
+                 d: int) -> LearnerOutput:
+    """The reduced-bias learner w_delta = w_hat + delta ||w_hat|| q / ||q||
+    (section 5.2) in Gram space, exact in law for inputs in R^d (n <= d,
+    full rank; ``d`` a Python int).
+
+    w_hat = Q c_hat is the closed form of Thm 1 (eq. 6; base "closed-form")
+    or the flow of eq. 3 (base "flow", ``learner.flow``), as
+    ``gram_closed_form`` / ``gram_gradient_flow`` give it.  q / ||q|| is
+    uniform on the unit sphere of the (d - n)-dimensional complement of
+    span X and independent of X and w*; ``complement_direction`` draws, from
+    ``key`` (the set's learner key), its component s along a unit vector
+    e_perp of the complement fixed beforehand and the norm of the rest.
+
+    Returns:
+        ``LearnerOutput`` whose ``w`` holds n + 2 coordinates: c_hat (span X,
+        basis X^T L^{-T}), then delta ||c_hat|| s along e_perp and
+        delta ||c_hat|| sqrt(1 - s^2) along e_rest, the unit direction of
+        q - (q.e_perp) e_perp; ``gram_student_stats`` takes e_perp as the
+        direction of w* - P_X w* (any fixed e_perp gives the same law).  Status, steps and loss are w_hat's (X w_delta =
+        X w_hat, Lemma B.3); extras {"rel_offset": ||w_delta - w_hat|| /
+        ||w_hat||} (= |delta|; 0 where w_hat = 0 or n >= d), as
+        ``WDeltaLearner.fit``.
+    """
+    n = G.shape[0]
+    if learner.base == "flow":
+        res = gram_gradient_flow(G, u, learner.flow)
+        base = LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss)
+    else:
+        base = gram_closed_form(G, u)
+    c_hat = base.w
+    norm = jnp.linalg.norm(c_hat)
+    off = jnp.asarray(learner.delta, c_hat.dtype) * norm * complement_direction(key, d - n, c_hat.dtype)
+    rel_offset = jnp.linalg.norm(off) / jnp.maximum(norm, jnp.finfo(c_hat.dtype).tiny)
+    return LearnerOutput(w=jnp.concatenate([c_hat, off]), status=base.status, num_steps=base.num_steps,
+                         loss=base.loss, extras={"rel_offset": rel_offset})
+
+
+def gram_fit(learner, G: Float[Array, "n n"], u: Float[Array, " n"], key: PRNGKeyArray | None = None,
+             d: int | None = None) -> LearnerOutput:
     """The Gram-space fit of ``learner`` on one set: ``w`` holds the
     student's coordinates c [n] in the orthonormal basis X^T L^{-T} of
-    span X (G = L L^T); extras as the learner's own ``fit``."""
+    span X (G = L L^T), or for w_delta the n + 2 coordinates of
+    ``gram_w_delta``; extras as the learner's own ``fit``.
+
+    ``key`` (the set's learner key) and ``d`` (the input dimension) are
+    needed by w_delta only."""
     problem = gram_learner_problem(learner)
     if problem is not None:
         raise ValueError(problem)
     if isinstance(learner, ClosedFormLearner):
         return gram_closed_form(G, u)
+    if isinstance(learner, WDeltaLearner):
+        if key is None or d is None:
+            raise ValueError("gram_fit of w_delta needs the set's learner key and the input dimension d")
+        return gram_w_delta(learner, key, G, u, d)
     res = gram_gradient_flow(G, u, learner.flow)
     return LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss,
                          extras={"t_final": res.t_final, "newton_rel": res.newton_rel})
@@ -111,24 +198,36 @@ class GramStudentStats(eqx.Module):
     rel_dist_closed_form: Float[Array, ""]
 
 
-def gram_student_stats(G: Float[Array, "n n"], c: Float[Array, " n"], u: Float[Array, " n"],
+def gram_student_stats(G: Float[Array, "n n"], c: Float[Array, " m"], u: Float[Array, " n"],
                        u_raw: Float[Array, " n"], w_norm, soft) -> GramStudentStats:
-    """Signed angle of w = X^T L^{-T} c to w* (eq. 28) and, for soft targets
+    """Signed angle of the student to w* (eq. 28) and, for soft targets
     (``soft`` a Python bool), ||w - w_hat|| / ||w_hat|| with w_hat the closed
     form for the logits u (NaN for hard targets).
 
+    With w* = Q c* + r e_perp (c* = L^{-1} u_raw, r = ||w* - P_X w*||): a
+    student in span X (c [n], w = X^T L^{-T} c) is compared as (c, 0) with
+    (c*, r) in R^{n+1}; w_delta's n + 2 coordinates (``gram_w_delta``: span
+    X, e_perp, the rest) as c with (c*, r, 0).
+
     Args:
-        G: X X^T = L L^T; c: the student's coordinates (``gram_fit``); u:
-            the logits it was trained on; u_raw: X w*; w_norm: ||w*||.
+        G: X X^T = L L^T; c: the student's coordinates (``gram_fit``, [n] or
+            [n + 2]); u: the logits it was trained on; u_raw: X w*; w_norm:
+            ||w*||.
     """
+    n = G.shape[0]
+    if c.shape[-1] not in (n, n + 2):
+        raise ValueError(f"c must have n = {n} (span X) or n + 2 (w_delta) coordinates, got {c.shape[-1]}")
     fac = gram_factor(G)
     c_star = fac.L_inv @ u_raw
     r = jnp.sqrt(jnp.maximum(w_norm * w_norm - c_star @ c_star, 0.0))
+    extra = c.shape[-1] - n  # 0: in span X; 2: w_delta's offset along e_perp and the rest
     zero = jnp.zeros((1,), G.dtype)
-    angle = signed_angle(jnp.concatenate([c, zero]), jnp.concatenate([c_star, r[None]]))
+    student = c if extra else jnp.concatenate([c, zero])
+    teacher = jnp.concatenate([c_star, r[None]] + ([zero] if extra else []))
+    angle = signed_angle(student, teacher)
     if soft:
         c_hat = fac.L_inv @ u
-        rel = jnp.linalg.norm(c - c_hat) / jnp.linalg.norm(c_hat)
+        rel = jnp.linalg.norm(c - jnp.concatenate([c_hat, jnp.zeros((extra,), G.dtype)])) / jnp.linalg.norm(c_hat)
     else:
         rel = jnp.asarray(jnp.nan, G.dtype)
     return GramStudentStats(angle=angle, rel_dist_closed_form=rel)
@@ -147,14 +246,16 @@ def logits_from_raw(raw, targets: TargetSpec):
     return raw / targets.temperature
 
 
-def gram_problem(task: Task, n: int, learner: AbstractLearner, risk_method: str, keep_students: bool) -> str | None:
-    """None when the Gram sampler applies to this run, else why not."""
+def gram_problem(task: Task, n: int, learner: AbstractLearner, risk_method: str, keep_students: bool,
+                 nested: bool = False) -> str | None:
+    """None when the Gram sampler applies to this run, else why not
+    (``nested``: the learner is fitted on nested sets, ``gram_learner_problem``)."""
     if not task.supports_gram:
         return (f"the {task.name} task ({type(task).__name__}) cannot draw its Gram matrix directly (only the "
                 "kappa, margin and isotropic gaussian tasks can)")
     if n >= task.d:
         return f"n = {n} >= d = {task.d} (the Gram sampler needs n <= d - 1; a set costs O(n d) <= O(n^2) then anyway)"
-    problem = gram_learner_problem(learner)
+    problem = gram_learner_problem(learner, nested)
     if problem is not None:
         return problem
     if risk_method != "exact":
@@ -165,13 +266,13 @@ def gram_problem(task: Task, n: int, learner: AbstractLearner, risk_method: str,
 
 
 def resolve_sampler(sampler: str, task: Task, n: int, learner: AbstractLearner, risk_method: str,
-                    keep_students: bool) -> str:
+                    keep_students: bool, nested: bool = False) -> str:
     """"gram" or "inputs" for ``sampler`` in ``SAMPLERS``; refuses "gram"
     where it does not apply (the message names the reason)."""
     check_choice("sampler", sampler, SAMPLERS)
     if sampler == "inputs":
         return "inputs"
-    problem = gram_problem(task, n, learner, risk_method, keep_students)
+    problem = gram_problem(task, n, learner, risk_method, keep_students, nested)
     if sampler == "gram" and problem is not None:
         raise JaxDistillError(f"sampler='gram' (--sampler gram) does not apply: {problem}; use sampler 'inputs' or 'auto'")
     return "inputs" if problem is not None else "gram"
@@ -186,6 +287,8 @@ __all__ = [
     "GramStudentStats",
     "gram_factor",
     "gram_closed_form",
+    "complement_direction",
+    "gram_w_delta",
     "gram_fit",
     "gram_learner_problem",
     "gram_student_stats",

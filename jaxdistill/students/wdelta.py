@@ -16,6 +16,11 @@ where X^T = Q R.  Since the key does not depend on delta, learners with
 different delta on the same seed share q (common random numbers), so a
 delta sweep shows the effect of delta alone.  When n >= d the complement is
 {0}: w_delta = w_hat for every delta (the unique minimiser).
+
+With the Gram sampler (``distill(sampler="gram")``, docs/design.md fact 13)
+the same learner runs from (G, X w*) alone: ``students.gram.gram_w_delta``
+draws, from the same learner key, only the component of q / ||q|| along
+w* - P_X w* (same law, not the same draw as here).
 """
 
 from __future__ import annotations
