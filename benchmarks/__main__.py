@@ -51,6 +51,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("jaxdistill run, closed form, gram sampler", "run",
              {"B": 20000, "B0": 2000, "method": "closed-form", "sampler": "gram"}),
             ("jaxdistill run, flow, gram, d=1e6", "run", {"B": 3000, "B0": 300, "sampler": "gram", "d": 10**6}),
+            ("profile of jaxdistill run (flow, gram)", "profile", {"B": 1024, "B0": 256}),
             ("kernel student (rbf), flow, d=10 n=40", "kernel", {"B": 256}),
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 256, "method": "closed-form"}),
         ]
@@ -89,6 +90,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
              {"B": 200_000, "B0": 20_000, "method": "closed-form", "sampler": "gram"}),
             ("jaxdistill run, flow, gram, n=100", "run", {"B": 2000, "B0": 200, "sampler": "gram", "n": 100}),
             ("jaxdistill run, flow, gram, d=1e6", "run", {"B": 20000, "B0": 2000, "sampler": "gram", "d": 10**6}),
+            ("profile of jaxdistill run (flow, gram)", "profile", {"B": 20000, "B0": 2000}),
             ("kernel student (rbf), flow, d=10 n=40", "kernel", {"B": 2048}),
             ("kernel student (ntk), flow, d=10 n=40", "kernel", {"B": 2048, "kernel": "ntk"}),
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 2048, "method": "closed-form"}),

@@ -14,6 +14,8 @@ Rows (peers measured in the same run):
   deep_reduced / deep_full   deep linear students: reduced flow vs full W_1..W_N flow
   scaling         distill end to end (sampling + flow + exact risk) with one sampler (gram or inputs),
                   after compilation, at one (d, n): the points of the scaling plot
+  profile         where the time of ``jaxdistill run`` goes (default workload, gram sampler):
+                  sampling, the fit, statistics + exact risk + runner, CLI files
   kernel          kernel students (docs/design.md fact 9), d = 10, n = 40, ReLU-network teacher:
                   the function-space flow vs the closed-form interpolant on the same sets
 """
@@ -390,13 +392,71 @@ def row_run(B=2000, B0=200, d=1000, n=20, method="flow", sampler="auto", chunk_s
                             tmp + "/r", "--quiet"], check=True, capture_output=True)
             t1 = min(t1, time.perf_counter() - t)
             s = _json.loads(open(tmp + "/r/summary.json").read())
-    rate = (B - B0) / max(t1 - t0, 1e-9)
+    if t1 <= t0:
+        return {"error": f"start-up differencing failed: B={B} took {t1:.2f} s, B0={B0} took {t0:.2f} s "
+                         "(machine too noisy for this size)"}
+    rate = (B - B0) / (t1 - t0)
     err = s.get("max_rel_dist_closed_form")
     return {"sets_per_s": rate, "compile_s": None, "max_rel_err": err if err is not None else 0.0, "num_sets": B,
             "failed": s["num_failed"], "risk_mean": s["risk_mean"], "risk_se": s["risk_se"],
             "sampler": s["config"].get("sampler", "inputs"),
             "note": f"{method}, sampler {s['config'].get('sampler', 'inputs')}, d={d}, n={n}; (B - B0)/(t_B - t_B0), "
                     f"B0={B0}; error = max distance to the closed form of its own sets"}
+
+
+def row_profile(B=20_000, B0=2_000, d=1000, n=20, method="flow", chunk=256):
+    """Where the time of ``jaxdistill run`` goes, default workload with the
+    Gram sampler, after compilation, each stage measured on its own over the
+    same B sets in chunks of ``chunk``: (1) drawing (G, u); (2) drawing +
+    the fit; (3) ``distill`` in process (adds the angle, the closed-form
+    check, exact risk, status, host transfers, the runner); (4) the CLI run
+    (adds chunk files, sets.csv, summary; start-up excluded by differencing
+    B0 < B, as the ``run`` row)."""
+    import jax
+    import jax.numpy as jnp
+
+    import jaxdistill as jd
+    from jaxdistill import precision
+    from jaxdistill.keys import as_key, set_key_pair
+    from jaxdistill.students.gram import gram_fit
+
+    task = jd.KappaPolynomialTask(d, 1.0)
+    learner = jd.make_learner(method)
+    with precision():
+        t64 = task.cast("float64")
+        key = as_key(0)
+
+        def sample(i):
+            return t64.sample_gram(set_key_pair(key, i)[0], n)
+
+        def fit(i):
+            G, u = sample(i)
+            return gram_fit(learner, G, u).w
+
+        stage = {}
+        for name, fn in (("sample", sample), ("sample_fit", fit)):
+            f = jax.jit(jax.vmap(fn))
+            jax.block_until_ready(f(jnp.arange(chunk)))
+            t0 = time.perf_counter()
+            for lo in range(0, B, chunk):
+                jax.block_until_ready(f(jnp.arange(lo, lo + chunk)))
+            stage[name] = time.perf_counter() - t0
+    kw = dict(method=method, keep_students=False, sampler="gram", chunk_size=chunk)
+    jd.distill(1, task, n, chunk, **kw)
+    t0 = time.perf_counter()
+    jd.distill(0, task, n, B, **kw)
+    stage["distill"] = time.perf_counter() - t0
+    cli = row_run(B=B, B0=B0, d=d, n=n, method=method, sampler="gram", chunk_size=chunk, repeats=1)
+    if "error" in cli:
+        return cli
+    shares = {"sampling": stage["sample"], "fit": stage["sample_fit"] - stage["sample"],
+              "stats_risk_runner": stage["distill"] - stage["sample_fit"]}
+    stage["cli"] = B / cli["sets_per_s"]
+    shares["cli_files"] = stage["cli"] - stage["distill"]
+    total = stage["cli"]
+    return {"sets_per_s": B / total, "compile_s": None, "max_rel_err": cli["max_rel_err"], "num_sets": B,
+            "seconds": stage, "shares": {k: v / total for k, v in shares.items()},
+            "note": "share of run time: " + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in shares.items())}
 
 
 def numpy_kappa_sets(rng, B, d, n):

@@ -213,7 +213,7 @@ def test_flow_config_takes_diffrax_objects():
 
     task = jd.KappaPolynomialTask(10, 1.0)
     X, u = _sets(task, 4, 3)
-    explicit = jd.FlowConfig(solver=diffrax.Kvaerno3(), stepsize_controller=diffrax.PIDController(rtol=1e-2, atol=1e-5),
+    explicit = jd.FlowConfig(solver=Rodas3(), stepsize_controller=diffrax.PIDController(rtol=1e-2, atol=1e-5),
                              adjoint=diffrax.ForwardMode())
     tight = jd.FlowConfig(solver=diffrax.Kvaerno5(), stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
                           adjoint=diffrax.RecursiveCheckpointAdjoint(), newton_tol=1e-12)
