@@ -54,6 +54,8 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("profile of jaxdistill run (flow, gram)", "profile", {"B": 1024, "B0": 256}),
             ("kernel student (rbf), flow, d=10 n=40", "kernel", {"B": 256}),
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 256, "method": "closed-form"}),
+            ("kernel student (rbf), flow, Kvaerno3 (previous default)", "kernel", {"B": 256, "solver": "Kvaerno3"}),
+            ("jaxdistill flow, Kvaerno3 (previous default)", "flow", {"B": 200, "solver": "Kvaerno3"}),
         ]
         scaling = [(d, n, s, 100) for d in (100, 1000) for n in (5, 20) for s in SAMPLERS]
     else:
@@ -94,6 +96,8 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("kernel student (rbf), flow, d=10 n=40", "kernel", {"B": 2048}),
             ("kernel student (ntk), flow, d=10 n=40", "kernel", {"B": 2048, "kernel": "ntk"}),
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 2048, "method": "closed-form"}),
+            ("kernel student (rbf), flow, Kvaerno3 (previous default)", "kernel", {"B": 2048, "solver": "Kvaerno3"}),
+            ("jaxdistill flow, Kvaerno3 (previous default)", "flow", {"B": 1000, "solver": "Kvaerno3"}),
         ]
         scaling = [(d, n, s, scaling_sets(d, n, s)) for s in SAMPLERS for n in SCALING_N for d in SCALING_D
                    if n < d and (s == "gram" or n * d <= INPUTS_MAX_ND)]
@@ -183,6 +187,11 @@ def table(results: list[dict]) -> str:
         lines.append(f"Kernel students (d=10, n=40): the flow runs {kflow['sets_per_s']:.0f} sets/s, "
                      f"{kflow['sets_per_s'] / kcf['sets_per_s']:.3f} of the closed-form interpolant's speed "
                      f"(target >= 1,000 sets/s).")
+    for row, first in (("flow", flow), ("kernel", kflow)):
+        old_solver = next((r for r in results if r["row"] == row and "Kvaerno3" in r["label"] and "sets_per_s" in r), None)
+        if first and old_solver:
+            lines.append(f"Rodas3 (default) vs Kvaerno3 ({row} row): {first['sets_per_s'] / old_solver['sets_per_s']:.2f}x "
+                         "the sets/s in the same run.")
     ex = next((r for r in results if r["row"] == "risk_exact" and "sets_per_s" in r), None)
     mc = next((r for r in results if r["row"] == "risk_mc" and "sets_per_s" in r), None)
     if ex and mc:

@@ -67,6 +67,8 @@ def row_flow(B=1000, d=1000, n=20, **kw):
     from jaxdistill import precision
 
     task, X, u = make_sets(B, d, n)
+    if "solver" in kw:
+        kw["solver"] = jd.solver_from_name(kw["solver"])
     cfg = jd.FlowConfig(**kw)
     with precision():
         f = jax.jit(jax.vmap(lambda a, b: jd.gradient_flow(a, b, cfg)))
@@ -293,7 +295,7 @@ def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced", solve
             "note": f"N={depth}, width={width}, {integrator}, d={d}" + (f", {solver}" if solver else "")}
 
 
-def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, teacher_width=50):
+def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, teacher_width=50, solver=None):
     """Kernel students on B transfer sets of a ReLU-network teacher (binary,
     soft targets): ``KernelLearner.fit`` vmapped over the sets, after
     compilation; the error is the largest RKHS-relative distance of each
@@ -310,8 +312,9 @@ def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, t
         keys = jax.random.split(jax.random.PRNGKey(0), B)
         X, U, _ = jax.vmap(lambda k: task.sample_set(k, n))(keys)
         V = jax.vmap(lambda u: target_log_probs(u, None, MultiTargetSpec()))(U)
-        learner = KernelLearner(make_kernel(kernel, bandwidth=bandwidth if kernel == "rbf" else None),
-                                make_softmax_learner(method))
+        base = (make_softmax_learner(method) if solver is None else
+                make_softmax_learner(method, flow=jd.FlowConfig(solver=jd.solver_from_name(solver))))
+        learner = KernelLearner(make_kernel(kernel, bandwidth=bandwidth if kernel == "rbf" else None), base)
         f = jax.jit(jax.vmap(learner.fit))
         first, steady, out = _timed(f, keys, X, V, repeats=1)
         W_hat = jax.jit(jax.vmap(learner.limit))(X, V)
@@ -319,7 +322,7 @@ def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, t
         status = np.asarray(out.status)
     return {"sets_per_s": B / steady, "compile_s": first - steady, "max_rel_err": float(rel.max()), "num_sets": B,
             "failed": int((status != 0).sum()), "mean_steps": float(np.asarray(out.num_steps).mean()),
-            "note": f"{kernel} kernel, d={d}, n={n}, {method}"}
+            "note": f"{kernel} kernel, d={d}, n={n}, {method}" + (f", solver {solver}" if solver else "")}
 
 
 INPUTS_SET_BYTES = 256 * 2**20
