@@ -14,12 +14,13 @@ dtype instead of float32 (``mc/risk*``, ``pool/risk``, ``mono_pool/scalars``,
 ``fig4/risk*``: ~1e-8 relative), and the induced / full deep integrators use
 tight default tolerances so their limits are exact to 1e-8 (``deep3_induced/*``).
 A third (2026-11-30) re-recorded every key a default-solver flow computes
-(``flow``, ``hard``, ``mc``, ``float32``, ``pool``, ``deep2_reduced``,
+(``flow``, ``hard``, ``mc``, ``float32``, ``pool``,
 ``mono_flow``, ``mono_pool``; ``deep3_induced``'s balancedness defects moved at the
-1e-18 rounding level): the default solver became the Rosenbrock
+1e-18 rounding level; the deep reduced integrator kept Kvaerno3, so ``deep2_reduced`` is
+still the original): the default solver became the Rosenbrock
 ``Rodas3`` (docs/design.md fact 14) and soft-label flows got the horizon 1e35.
 Against the previous numbers: steady-state students and angles agree to the
-stopping test (angles to 4e-11, risks of deep students to 1e-12, every
+stopping test (angles to 4e-11, every
 status unchanged); the hard-label flows, which stop at t = 1e20 with a
 loose rtol (1e-2), moved by up to 1.4e-2 in angle (their trajectory
 error, not a limit); step counts fell by about 25%.  The same commit
