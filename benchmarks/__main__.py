@@ -86,6 +86,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("memory: distill B=100,000", "memory", {"B": 100_000}),
             ("memory: distill B=100,000, gram sampler", "memory", {"B": 100_000, "sampler": "gram"}),
             ("numpy pipeline: sample + QR", "numpy_pipeline", {"B": 2000}),
+            ("numpy pipeline: sample + QR, n=100", "numpy_pipeline", {"B": 500, "n": 100}),
             ("jaxdistill run, flow, inputs sampler", "run", {"B": 5000, "B0": 500, "sampler": "inputs"}),
             ("jaxdistill run, flow, gram sampler", "run", {"B": 20000, "B0": 2000, "sampler": "gram"}),
             ("jaxdistill run, closed form, gram sampler", "run",
@@ -172,11 +173,12 @@ def table(results: list[dict]) -> str:
         full = deep.get(f"deep N={N} full (width 64)")
         if red and full:
             lines.append(f"Deep N={N}: reduced flow is {red / full:.0f}x faster than the full parameterisation.")
-    npp = next((r for r in results if r["row"] == "numpy_pipeline" and "sets_per_s" in r), None)
+    npp = {r["n"]: r for r in results if r["row"] == "numpy_pipeline" and "sets_per_s" in r}
     runs = {r["label"]: r for r in results if r["row"] == "run" and "sets_per_s" in r}
-    if npp:
-        for label, r in runs.items():
-            lines.append(f"{label}: {r['sets_per_s'] / npp['sets_per_s']:.1f}x the numpy sample+QR pipeline.")
+    for label, r in runs.items():
+        if r["n"] in npp and r["d"] == 1000:  # the peer at the same n and d
+            lines.append(f"{label}: {r['sets_per_s'] / npp[r['n']]['sets_per_s']:.1f}x the numpy sample+QR pipeline "
+                         f"(n = {r['n']}).")
     g1k, g1m = runs.get("jaxdistill run, flow, gram sampler"), runs.get("jaxdistill run, flow, gram, d=1e6")
     if g1k and g1m:
         lines.append(f"Cost independent of d: run at d=1e6 is {g1m['sets_per_s'] / g1k['sets_per_s']:.2f}x "
