@@ -276,12 +276,15 @@ def row_risk_mc(B=1000, d=1000, n=20, num_test=10_000):
 
 def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced", solver=None, max_steps=None):
     import jaxdistill as jd
-    from jaxdistill.students.deep import DeepLearner
+    from jaxdistill.students.deep import DeepLearner, default_flow_config
 
     task = jd.KappaPolynomialTask(d, 1.0)
     flow_kw = {k: v for k, v in {"solver": jd.students.solver_from_name(solver) if solver else None,
                                  "max_steps": max_steps}.items() if v is not None}
-    learner = DeepLearner(depth=depth, width=width, integrator=integrator, flow=jd.FlowConfig(**flow_kw))
+    # reduced: the learner's own default (Kvaerno3); the full-parameterisation peer rows keep the
+    # linear defaults (rtol 1e-2) with the solver and step limit they name
+    flow = default_flow_config(integrator, **flow_kw) if integrator == "reduced" else jd.FlowConfig(**flow_kw)
+    learner = DeepLearner(depth=depth, width=width, integrator=integrator, flow=flow)
     t0 = time.perf_counter()
     jd.distill(1, task, n, B, learner=learner, chunk_size=B, keep_students=False)
     first = time.perf_counter() - t0
