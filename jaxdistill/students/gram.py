@@ -155,11 +155,7 @@ def gram_w_delta(learner: WDeltaLearner, key: PRNGKeyArray, G: Float[Array, "n n
         ``WDeltaLearner.fit``.
     """
     n = G.shape[0]
-    if learner.base == "flow":
-        res = gram_gradient_flow(G, u, learner.flow)
-        base = LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss)
-    else:
-        base = gram_closed_form(G, u)
+    base = gram_fit(FlowLearner(learner.flow) if learner.base == "flow" else ClosedFormLearner(), G, u)
     c_hat = base.w
     norm = jnp.linalg.norm(c_hat)
     off = jnp.asarray(learner.delta, c_hat.dtype) * norm * complement_direction(key, d - n, c_hat.dtype)

@@ -15,7 +15,7 @@ the step, gamma = 1/2) each stage solves
 and y1 = y0 + sum_i m_i K_i, error estimate K_4.  One LU factorisation of W
 per step and four triangular solves, no Newton iterations: for the
 distillation flows (small dense Jacobians, steps growing geometrically
-towards the steady state) this is 2.4-3x faster than diffrax's ESDIRK
+towards the steady state) this is 1.85-3.1x faster than diffrax's ESDIRK
 ``Kvaerno3`` at the same tolerances (benchmarks/ rows ``flow`` and
 ``kernel``; docs/design.md fact 14), and its L-stability lets the steps grow
 as freely near the steady state.

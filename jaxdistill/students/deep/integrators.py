@@ -42,8 +42,8 @@ reduced integrator reads the orthogonal part off the eq. 66 invariant
 set by ``newton_tol``; its default is the linear default ``FlowConfig()``
 with diffrax's Kvaerno3 instead of the Rosenbrock Rodas3 (``REDUCED_FLOW_SETTINGS``):
 on the benchmark's N = 3 workload (d = 100, n = 20, width 64, 1000 sets)
-Rodas3 ran 21 sets/s with 6 sets at max_steps, Kvaerno3 about 150 sets/s
-with none (N = 2: 616 vs 296 sets/s, both without failures).
+Rodas3 ran 21 sets/s with 6 sets at max_steps, Kvaerno3 193 sets/s
+(under load) with none (N = 2: 616 vs 296 sets/s, both without failures).
 Measured on d = 10, n = 3, width 4, 32 sets, against the exact limit of
 docs/design.md fact 2 (a) (``exact_deep_limit``): largest relative error
 in w 1.0e-9 (N = 2) and 1.2e-9 (N = 3) for all three integrators with
