@@ -98,6 +98,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("kernel student (ntk), flow, d=10 n=40", "kernel", {"B": 2048, "kernel": "ntk"}),
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 2048, "method": "closed-form"}),
             ("kernel student (rbf), flow, Kvaerno3 (previous default)", "kernel", {"B": 2048, "solver": "Kvaerno3"}),
+            ("kernel student (rbf), flow, one batch of 2048", "kernel", {"B": 2048, "chunk": 2048}),
             ("jaxdistill flow, Kvaerno3 (previous default)", "flow", {"B": 1000, "solver": "Kvaerno3"}),
         ]
         scaling = [(d, n, s, scaling_sets(d, n, s)) for s in SAMPLERS for n in SCALING_N for d in SCALING_D

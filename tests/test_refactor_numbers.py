@@ -26,7 +26,12 @@ loose rtol (1e-2), moved by up to 1.4e-2 in angle (their trajectory
 error, not a limit); step counts fell by about 25%.  The same commit
 re-recorded ``float32/risk`` (the float32 exact-risk quadrature takes its
 log-Beta constant in double precision: ~1e-5 relative here, a factor 2.4 at
-d = 1e6).  Record with the test suite's XLA_FLAGS (tests/conftest.py): the
+d = 1e6).  A fourth (later the same day) re-recorded the keys whose rounding
+moved when the flows began to hand Rodas3 their Jacobian in closed form
+(``rosenbrock.FieldWithJacobian``) instead of ``jax.jacfwd``: ``flow``,
+``mc`` and ``pool`` only in ``extra_t_final`` (1e-12 relative), the
+hard-label flows by up to 7e-11 in students and angles (1e-8 in loss),
+``float32`` within its rounding (1e-4 in the students).  Record with the test suite's XLA_FLAGS (tests/conftest.py): the
 rounding of a few diagnostics (``*newton_rel``, balancedness defects) depends
 on Eigen's threading.
 Every other array is still the pre-refactor code's, bit for bit.

@@ -14,6 +14,7 @@ import pytest
 import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.students import Rodas3
+from jaxdistill.students.rosenbrock import FieldWithJacobian
 from jaxdistill.students.closed_form import closed_form
 from jaxdistill.students.flow import gradient_flow
 
@@ -126,3 +127,91 @@ def test_flow_with_rodas3_matches_kvaerno_and_the_closed_form(t_end):
         assert float(jnp.mean(a.num_steps)) < float(jnp.mean(b.num_steps))  # fewer (and cheaper) steps
     else:
         assert rel(a.w, b.w).max() < 1e-8
+
+
+def _stiff(t, y, args):
+    """y' = -lam (y - cos t) in two uncoupled components, lam = 1e6."""
+    return -1e6 * (y - jnp.cos(t))
+
+
+def test_a_supplied_jacobian_is_used_and_gives_the_autodiff_trajectory():
+    """``FieldWithJacobian``: with the exact Jacobian the trajectory is the
+    autodiff one (to rounding); with a wrong one (zero: the stages become
+    explicit) the stiff problem goes unstable, so the supplied matrix is
+    what the solver uses."""
+    with precision():
+        y0 = jnp.array([2.0, 0.0])
+        jac = lambda t, y, args: jax.jacfwd(lambda z: _vdp(t, z, args))(y)  # noqa: E731
+        ctrl = dict(stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8))
+        auto = _solve(Rodas3(), _vdp, 3.0, y0, **ctrl).ys[-1]
+        supplied = diffrax.diffeqsolve(diffrax.ODETerm(FieldWithJacobian(_vdp, jac)), Rodas3(), 0.0, 3.0, None, y0,
+                                       **ctrl).ys[-1]
+        fixed = dict(dt0=0.01, max_steps=200)
+        right = diffrax.diffeqsolve(diffrax.ODETerm(FieldWithJacobian(_stiff, lambda t, y, a: -1e6 * jnp.eye(2))),
+                                    Rodas3(), 0.0, 1.0, **fixed, y0=y0).ys[-1]
+        wrong = diffrax.diffeqsolve(diffrax.ODETerm(FieldWithJacobian(_stiff, lambda t, y, a: jnp.zeros((2, 2)))),
+                                    Rodas3(), 0.0, 1.0, **fixed, y0=y0, throw=False).ys[-1]
+    np.testing.assert_allclose(np.asarray(supplied), np.asarray(auto), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(right), np.cos(1.0), atol=1e-6)
+    assert not np.all(np.abs(np.asarray(wrong) - np.cos(1.0)) < 1e-2)
+
+
+@pytest.mark.parametrize("supply_jacobian", [False, True])
+def test_backwards_in_time(supply_jacobian):
+    """t1 < t0 (diffrax reverses time through a WrapTerm): the same end
+    point as Kvaerno5, with the solver's own or a supplied Jacobian."""
+    with precision():
+        y0 = jnp.array([2.0, 0.5])
+        ctrl = dict(stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10), max_steps=100_000)
+        ref = diffrax.diffeqsolve(diffrax.ODETerm(_vdp), diffrax.Kvaerno5(), 1.0, 0.0, -0.01, y0, **ctrl).ys[-1]
+        vf = FieldWithJacobian(_vdp, lambda t, y, a: jax.jacfwd(lambda z: _vdp(t, z, a))(y)) if supply_jacobian else _vdp
+        got = diffrax.diffeqsolve(diffrax.ODETerm(vf), Rodas3(), 1.0, 0.0, -0.01, y0, **ctrl).ys[-1]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-8)
+
+
+def _captured_field(monkeypatch, run):
+    """The vector field a flow hands to diffrax (``solve_to_steady_state``)."""
+    from jaxdistill.multiclass import learners as mc
+    from jaxdistill.students import flow as fl
+    seen = []
+    original = fl.solve_to_steady_state
+
+    def spy(vector_field, *args, **kwargs):
+        seen.append(vector_field)
+        return original(vector_field, *args, **kwargs)
+
+    monkeypatch.setattr(fl, "solve_to_steady_state", spy)
+    monkeypatch.setattr(mc, "solve_to_steady_state", spy)
+    with precision():
+        run()
+    (field,) = seen
+    return field
+
+
+@pytest.mark.parametrize("case", ["logit", "gram", "span", "softmax-logit", "softmax-span"])
+def test_the_flows_supply_their_exact_jacobian(monkeypatch, case):
+    """Every default (reduced) flow gives Rodas3 its Jacobian in closed form
+    (-(1/n) G diag(sigma'), -(1/n) R D R^T and their softmax analogues); it
+    equals ``jax.jacfwd`` of the vector field at a random state."""
+    from jax.flatten_util import ravel_pytree
+
+    from jaxdistill.multiclass.learners import softmax_gradient_flow
+    from jaxdistill.students.flow import gram_gradient_flow
+    with precision():
+        key = jax.random.PRNGKey(3)
+        n, d = (12, 5) if case.endswith("span") else (6, 9)
+        X = jax.random.normal(key, (n, d))
+        u = 2.0 * jax.random.normal(jax.random.fold_in(key, 1), (n,))
+        V = jax.nn.softmax(jax.random.normal(jax.random.fold_in(key, 2), (n, 3)), axis=-1)
+    run = {"logit": lambda: gradient_flow(X, u), "span": lambda: gradient_flow(X, u),
+           "gram": lambda: gram_gradient_flow(X @ X.T, u),
+           "softmax-logit": lambda: softmax_gradient_flow(X, V), "softmax-span": lambda: softmax_gradient_flow(X, V)}[case]
+    field = _captured_field(monkeypatch, run)
+    assert isinstance(field, FieldWithJacobian)
+    with precision():
+        shape = {"logit": (n,), "gram": (n,), "span": (d,), "softmax-logit": (n, 3), "softmax-span": (d, 3)}[case]
+        y = jax.random.normal(jax.random.fold_in(key, 4), shape)
+        flat, unravel = ravel_pytree(y)
+        auto = jax.jacfwd(lambda v: ravel_pytree(field(0.0, unravel(v), None))[0])(flat)
+        given = field.jacobian(0.0, y, None)
+    np.testing.assert_allclose(np.asarray(given), np.asarray(auto), rtol=1e-12, atol=1e-14)

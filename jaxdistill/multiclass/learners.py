@@ -48,6 +48,7 @@ from ..students.closed_form import reduce_data, reduced_target
 from ..students.discrete import GDConfig
 from ..students.flow import flow_status, gradient_flow, gram_gradient_flow, solve_to_steady_state
 from ..students.flow_config import FlowConfig
+from ..students.rosenbrock import FieldWithJacobian
 from ..validation import JaxDistillError, check_choice
 from .targets import MultiTargetSpec, centre, softmax_cross_entropy
 
@@ -80,6 +81,12 @@ def softmax_residual(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float
     """softmax(Z) - P without cancellation: -s expm1(log p - log s)."""
     logs = jax.nn.log_softmax(Z, axis=-1)
     return -jnp.exp(logs) * jnp.expm1(logp - logs)
+
+
+def softmax_jacobians(Z: Float[Array, "n K"]) -> Float[Array, "n K K"]:
+    """d softmax(z_i) / d z_i = diag(s_i) - s_i s_i^T for every row z_i of Z."""
+    s = jax.nn.softmax(Z, axis=-1)
+    return jax.vmap(jnp.diag)(s) - s[:, :, None] * s[:, None, :]
 
 
 def centred_newton_logits(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float[Array, "n K"]:
@@ -237,12 +244,17 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     elif r == n:
         G = R.T @ R
         y0 = jnp.zeros((n, K), dtype)
-        vf = lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n
+        # the Jacobian for Rodas3, w.r.t. Z flattened row-major: -(1/n) G_ij H_j[k, l] at ((i, k), (j, l))
+        vf = FieldWithJacobian(
+            lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n,
+            lambda t, Z, args: -jnp.einsum("ij,jkl->ikjl", G, softmax_jacobians(Z)).reshape(n * K, n * K) / n)
         to_W = lambda Z: (Q @ w_coords(centre(Z))).T
         logits = lambda Z: Z
     else:
         y0 = jnp.zeros((r, K), dtype)
-        vf = lambda t, B, args: -(R @ softmax_residual(R.T @ B, logp)) / n
+        vf = FieldWithJacobian(
+            lambda t, B, args: -(R @ softmax_residual(R.T @ B, logp)) / n,
+            lambda t, B, args: -jnp.einsum("ai,ikl,bi->akbl", R, softmax_jacobians(R.T @ B), R).reshape(r * K, r * K) / n)
         to_W = lambda B: (Q @ centre(B)).T
         logits = lambda B: R.T @ B
 

@@ -9,7 +9,7 @@ Per-set status codes: ``jaxdistill.status.Status``.
 
 from .closed_form import ReducedData, closed_form, reduce_data
 from .flow_config import FLOAT32_MIN_NEWTON_TOL, SOLVER_NAMES, FlowConfig, solver_from_name
-from .rosenbrock import Rodas3
+from .rosenbrock import FieldWithJacobian, Rodas3
 from .flow import gradient_flow, plain_gradient_flow
 from .discrete import OPTIMISERS, GDConfig, gradient_descent
 from .base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, LearnerOutput, make_learner
@@ -30,7 +30,7 @@ from .wdelta import WDeltaLearner, orthogonal_gaussian, w_delta
 
 __all__ = [
     "closed_form", "reduce_data", "ReducedData",
-    "FlowConfig", "Rodas3", "solver_from_name", "SOLVER_NAMES", "FLOAT32_MIN_NEWTON_TOL", "gradient_flow", "plain_gradient_flow",
+    "FlowConfig", "Rodas3", "FieldWithJacobian", "solver_from_name", "SOLVER_NAMES", "FLOAT32_MIN_NEWTON_TOL", "gradient_flow", "plain_gradient_flow",
     "GDConfig", "OPTIMISERS", "gradient_descent",
     "AbstractLearner", "LearnerOutput", "ClosedFormLearner", "FlowLearner", "GDLearner", "make_learner",
     "DeepGDLearner", "DeepLearner", "balanced_init", "check_eq11", "deep_flow", "deep_learner", "eq11_max_init_scale",

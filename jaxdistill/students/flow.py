@@ -11,7 +11,9 @@ with w(t) = X^T G^{-1} z(t) exactly; for n > d, with X^T = Q R and w = Q b,
 db/dt = -(1/n) R (sigma(R^T b) - y).  Both are the same trajectory as the
 d-dimensional flow, at O(n^2) a step after the O(n^2 d) Gram matrix.
 Default solver (``FlowConfig``): Rodas3 (``students.rosenbrock``: an L-stable
-Rosenbrock method, one n x n LU a step, no Newton iterations) with a loose
+Rosenbrock method, one n x n LU a step, no Newton iterations; the flows
+give it their Jacobian -(1/n) G diag(sigma'(z)) in closed form,
+``rosenbrock.FieldWithJacobian``, docs/design.md fact 14) with a loose
 PID tolerance (rtol 1e-2).  For this linear student
 (N = 1) the flow contracts to a unique limit, so the stopping test below,
 not the trajectory tolerance, sets the accuracy of the limit (measured:
@@ -47,6 +49,7 @@ from ..status import Status
 from ..teachers import cross_entropy, residual
 from .closed_form import ReducedData, reduce_data
 from .flow_config import FlowConfig
+from .rosenbrock import FieldWithJacobian
 
 class FlowResult(eqx.Module):
     """Outcome of one gradient flow (batched along a leading axis by vmap).
@@ -68,6 +71,11 @@ class FlowResult(eqx.Module):
     newton_rel: Float[Array, ""]
     loss: Float[Array, ""]
     trajectory: Float[Array, "T d"]
+
+
+def sigmoid_derivative(z: Float[Array, " n"]) -> Float[Array, " n"]:
+    """sigma'(z) = sigma(z) sigma(-z) (eq. 43's D), without cancellation for large |z|."""
+    return jax.nn.sigmoid(z) * jax.nn.sigmoid(-z)
 
 
 def newton_step(red: ReducedData, z: Float[Array, " n"], u: Float[Array, " n"]) -> Float[Array, " r"]:
@@ -214,12 +222,16 @@ def gradient_flow(
     red = reduce_data(X)
     R = red.R
 
-    def vf(t, b, args):
+    def field(t, b, args):
         return -(R @ residual(R.T @ b, u)) / n
 
+    def jacobian(t, b, args):
+        # -(1/n) R D R^T, D = diag(sigma'(R^T b))
+        return -((R * sigmoid_derivative(R.T @ b)[None, :]) @ R.T) / n
+
     b0 = jnp.zeros(R.shape[0], X.dtype)
-    return _solve(vf, b0, red.rank_ok, u, config, ts, to_w=lambda b: red.Q @ b, logits=lambda b: R.T @ b,
-                  newton_and_norm=lambda b: (newton_step_norm(red, R.T @ b, u), jnp.linalg.norm(b)))
+    return _solve(FieldWithJacobian(field, jacobian), b0, red.rank_ok, u, config, ts, to_w=lambda b: red.Q @ b,
+                  logits=lambda b: R.T @ b, newton_and_norm=lambda b: (newton_step_norm(red, R.T @ b, u), jnp.linalg.norm(b)))
 
 
 def _logit_flow(X, u, config: FlowConfig, ts):
@@ -275,9 +287,13 @@ def _gram_logit_flow(G, u, config: FlowConfig, ts, make_to_w):
     u_c = jnp.clip(u, -big, big)
     sig_minus_u = jax.nn.sigmoid(-u_c)
 
-    def vf(t, z, args):
+    def field(t, z, args):
         # -(1/n) G (sigma(z) - sigma(u)) with sigma(z) - sigma(u) = -sigma(z) sigma(-u) expm1(u - z)
         return (G @ (jax.nn.sigmoid(z) * sig_minus_u * jnp.expm1(u_c - z))) / n
+
+    def jacobian(t, z, args):
+        # -(1/n) G diag(sigma'(z)): an elementwise product, not jacfwd's n x n x n matmul
+        return -(G * sigmoid_derivative(z)[None, :]) / n
 
     def newton_and_norm(z):
         # (sigma(z) - sigma(u)) / sigma'(z) = -sigma(-u) expm1(u - z) / sigma(-z), cancellation-free
@@ -291,7 +307,8 @@ def _gram_logit_flow(G, u, config: FlowConfig, ts, make_to_w):
     # triangular solve above, and the two batched LAPACK calls deadlock jaxlib
     # on small CPUs (docs/design.md fact 11); z0 waits for L_inv
     z0 = after(jnp.zeros(n, G.dtype), L_inv)
-    return _solve(vf, z0, rank_ok, u, config, ts, to_w=to_w, logits=lambda z: z, newton_and_norm=newton_and_norm)
+    return _solve(FieldWithJacobian(field, jacobian), z0, rank_ok, u, config, ts, to_w=to_w, logits=lambda z: z,
+                  newton_and_norm=newton_and_norm)
 
 
 def plain_gradient_flow(

@@ -20,15 +20,26 @@ towards the steady state) this is 1.85-3.1x faster than diffrax's ESDIRK
 ``kernel``; docs/design.md fact 14), and its L-stability lets the steps grow
 as freely near the steady state.
 
+Jacobian: by forward-mode autodiff (``jax.jacfwd``, one Jacobian-vector
+product per state component) unless the vector field supplies it
+(``FieldWithJacobian``).  The distillation flows do: their Jacobian is a
+matrix scaled by a diagonal, one elementwise product instead of an
+m x m x m matrix product (measured on the kernel flow, d = 10, n = 40,
+2,048 sets on the 2-core CPU: 839 -> 1,110 sets/s, the same steps).
+
 Dense output (``SaveAt(ts=...)``): the cubic Hermite interpolant of y and f
-at both ends of each step.
+at both ends of each step.  Both time directions work (diffrax integrates
+t1 < t0 through a ``WrapTerm`` that reverses time, and the solver applies
+its direction).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -47,6 +58,36 @@ NEW_F = (True, False, True, True)
 """Stage 2 reuses stage 1's f (its argument is y0 as well)."""
 M = (2.0, 0.0, 1.0, 1.0)
 """m_i: y1 = y0 + sum m_i K_i (order 3)."""
+
+
+class FieldWithJacobian(eqx.Module):
+    """A vector field f(t, y, args) together with its Jacobian df/dy.
+
+    Use it as the vector field of a ``diffrax.ODETerm``: every diffrax solver
+    calls it like ``field``; ``Rodas3`` also calls ``jacobian(t, y, args)``
+    instead of differentiating ``field``.  ``jacobian(t, y, args)`` returns
+    the [m, m] matrix J[i, j] = d f_i / d y_j of the flattened state
+    (``jax.flatten_util.ravel_pytree`` order: row-major for one array; tests
+    check the flows' Jacobians against ``jax.jacfwd``).
+    """
+
+    field: Callable[[Any, Any, Any], Any]
+    jacobian: Callable[[Any, Any, Any], Any]
+
+    def __call__(self, t, y, args):
+        return self.field(t, y, args)
+
+
+def _supplied_jacobian(terms) -> Callable | None:
+    """The (t, y, args) -> J of a ``FieldWithJacobian`` inside ``terms``, or
+    None.  diffrax's ``WrapTerm`` with direction s integrates s f(s t, y) (s =
+    -1 runs time backwards), whose Jacobian is s J(s t, y)."""
+    if hasattr(terms, "direction") and hasattr(terms, "term"):  # diffrax's (private) WrapTerm
+        inner, s = _supplied_jacobian(terms.term), terms.direction
+        return None if inner is None else (lambda t, y, args: s * inner(s * t, y, args))
+    if isinstance(terms, diffrax.ODETerm) and isinstance(terms.vector_field, FieldWithJacobian):
+        return terms.vector_field.jacobian
+    return None
 
 
 class Rodas3(diffrax.AbstractAdaptiveSolver):
@@ -78,12 +119,17 @@ class Rodas3(diffrax.AbstractAdaptiveSolver):
         del solver_state, made_jump
         y0_flat, unravel = ravel_pytree(y0)
 
+        # diffrax runs t1 < t0 as the reversed problem s f(s t, y), s = -1, through a
+        # WrapTerm whose vf applies s to t only (its control carries the other s)
+        direction = getattr(terms, "direction", 1)
+
         def f(t, y_flat):
-            return ravel_pytree(terms.vf(t, unravel(y_flat), args))[0]
+            return direction * ravel_pytree(terms.vf(t, unravel(y_flat), args))[0]
 
         h = t1 - t0
         f0, dfdt = jax.jvp(lambda t: f(t, y0_flat), (t0,), (jnp.ones_like(t0),))
-        J = jax.jacfwd(lambda y: f(t0, y))(y0_flat)
+        supplied = _supplied_jacobian(terms)
+        J = jax.jacfwd(lambda y: f(t0, y))(y0_flat) if supplied is None else supplied(t0, y0, args)
         W = jnp.eye(y0_flat.shape[0], dtype=y0_flat.dtype) / (GAMMA * h) - J
         lu = jax.scipy.linalg.lu_factor(W)
         K: list = []
@@ -109,4 +155,4 @@ class Rodas3(diffrax.AbstractAdaptiveSolver):
         return y1, unravel(K[3]), dense_info, None, diffrax.RESULTS.successful
 
 
-__all__ = ["Rodas3"]
+__all__ = ["FieldWithJacobian", "Rodas3"]
