@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import inspect
 import json
 import os
 import platform
@@ -227,6 +228,16 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _row_defaults(row: str) -> dict:
+    """The keyword defaults of ``benchmarks.rows.row_<row>`` (empty for an unknown row)."""
+    from .rows import ROWS
+
+    fn = ROWS.get(row)
+    if fn is None:
+        return {}
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes (minutes), for CI")
@@ -258,8 +269,9 @@ def main(argv=None) -> int:
         print(f"[bench] {label} ...", flush=True)
         r = run_row(row, kwargs, args.timeout)
         r.update({"label": label, "row": row, **{k: v for k, v in kwargs.items() if k in ("d", "n", "B")}})
-        r.setdefault("d", kwargs.get("d", 1000))
-        r.setdefault("n", kwargs.get("n", 20))
+        defaults = _row_defaults(row)  # the row's own d and n where the plan does not set them
+        r.setdefault("d", kwargs.get("d", defaults.get("d", 1000)))
+        r.setdefault("n", kwargs.get("n", defaults.get("n", 20)))
         results.append(r)
         print(f"[bench]   {json.dumps({k: v for k, v in r.items() if k not in ('label',)})}", flush=True)
     machine = f"{platform.node() or 'machine'}-{os.cpu_count()}cpu".replace(" ", "_")
