@@ -329,11 +329,11 @@ def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, t
         f = jax.jit(jax.vmap(learner.fit))
         parts = [(keys[i:i + chunk], X[i:i + chunk], V[i:i + chunk]) for i in range(0, B, chunk)]
 
-        def all_chunks(_):
+        def all_chunks():
             outs = [f(*part) for part in parts]
             return jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
 
-        first, steady, out = _timed(all_chunks, None, repeats=1)
+        first, steady, out = _timed(all_chunks, repeats=1)
         W_hat = jax.jit(jax.vmap(learner.limit))(X, V)
         rel = np.linalg.norm(np.asarray(out.W - W_hat), axis=(1, 2)) / np.linalg.norm(np.asarray(W_hat), axis=(1, 2))
         status = np.asarray(out.status)

@@ -83,10 +83,10 @@ def softmax_residual(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float
     return -jnp.exp(logs) * jnp.expm1(logp - logs)
 
 
-def softmax_jacobians(Z: Float[Array, "n K"]) -> Float[Array, "n K K"]:
-    """d softmax(z_i) / d z_i = diag(s_i) - s_i s_i^T for every row z_i of Z."""
-    s = jax.nn.softmax(Z, axis=-1)
-    return jax.vmap(jnp.diag)(s) - s[:, :, None] * s[:, None, :]
+def softmax_jacobians(S: Float[Array, "n K"]) -> Float[Array, "n K K"]:
+    """d softmax(z_i) / d z_i = diag(s_i) - s_i s_i^T for every row s_i =
+    softmax(z_i) of the probabilities S."""
+    return jax.vmap(jnp.diag)(S) - S[:, :, None] * S[:, None, :]
 
 
 def centred_newton_logits(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float[Array, "n K"]:
@@ -227,7 +227,7 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
             logs = jax.nn.log_softmax(Z, axis=-1)
             s = jnp.exp(logs)
             g = (R @ softmax_residual(Z, logp) @ E) / n  # [r, K-1]
-            Hi = jax.vmap(lambda si: E.T @ (jnp.diag(si) - jnp.outer(si, si)) @ E)(s)  # [n, K-1, K-1]
+            Hi = jax.vmap(lambda h: E.T @ h @ E)(softmax_jacobians(s))  # [n, K-1, K-1]
             H = jnp.einsum("ai,bi,ikl->akbl", R, R, Hi) / n
             m = r * (K - 1)
             step = jnp.linalg.solve(H.reshape(m, m), g.reshape(m))
@@ -244,17 +244,22 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     elif r == n:
         G = R.T @ R
         y0 = jnp.zeros((n, K), dtype)
-        # the Jacobian for Rodas3, w.r.t. Z flattened row-major: -(1/n) G_ij H_j[k, l] at ((i, k), (j, l))
-        vf = FieldWithJacobian(
-            lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n,
-            lambda t, Z, args: -jnp.einsum("ij,jkl->ikjl", G, softmax_jacobians(Z)).reshape(n * K, n * K) / n)
+
+        def jacobian(t, Z, args):  # for Rodas3, w.r.t. Z flattened row-major: -(1/n) G_ij H_j[k, l] at ((i, k), (j, l))
+            H = softmax_jacobians(jax.nn.softmax(Z, axis=-1))
+            return -jnp.einsum("ij,jkl->ikjl", G, H).reshape(n * K, n * K) / n
+
+        vf = FieldWithJacobian(lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n, jacobian)
         to_W = lambda Z: (Q @ w_coords(centre(Z))).T
         logits = lambda Z: Z
     else:
         y0 = jnp.zeros((r, K), dtype)
-        vf = FieldWithJacobian(
-            lambda t, B, args: -(R @ softmax_residual(R.T @ B, logp)) / n,
-            lambda t, B, args: -jnp.einsum("ai,ikl,bi->akbl", R, softmax_jacobians(R.T @ B), R).reshape(r * K, r * K) / n)
+
+        def jacobian(t, B, args):  # w.r.t. B flattened row-major: -(1/n) sum_i R_ai H_i[k, l] R_bi
+            H = softmax_jacobians(jax.nn.softmax(R.T @ B, axis=-1))
+            return -jnp.einsum("ai,ikl,bi->akbl", R, H, R).reshape(r * K, r * K) / n
+
+        vf = FieldWithJacobian(lambda t, B, args: -(R @ softmax_residual(R.T @ B, logp)) / n, jacobian)
         to_W = lambda B: (Q @ centre(B)).T
         logits = lambda B: R.T @ B
 

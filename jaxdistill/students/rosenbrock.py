@@ -78,16 +78,14 @@ class FieldWithJacobian(eqx.Module):
         return self.field(t, y, args)
 
 
-def _supplied_jacobian(terms) -> Callable | None:
-    """The (t, y, args) -> J of a ``FieldWithJacobian`` inside ``terms``, or
-    None.  diffrax's ``WrapTerm`` with direction s integrates s f(s t, y) (s =
-    -1 runs time backwards), whose Jacobian is s J(s t, y)."""
-    if hasattr(terms, "direction") and hasattr(terms, "term"):  # diffrax's (private) WrapTerm
-        inner, s = _supplied_jacobian(terms.term), terms.direction
-        return None if inner is None else (lambda t, y, args: s * inner(s * t, y, args))
-    if isinstance(terms, diffrax.ODETerm) and isinstance(terms.vector_field, FieldWithJacobian):
-        return terms.vector_field.jacobian
-    return None
+def _unwrap(terms):
+    """(s, term): diffrax runs t1 < t0 through its (private) ``WrapTerm``,
+    which integrates the reversed problem s f(s t, y) with s = -1 (its vf
+    applies s to t only; its control carries the other s); (1, terms) for a
+    bare term."""
+    if hasattr(terms, "direction") and hasattr(terms, "term"):
+        return terms.direction, terms.term
+    return 1, terms
 
 
 class Rodas3(diffrax.AbstractAdaptiveSolver):
@@ -119,17 +117,18 @@ class Rodas3(diffrax.AbstractAdaptiveSolver):
         del solver_state, made_jump
         y0_flat, unravel = ravel_pytree(y0)
 
-        # diffrax runs t1 < t0 as the reversed problem s f(s t, y), s = -1, through a
-        # WrapTerm whose vf applies s to t only (its control carries the other s)
-        direction = getattr(terms, "direction", 1)
+        direction, term = _unwrap(terms)
 
         def f(t, y_flat):
             return direction * ravel_pytree(terms.vf(t, unravel(y_flat), args))[0]
 
         h = t1 - t0
         f0, dfdt = jax.jvp(lambda t: f(t, y0_flat), (t0,), (jnp.ones_like(t0),))
-        supplied = _supplied_jacobian(terms)
-        J = jax.jacfwd(lambda y: f(t0, y))(y0_flat) if supplied is None else supplied(t0, y0, args)
+        field = getattr(term, "vector_field", None)
+        if isinstance(field, FieldWithJacobian):  # s J(s t, y): the Jacobian of f
+            J = direction * field.jacobian(direction * t0, y0, args)
+        else:
+            J = jax.jacfwd(lambda y: f(t0, y))(y0_flat)
         W = jnp.eye(y0_flat.shape[0], dtype=y0_flat.dtype) / (GAMMA * h) - J
         lu = jax.scipy.linalg.lu_factor(W)
         K: list = []
