@@ -10,11 +10,18 @@ caller's global JAX configuration is never changed (see ``_precision``).
 """
 
 from . import analysis, students, tasks, teachers
-from . import multiclass
-from .multiclass import MultiClassPoolTask, MultiTargetSpec, distill_multiclass
+from . import multiclass, nonlinear
+from .defaults import DEFAULTS, RunDefaults
+from .multiclass import (AbstractMultiClassTask, AbstractSoftmaxLearner, MultiClassGaussianTask, MultiClassPoolTask,
+                         MultiTargetSpec, SoftmaxClosedFormLearner, SoftmaxFlowLearner, SoftmaxGDLearner, digits_task,
+                         make_softmax_learner, pool_task_from_arrays)
+from .nonlinear import (AbstractKernel, ArcCosKernel, KernelLearner, MLPLearner, NTKKernel, RBFKernel, ReluTeacherTask,
+                        UserKernel, make_kernel, risk_monotonicity_index)
+from .analysis import expected_risk, monotonicity_index
 from ._precision import precision
-from .simulate import DistillProgram, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets
-from .results import DistillResult
+from .simulate import (DistillProgram, RunSetup, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets,
+                       setup_run)
+from .results import DistillResult, FailedSetsWarning, load
 from .runner import ChunkPlan, RunOutput, SetProgram, run_program
 from .status import Status, STATUS_NAMES, SUCCESS_CODES
 from .checks import CheckResult, check_lemma1, check_thm3, format_report, run_checks
@@ -64,11 +71,38 @@ __all__ = [
     "tasks",
     "teachers",
     "multiclass",
+    "nonlinear",
+    "DEFAULTS",
+    "RunDefaults",
+    "AbstractMultiClassTask",
+    "AbstractSoftmaxLearner",
+    "MultiClassGaussianTask",
     "MultiClassPoolTask",
     "MultiTargetSpec",
-    "distill_multiclass",
+    "SoftmaxClosedFormLearner",
+    "SoftmaxFlowLearner",
+    "SoftmaxGDLearner",
+    "digits_task",
+    "make_softmax_learner",
+    "pool_task_from_arrays",
+    "AbstractKernel",
+    "ArcCosKernel",
+    "KernelLearner",
+    "MLPLearner",
+    "NTKKernel",
+    "RBFKernel",
+    "ReluTeacherTask",
+    "UserKernel",
+    "make_kernel",
+    "risk_monotonicity_index",
+    "expected_risk",
+    "monotonicity_index",
     "precision",
     "DistillResult",
+    "FailedSetsWarning",
+    "load",
+    "RunSetup",
+    "setup_run",
     "DistillProgram",
     "ChunkPlan",
     "RunOutput",

@@ -1,79 +1,127 @@
-"""``DistillResult``: the per-set outputs of ``distill`` and their statistics."""
+"""``DistillResult``: the one result of every run (binary, K-class, kernel,
+network, deep), its statistics, its files and ``load``.
+
+A result is a dict of per-set numpy arrays (``arrays``: leading axis = the
+global set index, the same names on every path) plus the run's
+configuration.  ``summary()`` returns exactly the keys ``summary.json``
+holds; ``write_run_files`` writes ``sets.csv``, ``summary.json`` and
+(optionally) ``students.npy`` for ``jd.distill(out=...)`` and ``jaxdistill
+run --out`` alike, and ``load(out_dir)`` rebuilds the same result from a
+finished run folder.
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .analysis.risk import RiskEstimate, expected_risk
-from .runner import failed_sets
-from .status import is_success
+from .defaults import DEFAULTS
+from .runner import concatenate, failed_sets
+from .runstore import CHUNK_DIR, MANIFEST, write_json, write_sets_csv
+from .status import STATUS_NAMES, is_success
+from .validation import JaxDistillError
 
 PER_SET_KEYS = ("status", "num_steps", "loss", "angle", "risk", "risk_se", "rel_dist_closed_form")
+SUMMARY_FILE = "summary.json"
+SETS_FILE = "sets.csv"
+STUDENTS_FILE = "students.npy"
+# summary keys that describe how the run went, not the per-set arrays: kept in ``DistillResult.info``
+RUN_INFO_KEYS = ("sets_computed_this_run", "num_devices", "num_processes")
+
+
+class FailedSetsWarning(UserWarning):
+    """Some transfer sets of a run failed (their statistics are left out)."""
 
 
 @dataclass
 class DistillResult:
-    """Per-set outputs of ``distill`` (numpy arrays, leading axis = set index).
+    """Per-set outputs of a run and their statistics.
 
     Attributes:
-        students: [B, d] final students (None when keep_students=False).
-        status: [B] ``status.Status`` codes; ``failed_sets()`` names them.
-        num_steps: [B] solver/optimiser steps.
-        loss: [B] final training loss (eq. 1).
-        angle: [B] signed student-teacher angle (eq. 28).
-        risk, risk_se: [B] transfer risk (eq. 4) and its MC standard error
-            (0 when exact).
-        rel_dist_closed_form: [B] ||w - w_hat|| / ||w_hat|| (NaN for hard labels).
-        extras: learner-specific per-set arrays.
-        config: the run's configuration; elapsed: seconds.
+        arrays: per-set numpy arrays, leading axis B: ``status``
+            (``status.Status`` codes), ``num_steps``, ``loss``, ``risk``,
+            ``risk_se``, ``rel_dist_closed_form``; binary linear students add
+            ``angle`` (eq. 28); tasks with labels add ``error``; learners add
+            ``extra_*``; ``students`` ([B, d] binary, [B, K, d] K-class) when
+            kept.
+        config: the run's configuration (manifest.json).
+        elapsed: seconds spent computing.
+        teacher_error: the teacher's own error on held-out labels (K-class
+            tasks with labels), else None.
+        info: further summary keys (monotonicity, devices, ...).
+
+    The arrays are also attributes (``res.risk``, ``res.students``; None when
+    absent) and ``res.extras`` holds the ``extra_*`` arrays without prefix.
     """
 
-    students: np.ndarray | None
-    status: np.ndarray
-    num_steps: np.ndarray
-    loss: np.ndarray
-    angle: np.ndarray
-    risk: np.ndarray
-    risk_se: np.ndarray
-    rel_dist_closed_form: np.ndarray
-    extras: dict
+    arrays: dict
     config: dict
-    risk_method: str
     elapsed: float = 0.0
+    teacher_error: float | None = None
+    info: dict = field(default_factory=dict)
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], config: dict, risk_method: str, elapsed: float) -> "DistillResult":
-        """Build from the runner's per-set arrays (``extra_*`` keys become ``extras``)."""
-        extras = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
-        return cls(students=arrays.get("students"), extras=extras, config=config, risk_method=risk_method,
-                   elapsed=elapsed, **{k: arrays[k] for k in PER_SET_KEYS})
+    def from_arrays(cls, arrays: dict[str, np.ndarray], config: dict, risk_method: str | None = None,
+                    elapsed: float = 0.0) -> "DistillResult":
+        """A result from the runner's per-set arrays (``risk_method`` is the
+        config's "risk"; accepted for older callers)."""
+        return cls(dict(arrays), config, elapsed)
+
+    def __getattr__(self, name):
+        arrays = self.__dict__.get("arrays")
+        if arrays is not None and (name in PER_SET_KEYS or name == "students"):
+            return arrays.get(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def extras(self) -> dict:
+        return {k[len("extra_"):]: v for k, v in self.arrays.items() if k.startswith("extra_")}
+
+    @property
+    def risk_method(self) -> str:
+        return self.config["risk"]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.get("num_classes", 2))
 
     @property
     def num_sets(self) -> int:
-        return int(self.status.shape[0])
+        return int(self.arrays["status"].shape[0])
 
     @property
     def ok(self) -> np.ndarray:
-        return is_success(self.status)
+        return is_success(self.arrays["status"])
 
     def failed_sets(self) -> list[dict]:
-        """Every failed set with its global index and reason."""
-        return failed_sets(self.status, self.num_steps)
+        """Every failed set with its global index, reason and step count."""
+        return failed_sets(self.arrays["status"], self.arrays.get("num_steps"))
 
     def expected_risk(self) -> RiskEstimate:
-        return expected_risk(self.risk, self.ok)
+        """Mean transfer risk over the successful sets, with its SE."""
+        return expected_risk(self.arrays["risk"], self.ok)
+
+    def expected_error(self) -> RiskEstimate | None:
+        """Mean test error against ground-truth labels (None without labels)."""
+        return expected_risk(self.arrays["error"], self.ok) if "error" in self.arrays else None
 
     def summary(self) -> dict:
-        """JSON-able statistics over the successful sets (and the failures)."""
+        """JSON-able statistics over the successful sets: exactly the keys
+        of ``summary.json``."""
         ok = self.ok
         est = self.expected_risk()
-        rel = self.rel_dist_closed_form[ok]
-        is_cf = self.config.get("method") == "closed-form"
-        ang = self.angle[ok]
+        rel = self.arrays["rel_dist_closed_form"][ok]
+        steps = self.arrays["num_steps"][ok]
+        angle = self.arrays.get("angle")
+        ang = angle[ok] if angle is not None else np.zeros(0)
         out = {
+            "num_classes": self.num_classes,
             "risk_mean": est.mean,
             "risk_se": est.se,
             "risk_ci95": list(est.ci95),
@@ -82,15 +130,117 @@ class DistillResult:
             "num_sets_requested": self.num_sets,
             "num_failed": int((~ok).sum()),
             "failed_sets": self.failed_sets(),
-            "angle_mean": float(np.mean(ang)) if ang.size else float("nan"),
-            "angle_se": float(np.std(ang, ddof=1) / math.sqrt(ang.size)) if ang.size > 1 else float("nan"),
-            "max_rel_dist_closed_form": None if (is_cf or rel.size == 0 or np.all(np.isnan(rel))) else float(np.nanmax(rel)),
-            "mean_num_steps": float(np.mean(self.num_steps[ok])) if ok.any() else float("nan"),
-            "max_num_steps": int(np.max(self.num_steps[ok])) if ok.any() else 0,
+            "angle_mean": (float(np.mean(ang)) if ang.size else float("nan")) if angle is not None else None,
+            "angle_se": float(np.std(ang, ddof=1) / math.sqrt(ang.size)) if ang.size > 1 else None,
+            "max_rel_dist_closed_form": (None if self.config.get("method") == "closed-form" or rel.size == 0
+                                         or np.all(np.isnan(rel)) else float(np.nanmax(rel))),
+            "mean_num_steps": float(np.mean(steps)) if steps.size else float("nan"),
+            "max_num_steps": int(np.max(steps)) if steps.size else 0,
             "elapsed_s": self.elapsed,
             "config": self.config,
         }
+        err = self.expected_error()
+        if err is not None:
+            out.update({"error_mean": err.mean, "error_se": err.se, "error_ci95": list(err.ci95),
+                        "teacher_error": self.teacher_error})
+        out.update(bound_summary(self.extras, ok))
+        out.update(self.info)
         return jsonable(out)
+
+    def to_pandas(self):
+        """The per-set table (one row per set, the columns of sets.csv) as a
+        pandas DataFrame (pandas is an optional extra: ``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise JaxDistillError("to_pandas needs pandas (an optional extra): pip install pandas") from None
+        return pd.DataFrame(per_set_table(self.arrays)).rename_axis("index")
+
+
+def bound_summary(extras: dict, ok: np.ndarray) -> dict:
+    """Summary keys of learners that report a distance to w_hat and its
+    eq. 76 bound (deep students): the largest distance, the largest bound,
+    and the number of sets above their own bound."""
+    out = {}
+    if "dist_w_hat" in extras:
+        v = extras["dist_w_hat"][ok]
+        out["max_dist_w_hat"] = float(np.max(v)) if v.size else None
+    if "eq76_bound" in extras:
+        v = extras["eq76_bound"][ok]
+        out["eq76_bound"] = float(np.max(v)) if v.size else None  # the largest bound, not per set
+    if "dist_w_hat" in extras and "eq76_bound" in extras:
+        dist, bound = np.asarray(extras["dist_w_hat"])[ok], np.asarray(extras["eq76_bound"])[ok]
+        both = np.isfinite(dist) & ~np.isnan(bound)
+        out["eq76_violations"] = int(np.sum(dist[both] > bound[both]))  # sets above their own bound
+    return out
+
+
+def per_set_table(arrays: dict) -> dict:
+    """The one-dimensional per-set arrays plus ``status_name`` (the columns of sets.csv)."""
+    table = {k: v for k, v in arrays.items() if np.ndim(v) == 1}
+    table["status_name"] = np.array([STATUS_NAMES[int(s)] for s in arrays["status"]])
+    return table
+
+
+def describe_failures(failed: list[dict], num_sets: int, shown: int = DEFAULTS.failed_sets_shown) -> str:
+    """'3 of 100 transfer sets failed (#4 max_steps_reached, ...)', at most ``shown`` listed."""
+    listed = ", ".join(f"#{f['index']} {f['status']}" for f in failed[:shown])
+    more = f", and {len(failed) - shown} more" if len(failed) > shown else ""
+    return f"{len(failed)} of {num_sets} transfer sets failed ({listed}{more})"
+
+
+def warn_if_failed(result: DistillResult, stacklevel: int = 3) -> None:
+    """A ``FailedSetsWarning`` with the count (and the first failures) when a set failed."""
+    failed = result.failed_sets()
+    if failed:
+        warnings.warn(describe_failures(failed, result.num_sets) + f"; the statistics use the other "
+                      f"{result.num_sets - len(failed)} sets, res.failed_sets() lists every one",
+                      FailedSetsWarning, stacklevel=stacklevel)
+
+
+def write_students(path, students, ok) -> None:
+    """``students.npy``: row i = set i ([B, d] or [B, K, d]), NaN for failed sets."""
+    W = np.array(students, dtype=np.float64 if np.asarray(students).dtype == np.float64 else np.float32)
+    W[~np.asarray(ok, bool)] = np.nan
+    np.save(path, W)
+
+
+def write_run_files(out_dir, result: DistillResult, *, save_students: bool = False) -> dict:
+    """Write ``sets.csv``, ``summary.json`` and, with ``save_students``,
+    ``students.npy`` into a run folder; returns the summary."""
+    root = Path(out_dir)
+    summary = result.summary()
+    write_sets_csv(root / SETS_FILE, per_set_table(result.arrays))
+    if save_students:
+        if result.students is None:
+            raise JaxDistillError("save_students needs the students: keep_students=True (--save-students)")
+        write_students(root / STUDENTS_FILE, result.students, result.ok)
+    write_json(root / SUMMARY_FILE, summary)
+    return summary
+
+
+def load(out_dir) -> DistillResult:
+    """The result of a finished run folder (``jaxdistill run --out DIR`` or
+    ``jd.distill(..., out=DIR)``): the same ``DistillResult`` the run
+    returned, so ``load(DIR).summary()`` equals DIR/summary.json."""
+    root = Path(out_dir)
+    for name in (MANIFEST, SUMMARY_FILE):
+        if not (root / name).exists():
+            raise JaxDistillError(f"{root} holds no finished run: {name} is missing (rerun the same command to "
+                                  "finish it)")
+    config = json.loads((root / MANIFEST).read_text())
+    summary = json.loads((root / SUMMARY_FILE).read_text())
+    num_chunks = math.ceil(config["num_sets"] / config["chunk_size"])
+    parts = []
+    for c in range(num_chunks):
+        path = root / CHUNK_DIR / f"chunk_{c:05d}.npz"
+        if not path.exists():
+            raise JaxDistillError(f"{root}: chunk file {path.name} is missing; rerun the same command to compute it")
+        with np.load(path) as z:
+            parts.append({k: z[k] for k in z.files})
+    info = {k: summary[k] for k in summary if k in RUN_INFO_KEYS or k.startswith("monotonicity") or k == "coupling"}
+    return DistillResult(concatenate(parts), summary["config"], summary["elapsed_s"] or 0.0,
+                         summary.get("teacher_error"), info)
 
 
 def jsonable(obj):
@@ -104,7 +254,10 @@ def jsonable(obj):
         return None if math.isnan(f) else f
     if isinstance(obj, np.integer):
         return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     return obj
 
 
-__all__ = ["DistillResult", "jsonable", "PER_SET_KEYS"]
+__all__ = ["DistillResult", "FailedSetsWarning", "jsonable", "load", "write_run_files", "write_students",
+           "warn_if_failed", "describe_failures", "per_set_table", "bound_summary", "PER_SET_KEYS"]

@@ -122,7 +122,8 @@ class RunStore:
 
 
 def write_sets_csv(path: Path, arrays: dict) -> None:
-    cols = [k for k in ("status_name", "status", "num_steps", "risk", "risk_se", "angle", "rel_dist_closed_form", "loss") if k in arrays]
+    cols = [k for k in ("status_name", "status", "num_steps", "risk", "risk_se", "angle", "rel_dist_closed_form", "loss",
+                                "error") if k in arrays]
     cols += sorted(k for k in arrays if k.startswith("extra_"))
     n = len(arrays["status"])
     buf = io.StringIO()

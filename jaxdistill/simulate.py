@@ -29,7 +29,8 @@ from ._precision import check_dtype, precision
 from .analysis.angles import signed_angle
 from .analysis.risk import RISK_METHODS, mc_risk, resolve_risk_method
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
-from .results import DistillResult
+from .defaults import DEFAULTS
+from .results import DistillResult, warn_if_failed, write_run_files
 from .runner import ChunkPlan, SetProgram, default_chunk_size, iter_chunks, run_program
 from .runstore import RunStore
 from .sequencing import after
@@ -62,18 +63,6 @@ def check_targets(targets) -> TargetSpec:
     if not isinstance(targets, TargetSpec):
         raise JaxDistillError(f"targets must be a TargetSpec (e.g. TargetSpec('soft', temperature=1.0)), got {targets!r}")
     return targets
-
-
-def resolve_learner(learner, method: str | None, flow, gd) -> AbstractLearner:
-    """The learner of a ``distill`` call: ``learner`` itself, or the one
-    ``method``/``flow``/``gd`` describe; refuses both at once."""
-    if learner is not None:
-        given = [name for name, v in (("method", method), ("flow", flow), ("gd", gd)) if v is not None]
-        if given:
-            raise JaxDistillError(f"{', '.join(given)} cannot be combined with learner=: the learner object carries "
-                                  "its own method and settings")
-        return check_learner(learner)
-    return make_learner("flow" if method is None else method, flow=flow, gd=gd)
 
 
 class DistillProgram(SetProgram):
@@ -158,7 +147,7 @@ class DistillSetup:
 
 def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLearner,
                   targets: TargetSpec = TargetSpec(), chunk_size: int | None = None, risk: str = "auto",
-                  num_test: int = 10_000, keep_students: bool = True, dtype: str = "float64",
+                  num_test: int = DEFAULTS.num_test, keep_students: bool = True, dtype: str = "float64",
                   sampler: str = "inputs") -> DistillSetup:
     """Validate every argument (before any tracing) and build the run
     (``sampler``: "inputs", "gram" or "auto", see ``simulate_gram``)."""
@@ -186,76 +175,162 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
     return DistillSetup(program, key, ChunkPlan(num_sets, chunk_size), X_test, config, dtype)
 
 
+@dataclass(frozen=True)
+class RunSetup:
+    """A validated run of ``distill`` / ``jaxdistill run`` on either program
+    (binary ``DistillProgram`` / ``GramDistillProgram`` or K-class
+    ``MultiClassProgram``), ready for ``runner.run_program``.
+
+    Attributes:
+        program, key, plan, shared (held-out data every set needs), config
+        (manifest), dtype; task, learner, targets: the objects the run uses
+        (K-class forms on the K-class path); multiclass: which path;
+        teacher_error: the teacher's own error on held-out labels.
+    """
+
+    program: SetProgram
+    key: jax.Array
+    plan: ChunkPlan
+    shared: object
+    config: dict
+    dtype: str
+    task: object
+    learner: object
+    targets: object
+    multiclass: bool
+    teacher_error: float | None = None
+
+    def result(self, run, **info) -> DistillResult:
+        """The ``DistillResult`` of a finished ``run_program`` of this setup."""
+        info = {"sets_computed_this_run": run.sets_computed, "num_devices": jax.local_device_count(),
+                "num_processes": jax.process_count(), **info}
+        return DistillResult(run.arrays, self.config, run.elapsed, self.teacher_error, info)
+
+
+def setup_run(key, task, n: int, num_sets: int, *, method: str | None = None, learner=None, targets=None, flow=None,
+              gd=None, chunk_size: int | None = None, risk: str = DEFAULTS.risk, num_test: int | None = None,
+              keep_students: bool = DEFAULTS.keep_students, dtype: str = DEFAULTS.dtype,
+              sampler: str = DEFAULTS.sampler) -> RunSetup:
+    """Validate every argument of a run (before any tracing) and build it
+    on the path it takes (``dispatch``): the arguments of ``distill``."""
+    from .dispatch import (binary_learner, binary_targets, is_multiclass_run, multiclass_learner,
+                           multiclass_targets, refuse_flow_without_horizon)
+
+    if is_multiclass_run(task, learner):
+        from .multiclass.program import setup_multiclass
+        from .nonlinear.tasks import as_multiclass_task
+
+        task = as_multiclass_task(task)
+        learner = multiclass_learner(learner, method, flow, gd)
+        targets = multiclass_targets(targets)
+        refuse_flow_without_horizon(learner, targets.has_finite_minimiser, multiclass=True)
+        s = setup_multiclass(key, task, n, num_sets, learner=learner, targets=targets, chunk_size=chunk_size,
+                             num_test=num_test, keep_students=keep_students, dtype=dtype, risk=risk, sampler=sampler)
+        return RunSetup(s.program, s.key, s.plan, s.shared, s.config, s.dtype, task, learner, targets, True,
+                        s.teacher_error)
+    learner = binary_learner(learner, method, flow, gd)
+    targets = binary_targets(targets)
+    refuse_flow_without_horizon(learner, targets.is_soft, multiclass=False)
+    risk_method = resolve_risk_method(check_task(task), risk)
+    if num_test is not None and risk_method == "exact":
+        raise JaxDistillError(f"num_test applies only to Monte-Carlo risk (risk='mc', or 'auto' on a task without "
+                              f"exact risk); this run's risk is exact, got num_test={num_test}")
+    s = setup_distill(key, task, n, num_sets, learner=learner, targets=targets, chunk_size=chunk_size, risk=risk,
+                      num_test=DEFAULTS.num_test if num_test is None else num_test, keep_students=keep_students,
+                      dtype=dtype, sampler=sampler)
+    return RunSetup(s.program, s.key, s.plan, s.X_test, s.config, s.dtype, task, learner, targets, False)
+
+
 def distill(
     key,
-    task: Task,
+    task,
     n: int,
     num_sets: int,
     *,
     method: str | None = None,
-    learner: AbstractLearner | None = None,
-    targets: TargetSpec = TargetSpec(),
+    learner=None,
+    targets=None,
     flow=None,
     gd=None,
     chunk_size: int | None = None,
-    risk: str = "auto",
-    num_test: int = 10_000,
-    keep_students: bool = True,
-    dtype: str = "float64",
+    risk: str = DEFAULTS.risk,
+    num_test: int | None = None,
+    keep_students: bool = DEFAULTS.keep_students,
+    dtype: str = DEFAULTS.dtype,
     progress: bool = False,
     out: str | None = None,
-    sampler: str = "inputs",
+    sampler: str = DEFAULTS.sampler,
 ) -> DistillResult:
     """Sample ``num_sets`` transfer sets of size n, train a student on each,
-    and evaluate it.
+    and evaluate it: the library's one entry point, for every task and
+    student (binary = K = 2, ``dispatch``).  ``jaxdistill run`` runs exactly
+    this with the same defaults (``defaults.DEFAULTS``).
 
     Args:
         key: PRNG key or integer seed.
-        task: a ``tasks.Task``.
+        task: a binary task (``KappaPolynomialTask``, ``PoolTask``, ...) or a
+            K-class one (``MultiClassGaussianTask``, ``MultiClassPoolTask``,
+            ``ReluTeacherTask``, ``digits_task()``).
         n: transfer-set size (>= 1; <= pool size for pools).
         num_sets: number of transfer sets B.
         method: "flow" (gradient flow, eq. 3; the default), "closed-form"
             (Thm 1) or "gd" (optax).  Refused together with ``learner``.
-        learner: any ``students.AbstractLearner`` (deep, w_delta, hard, ...).
-        targets: ``TargetSpec`` (soft / temperature / hard).
+        learner: a learner object: ``ClosedFormLearner``, ``FlowLearner``,
+            ``GDLearner`` (any task); ``DeepLearner``, ``WDeltaLearner``,
+            ``HardTargetLearner`` (binary tasks); ``KernelLearner``,
+            ``MLPLearner`` (any task: a binary one is the K = 2 task with
+            logits [0, w*.x]).
+        targets: ``TargetSpec`` (soft at a temperature, or hard) or
+            ``MultiTargetSpec`` (also mixed, on tasks with labels); default
+            soft at T = 1.  A gradient flow on hard targets needs
+            ``FlowConfig(t_end=...)`` (no steady state).
         flow, gd: ``FlowConfig`` / ``GDConfig``; each is refused unless the
             method uses it (flow with "flow", gd with "gd").
         chunk_size: sets per compiled chunk (default: bounded memory, <= 256).
         risk: "auto" (exact where the task has it), "exact", or "mc".
-        num_test: held-out inputs for Monte-Carlo risk.
-        keep_students: keep the [B, d] students in memory.
+        num_test: held-out inputs of Monte-Carlo risk (default 10,000);
+            refused where the risk is exact.
+        keep_students: keep the students ([B, d]; K-class [B, K, d]) in
+            ``res.arrays["students"]`` (and ``students.npy`` with ``out``);
+            default False, as ``jaxdistill run`` without ``--save-students``.
         dtype: "float64" (default) or "float32" (flows then use
             newton_tol >= 1e-5, see ``students.base``).
         progress: show a progress bar (sets done, rate, time left).
-        out: a folder; finished chunks are saved there and a rerun with the
-            same arguments resumes (a different configuration is refused).
-        sampler: "inputs" (default: draw X [n, d]; students kept), "gram"
-            (draw G = X X^T and X w* directly, O(n^2) a set whatever d, for
-            the kappa, margin and isotropic gaussian tasks with the flow,
-            the closed form or w_delta, exact risk, n < d and
-            keep_students=False;
-            refused elsewhere) or "auto" (gram where it applies).  The two
-            samplers draw sets of the same law, not the same sets
-            (docs/design.md fact 13; ``simulate_gram``).
+        out: a folder: finished chunks are saved there as they finish, a
+            rerun with the same arguments resumes (a different configuration
+            is refused), and at the end sets.csv and summary.json (and
+            students.npy with keep_students) are written, as by
+            ``jaxdistill run --out``; ``load(out)`` reads the result back.
+        sampler: "auto" (default: "gram" where it applies, else "inputs"),
+            "inputs" (draw X [n, d]) or "gram" (draw G = X X^T and X w*
+            directly, O(n^2) a set whatever d: the kappa, margin and
+            isotropic gaussian tasks with the flow, the closed form or
+            w_delta, exact risk, n < d and keep_students=False; refused
+            elsewhere, naming why).  The two samplers draw sets of the same
+            law, not the same sets (docs/design.md fact 13).
 
     Failures: a set whose solver hits max_steps, fails, is rank deficient or
-    produces non-finite values (including non-finite sampled inputs) keeps
-    its index and reason (``failed_sets()``); statistics use the other sets.
-    Bad arguments raise ``JaxDistillError`` naming the parameter, before
-    any tracing.
+    produces non-finite values keeps its index and reason
+    (``res.failed_sets()``), a ``FailedSetsWarning`` gives their count, and
+    statistics use the other sets.  Bad arguments raise ``JaxDistillError``
+    naming the parameter, before any tracing.
 
     Example:
-        >>> task = KappaPolynomialTask(d=1000, kappa=1.0)
-        >>> res = distill(0, task, n=20, num_sets=2000)
+        >>> res = distill(0, KappaPolynomialTask(d=1000, kappa=1.0), n=20, num_sets=2000)
         >>> res.expected_risk()
+        >>> distill(0, KappaPolynomialTask(20, 1.0), 10, 16, learner=KernelLearner(RBFKernel(3.0)))
     """
-    learner = resolve_learner(learner, method, flow, gd)
-    setup = setup_distill(key, task, n, num_sets, learner=learner, targets=targets, chunk_size=chunk_size, risk=risk,
-                          num_test=num_test, keep_students=keep_students, dtype=dtype, sampler=sampler)
+    setup = setup_run(key, task, n, num_sets, method=method, learner=learner, targets=targets, flow=flow, gd=gd,
+                      chunk_size=chunk_size, risk=risk, num_test=num_test, keep_students=keep_students, dtype=dtype,
+                      sampler=sampler)
     store = RunStore(out, setup.config) if out is not None else None
-    run = run_program(setup.program, setup.key, setup.plan, shared=setup.X_test, dtype=setup.dtype, store=store,
+    run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
                       progress=progress)
-    return DistillResult.from_arrays(run.arrays, setup.config, setup.program.risk_method, run.elapsed)
+    result = setup.result(run)
+    if out is not None:
+        write_run_files(out, result, save_students=keep_students)
+    warn_if_failed(result)
+    return result
 
 
 def distill_chunks(
@@ -315,6 +390,8 @@ def iter_transfer_sets(key, task: Task, n: int, num_sets: int, chunk_size: int, 
 
 
 __all__ = [
+    "RunSetup",
+    "setup_run",
     "DistillProgram",
     "DistillResult",
     "DistillSetup",
@@ -322,7 +399,6 @@ __all__ = [
     "distill_chunks",
     "setup_distill",
     "run_config",
-    "resolve_learner",
     "check_task",
     "check_learner",
     "sample_transfer_sets",

@@ -24,6 +24,11 @@ def compute() -> dict[str, np.ndarray]:
 
     out: dict[str, np.ndarray] = {}
 
+    def distill(*args, **kwargs):
+        # the recorded runs drew the inputs and kept the students (the defaults of the day); a hard-target flow
+        # ran to its default horizon 1e20, which a flow on hard targets now has to be given (t_end)
+        return jd.distill(*args, sampler="inputs", keep_students=True, **kwargs)
+
     def put(prefix, res):
         for k in ("students", "status", "num_steps", "loss", "angle", "risk", "risk_se", "rel_dist_closed_form"):
             v = getattr(res, k)
@@ -33,21 +38,22 @@ def compute() -> dict[str, np.ndarray]:
             out[f"{prefix}/extra_{k}"] = np.asarray(v)
 
     kappa = jd.KappaPolynomialTask(200, 1.0)
-    put("flow", jd.distill(0, kappa, n=10, num_sets=48))
-    put("closed_form", jd.distill(0, kappa, n=10, num_sets=48, method="closed-form"))
-    put("gd", jd.distill(1, jd.KappaPolynomialTask(30, 2.0), n=6, num_sets=16, method="gd", gd=jd.GDConfig(steps=300)))
-    put("hard", jd.distill(2, jd.AngularMarginTask(30, 0.2), n=8, num_sets=16, targets=jd.TargetSpec("hard")))
-    put("mc", jd.distill(3, jd.GaussianTask(np.diag(np.linspace(0.5, 2.0, 12))), n=6, num_sets=16, risk="mc",
+    put("flow", distill(0, kappa, n=10, num_sets=48))
+    put("closed_form", distill(0, kappa, n=10, num_sets=48, method="closed-form"))
+    put("gd", distill(1, jd.KappaPolynomialTask(30, 2.0), n=6, num_sets=16, method="gd", gd=jd.GDConfig(steps=300)))
+    put("hard", distill(2, jd.AngularMarginTask(30, 0.2), n=8, num_sets=16, targets=jd.TargetSpec("hard"),
+                        flow=jd.FlowConfig(t_end=1e20)))
+    put("mc", distill(3, jd.GaussianTask(np.diag(np.linspace(0.5, 2.0, 12))), n=6, num_sets=16, risk="mc",
                          num_test=500))
-    put("float32", jd.distill(4, jd.KappaPolynomialTask(50, 1.0), n=8, num_sets=16, dtype="float32"))
-    put("wdelta", jd.distill(5, jd.KappaPolynomialTask(50, 1.0), n=8, num_sets=16, learner=WDeltaLearner(0.25)))
+    put("float32", distill(4, jd.KappaPolynomialTask(50, 1.0), n=8, num_sets=16, dtype="float32"))
+    put("wdelta", distill(5, jd.KappaPolynomialTask(50, 1.0), n=8, num_sets=16, learner=WDeltaLearner(0.25)))
     small = jd.KappaPolynomialTask(10, 1.0)
-    put("deep2_reduced", jd.distill(6, small, n=3, num_sets=4, learner=jd.DeepLearner(depth=2, width=4)))
-    put("deep3_induced", jd.distill(6, small, n=3, num_sets=4,
+    put("deep2_reduced", distill(6, small, n=3, num_sets=4, learner=jd.DeepLearner(depth=2, width=4)))
+    put("deep3_induced", distill(6, small, n=3, num_sets=4,
                                     learner=jd.DeepLearner(depth=3, width=4, integrator="induced")))
     rng = np.random.default_rng(0)
     pool = jd.PoolTask(rng.normal(size=(120, 12)), np.ones(12), test_inputs=rng.normal(size=(200, 12)))
-    put("pool", jd.distill(7, pool, n=8, num_sets=16))
+    put("pool", distill(7, pool, n=8, num_sets=16))
     mono = jd.KappaPolynomialTask(50, 1.0)
     for name, task, learner, targets in [
         ("mono_flow", mono, None, jd.TargetSpec()),

@@ -12,7 +12,7 @@ import pytest
 import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.cli import main
-from jaxdistill.cli.run_estimands import eq76_violations
+from jaxdistill.results import bound_summary
 from jaxdistill.students import FlowLearner
 
 from conftest import transfer_sets
@@ -87,9 +87,9 @@ def test_save_students_npy_rows_and_nan_for_failed_sets(tmp_path):
 def test_eq76_violations_are_counted_set_by_set():
     # the largest distance (0.5) is below the largest bound (1.0), but set 0 exceeds its own bound
     extras = {"dist_w_hat": np.array([0.5, 0.1, 0.3]), "eq76_bound": np.array([0.2, 1.0, np.inf])}
-    assert eq76_violations(extras, np.array([True, True, True])) == 1
-    assert eq76_violations(extras, np.array([False, True, True])) == 0
-    assert eq76_violations({}, np.array([True])) is None
+    assert bound_summary(extras, np.array([True, True, True]))["eq76_violations"] == 1
+    assert bound_summary(extras, np.array([False, True, True]))["eq76_violations"] == 0
+    assert "eq76_violations" not in bound_summary({}, np.array([True]))
 
 
 def test_deep_run_summary_has_eq76_violations(capsys):

@@ -66,11 +66,11 @@ CASES = {
     # kernel students (rbf, K = 2, hard and soft targets) on 256 sets.
     "kernel_t_end": """
         import numpy as np
-        from jaxdistill.multiclass import MultiTargetSpec, distill_multiclass, make_softmax_learner
+        from jaxdistill.multiclass import MultiTargetSpec, make_softmax_learner
         from jaxdistill.nonlinear import KernelLearner, RBFKernel, ReluTeacherTask
         from jaxdistill.students import FlowConfig
         learner = KernelLearner(RBFKernel(3.0), make_softmax_learner("flow", flow=FlowConfig(t_end=100.0)))
-        res = distill_multiclass(0, ReluTeacherTask(10, 32), 40, 256, learner=learner, chunk_size=256,
+        res = jd.distill(0, ReluTeacherTask(10, 32), 40, 256, learner=learner, chunk_size=256,
                                  targets=MultiTargetSpec(kind="hard"), num_test=1000)
         s = res.summary()
         print("RESULT", s["risk_mean"], s["num_failed"])

@@ -11,11 +11,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+import jaxdistill as jd
 import pytest
 
 from jaxdistill import precision
 from jaxdistill.cli import main
-from jaxdistill.multiclass import MultiTargetSpec, centre, distill_multiclass, target_log_probs
+from jaxdistill.multiclass import MultiTargetSpec, centre, target_log_probs
 from jaxdistill.multiclass.learners import make_softmax_learner, softmax_closed_form
 from jaxdistill.multiclass.tasks import MultiClassGaussianTask
 from jaxdistill.nonlinear import (ArcCosKernel, BinaryTaskAsMultiClass, KernelLearner, NTKKernel, RBFKernel,
@@ -167,14 +169,14 @@ def test_relu_teacher_logits_are_centred_and_reproducible():
         ReluTeacherTask(10, 0)
 
 
-def test_kernel_students_through_distill_multiclass_on_a_binary_task():
+def test_kernel_students_through_distill_on_a_binary_task():
     """A binary kappa task as K = 2 (logits [0, w*.x]): kernel flow risk matches
     the closed form's set by set; same seed, same numbers."""
     task = BinaryTaskAsMultiClass(KappaPolynomialTask(5, 1.0))
     flow = KernelLearner(ArcCosKernel(), make_softmax_learner("flow"))
-    r1 = distill_multiclass(0, task, 8, 16, learner=flow, num_test=2000)
-    r2 = distill_multiclass(0, task, 8, 16, learner=flow, num_test=2000)
-    cf = distill_multiclass(0, task, 8, 16, learner=KernelLearner(ArcCosKernel(), make_softmax_learner("closed-form")),
+    r1 = jd.distill(0, task, 8, 16, learner=flow, num_test=2000)
+    r2 = jd.distill(0, task, 8, 16, learner=flow, num_test=2000)
+    cf = jd.distill(0, task, 8, 16, learner=KernelLearner(ArcCosKernel(), make_softmax_learner("closed-form")),
                             num_test=2000)
     np.testing.assert_array_equal(r1.arrays["risk"], r2.arrays["risk"])
     assert r1.summary()["max_rel_dist_closed_form"] <= 1e-6

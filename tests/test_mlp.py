@@ -13,10 +13,12 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+import jaxdistill as jd
 import pytest
 
 from jaxdistill import precision
-from jaxdistill.multiclass import MultiTargetSpec, distill_multiclass
+from jaxdistill.multiclass import MultiTargetSpec
 from jaxdistill.multiclass.learners import make_softmax_learner
 from jaxdistill.multiclass.tasks import MultiClassGaussianTask
 from jaxdistill.nonlinear import KernelLearner, MLPLearner, NTKKernel, make_mlp_learner, mlp_init, mlp_logits, ntk_kernel
@@ -139,12 +141,12 @@ def test_mlp_approaches_ntk_kernel_student_as_width_grows(problem):
     assert to_flow[widths[-1]] < 0.06
 
 
-def test_mlp_through_distill_multiclass():
+def test_mlp_through_distill():
     """Batched over sets by the program: risk in [0, 1], finite, status
     finite_horizon, no closed form (NaN), and the same seed gives the same numbers."""
     task = MultiClassGaussianTask(d=D, num_classes=3)
     learner = make_mlp_learner(64, gd=GDConfig(learning_rate=0.5, steps=200))
-    runs = [distill_multiclass(3, task, N, 4, learner=learner, targets=targets, num_test=2000)
+    runs = [jd.distill(3, task, N, 4, learner=learner, targets=targets, num_test=2000)
             for targets in (MultiTargetSpec(), MultiTargetSpec(), MultiTargetSpec("hard"))]
     for r in runs:
         a = r.arrays

@@ -13,7 +13,7 @@ import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.cli import main
 from jaxdistill.multiclass import (MultiClassGaussianTask, MultiClassPoolTask, MultiTargetSpec, SoftmaxFlowLearner,
-                                   centre, distill_multiclass, pool_task_from_arrays, softmax_closed_form,
+                                   centre, pool_task_from_arrays, softmax_closed_form,
                                    softmax_gradient_flow, target_log_probs)
 from jaxdistill.students import FlowConfig, closed_form, gradient_flow
 
@@ -50,7 +50,7 @@ def test_k2_pool_run_equals_binary_run():
     X, w = _data(200, 12, 1, seed=3)
     test = RNG.normal(size=(300, 12))
     binary = jd.distill(0, jd.PoolTask(X, w[0], test_inputs=test), 5, 6, method="flow", chunk_size=3)
-    multi = distill_multiclass(0, MultiClassPoolTask(X, w[0], test_inputs=test), 5, 6, method="flow", chunk_size=3)
+    multi = jd.distill(0, MultiClassPoolTask(X, w[0], test_inputs=test), 5, 6, method="flow", chunk_size=3)
     Wm = multi.students
     np.testing.assert_allclose(Wm[:, 1] - Wm[:, 0], binary.students, rtol=0, atol=1e-12 * np.abs(binary.students).max())
     np.testing.assert_array_equal(multi.arrays["risk"], binary.risk)
@@ -77,7 +77,7 @@ def test_flow_equals_closed_form(n, d, K):
 def test_risk_zero_when_n_at_least_d():
     X, W = _data(300, 8, 4, seed=5)
     task = MultiClassPoolTask(X, W, test_inputs=RNG.normal(size=(500, 8)))
-    res = distill_multiclass(1, task, 10, 4, method="flow", chunk_size=4)
+    res = jd.distill(1, task, 10, 4, method="flow", chunk_size=4)
     s = res.summary()
     assert s["risk_mean"] == 0.0 and s["num_failed"] == 0
     assert s["max_rel_dist_closed_form"] <= 1e-6
@@ -223,6 +223,6 @@ def test_cli_refuses_multi_host_k_class_runs(monkeypatch, tmp_path, capsys):
 
 def test_gaussian_k_classes_task():
     task = MultiClassGaussianTask(12, 5, seed=1)
-    res = distill_multiclass(0, task, 6, 4, method="closed-form", num_test=500, chunk_size=4)
+    res = jd.distill(0, task, 6, 4, method="closed-form", num_test=500, chunk_size=4)
     s = res.summary()
     assert s["num_classes"] == 5 and s["risk_method"] == "mc" and 0.0 < s["risk_mean"] < 1.0

@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+
+import jaxdistill as jd
 import pytest
 
 from jaxdistill.cli import main
 from jaxdistill.datasets import DigitData
-from jaxdistill.multiclass import (MultiClassPoolTask, digits_task, digits_teacher, distill_multiclass,
+from jaxdistill.multiclass import (MultiClassPoolTask, digits_task, digits_teacher,
                                    load_digits8x8, mnist_multiclass_task)
 from jaxdistill.validation import JaxDistillError
 
@@ -43,7 +45,7 @@ def test_digits_does_not_import_sklearn():
 
 def test_digits_flow_matches_closed_form_and_risk_decreases():
     task = digits_task(0)
-    res = {n: distill_multiclass(0, task, n, 16, method="flow", chunk_size=16) for n in (5, 15)}
+    res = {n: jd.distill(0, task, n, 16, method="flow", chunk_size=16) for n in (5, 15)}
     for r in res.values():
         assert r.ok.all()
         assert np.nanmax(r.arrays["rel_dist_closed_form"]) <= 1e-6
@@ -77,7 +79,7 @@ def _fake_mnist(digits=range(10), n_train=300, n_test=100, seed=0):
 def test_mnist_multiclass_task_from_digit_data():
     task = mnist_multiclass_task(_fake_mnist(), seed=0)
     assert task.num_classes == 10 and task.d == 784 and task.pool_size == 150 and task.has_labels
-    res = distill_multiclass(0, task, 8, 4, method="closed-form", chunk_size=4)
+    res = jd.distill(0, task, 8, 4, method="closed-form", chunk_size=4)
     assert res.teacher_error < 0.1 and res.ok.all()
     with pytest.raises(JaxDistillError, match="all ten"):
         mnist_multiclass_task(_fake_mnist(digits=(0, 1)))

@@ -16,7 +16,7 @@ import jaxdistill as jd
 from jaxdistill.analysis import monotonicity_from_risks, monotonicity_index
 from jaxdistill.cli import main
 from jaxdistill.multiclass import (AbstractSoftmaxLearner, MultiClassGaussianTask, MultiClassPoolTask, MultiTargetSpec,
-                                   SoftmaxOutput, distill_multiclass, make_softmax_learner)
+                                   SoftmaxOutput, make_softmax_learner)
 from jaxdistill.nonlinear import KernelLearner, RBFKernel, risk_monotonicity_index
 from jaxdistill.status import STATUS_NAMES, Status
 from jaxdistill.validation import JaxDistillError
@@ -139,14 +139,14 @@ def test_linear_softmax_student_with_n_at_least_d_recovers_the_teacher_all_ties(
 
 def test_pool_nested_sets_are_the_distill_sets_and_risk_is_exact():
     """A pool samples without replacement (a prefix of one permutation), so X of pair i is the transfer set
-    distill_multiclass trains on for set i: the mean risk of w(X) is its expected risk."""
+    jd.distill trains on for set i: the mean risk of w(X) is its expected risk."""
     rng = np.random.RandomState(0)
     P, M, d, K = 30, 200, 4, 3
     pool = MultiClassPoolTask(rng.randn(P, d), teacher_logits=rng.randn(P, K), test_inputs=rng.randn(M, d),
                               test_teacher_logits=rng.randn(M, K))
     learner = KernelLearner(RBFKernel(1.5), make_softmax_learner("closed-form"))
     est = risk_monotonicity_index(2, pool, 10, 40, learner, chunk_size=40)
-    ref = distill_multiclass(2, pool, 10, 40, learner=learner, keep_students=False, chunk_size=40).expected_risk()
+    ref = jd.distill(2, pool, 10, 40, learner=learner, keep_students=False, chunk_size=40).expected_risk()
     assert est.risk_method == "exact" and est.num_test is None
     assert est.risk_X_mean == pytest.approx(ref.mean, rel=1e-12)
     with pytest.raises(JaxDistillError, match="n \\+ 1 = 31"):

@@ -34,7 +34,7 @@ def main(args) -> int:
     from .._precision import precision
     from ..nonlinear.tasks import teacher_pool_arrays
     from ..validation import JaxDistillError
-    from .run_nonlinear import as_multiclass_task
+    from ..nonlinear.tasks import as_multiclass_task
 
     if args.task == "pool":
         raise JaxDistillError("--task pool is already a pool; make-pool draws a new pool from a task with a teacher")

@@ -26,9 +26,10 @@ import time
 
 from ..students.discrete import OPTIMISERS
 from ..students.flow_config import FLOAT32_MIN_NEWTON_TOL, SOLVER_NAMES
-from .run_estimands import (add_estimand_arguments, check_estimand_task, eq76_violations, estimand_learner,
-                            monotonicity_summary, write_students)
-from .run_nonlinear import add_student_arguments, as_multiclass_task, nonlinear_learner, take_mlp_options
+from ..defaults import DEFAULTS
+from .run_estimands import (add_estimand_arguments, check_estimand_task, estimand_learner, monotonicity_summary,
+                            multiclass_monotonicity_summary)
+from .run_nonlinear import add_student_arguments, nonlinear_learner, take_mlp_options
 from .common import (add_task_arguments, finite_float, nonnegative_int, positive_int, refuse_inapplicable,
                      task_from_args, task_label)
 
@@ -119,7 +120,7 @@ def add_parser(sub) -> None:
                    help="held-out inputs for Monte-Carlo risk (default 10000; MC risk only)")
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="float64 (default) or float32 (flows then stop at newton_tol >= 1e-5; relative distance to the "
-                        "float64 closed form: median ~5e-6, 99% of sets within 1e-4 at d = 1000, n = 20)")
+                        "float64 closed form: median ~5e-6, 99%% of sets within 1e-4 at d = 1000, n = 20)")
     g.add_argument("--save-students", action="store_true",
                    help="also store the students w [B, d] in the chunk files of --out and in --out/students.npy "
                         "(row i = set i; NaN rows for failed sets)")
@@ -180,8 +181,9 @@ def learner_from_args(args):
                         epsilon=args.epsilon, integrator=args.integrator, method=args.method, flow=flow, gd=gd)
 
 
-def check_run_options(args, task) -> None:
-    """Options whose relevance depends on the targets, the risk or the hosts."""
+def check_common_options(args) -> None:
+    """Options whose relevance is the same on every path (binary, K-class,
+    kernel, network)."""
     import jax
 
     from ..validation import JaxDistillError
@@ -189,6 +191,16 @@ def check_run_options(args, task) -> None:
     if args.dtype == "float32" and args.newton_tol is not None and args.newton_tol < FLOAT32_MIN_NEWTON_TOL:
         raise JaxDistillError(f"--newton-tol must be >= {FLOAT32_MIN_NEWTON_TOL:g} with --dtype float32 "
                               f"(float32 cannot certify a smaller relative distance), got {args.newton_tol:g}")
+    if args.save_students and not args.out:
+        raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
+    if args.wait_timeout is not None and jax.process_count() == 1:
+        raise JaxDistillError("--wait-timeout applies only to multi-host runs (jax.process_count() > 1)")
+
+
+def check_run_options(args, task) -> None:
+    """Options of a binary run whose relevance depends on the targets or the risk."""
+    from ..validation import JaxDistillError
+
     if args.temperature is not None and args.targets != "soft":
         raise JaxDistillError("--temperature applies only to --targets soft")
     if args.targets == "mixed" or args.soft_ratio is not None:
@@ -198,46 +210,49 @@ def check_run_options(args, task) -> None:
     if args.num_test is not None and (args.risk == "exact" or (args.risk == "auto" and task.has_exact_risk)):
         raise JaxDistillError(f"--num-test applies only to Monte-Carlo risk (--risk mc, or --risk auto on a task "
                               f"without exact risk); --task {args.task} uses exact risk here")
-    if args.save_students and not args.out:
-        raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
-    if args.wait_timeout is not None and jax.process_count() == 1:
-        raise JaxDistillError("--wait-timeout applies only to multi-host runs (jax.process_count() > 1)")
+
+
+def targets_from_args(args, multiclass: bool):
+    """The targets object of ``--targets``, ``--temperature``, ``--soft-ratio``."""
+    from ..multiclass.targets import MultiTargetSpec
+    from ..teachers import TargetSpec
+
+    temperature = DEFAULTS.temperature if args.temperature is None else args.temperature
+    if multiclass:
+        return MultiTargetSpec(kind=args.targets, temperature=temperature, soft_ratio=args.soft_ratio)
+    return TargetSpec(kind=args.targets, temperature=temperature)
 
 
 def main(args) -> int:
-    import numpy as np
-
     import jax
 
+    from ..results import describe_failures, write_run_files
     from ..runner import chunks_for_process, run_program
-    from ..runstore import RunStore, write_json, write_sets_csv
-    from ..results import DistillResult
-    from ..simulate import setup_distill
-    from ..status import STATUS_NAMES
-    from ..teachers import TargetSpec
+    from ..runstore import RunStore
+    from ..simulate import setup_run
     from ..validation import JaxDistillError
+    from .run_multiclass import check_multiclass_options, is_multiclass_task, multiclass_report
 
     task = task_from_args(args)
     learner = learner_from_args(args)
-    from .run_multiclass import is_multiclass_task, main_multiclass
-
-    student = nonlinear_learner(args, learner)
-    if student is not None:  # kernel / network students: the K-class path, binary tasks as K = 2
-        task = as_multiclass_task(task)
-        check_estimand_task(args, task, True)
-        return main_multiclass(args, task, student)
-    check_estimand_task(args, task, is_multiclass_task(task))
-
-    if is_multiclass_task(task):  # K classes, teacher logits or labels: jaxdistill.multiclass
-        return main_multiclass(args, task, learner)
-    check_run_options(args, task)
-    targets = TargetSpec(kind=args.targets, temperature=1.0 if args.temperature is None else args.temperature)
-    setup = setup_distill(args.seed, task, args.n, args.num_sets, learner=learner, targets=targets,
-                          chunk_size=args.chunk_size, risk=args.risk,
-                          num_test=10_000 if args.num_test is None else args.num_test,
-                          keep_students=args.save_students, dtype=args.dtype, sampler=args.sampler)
+    student = nonlinear_learner(args, learner)  # kernel / network students: the K-class program, binary tasks as K = 2
+    multiclass = student is not None or is_multiclass_task(task)
+    check_estimand_task(args, task, multiclass)
+    check_common_options(args)
+    if multiclass:
+        check_multiclass_options(args)
+    else:
+        check_run_options(args, task)
+    targets = targets_from_args(args, multiclass)
+    setup = setup_run(args.seed, task, args.n, args.num_sets, learner=learner if student is None else student,
+                      targets=targets, chunk_size=args.chunk_size, risk=args.risk, num_test=args.num_test,
+                      keep_students=args.save_students, dtype=args.dtype, sampler=args.sampler)
     plan = setup.plan
     pid, nproc = jax.process_index(), jax.process_count()
+    if nproc > 1 and multiclass:
+        raise JaxDistillError(f"multi-host runs (jax.process_count() = {nproc} > 1) are not supported for K-class "
+                              "tasks and kernel / network students yet; run on one host (several local devices are "
+                              "used as they are)")
     if nproc > 1 and not args.out:
         raise JaxDistillError("a multi-host run (jax.process_count() > 1) needs --out on a filesystem shared by all hosts")
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
@@ -245,7 +260,7 @@ def main(args) -> int:
     mine = chunks_for_process(plan.num_chunks, pid, nproc) if nproc > 1 else None
     if nproc > 1:
         say(f"process {pid} of {nproc}: computing the chunks c with c % {nproc} == {pid}")
-    run = run_program(setup.program, setup.key, plan, shared=setup.X_test, dtype=setup.dtype, store=store, chunks=mine,
+    run = run_program(setup.program, setup.key, plan, shared=setup.shared, dtype=setup.dtype, store=store, chunks=mine,
                       progress=not args.quiet, say=say, collect=nproc == 1)
     if nproc > 1:
         if pid != 0:
@@ -253,31 +268,40 @@ def main(args) -> int:
             return 0
         _wait_for_chunks(store, plan.num_chunks, 86400.0 if args.wait_timeout is None else args.wait_timeout, say)
         mine_done = run
-        run = run_program(setup.program, setup.key, plan, shared=setup.X_test, dtype=setup.dtype, store=store,
+        run = run_program(setup.program, setup.key, plan, shared=setup.shared, dtype=setup.dtype, store=store,
                           chunks=[], progress=False, say=say)
         run.elapsed, run.sets_computed = mine_done.elapsed, mine_done.sets_computed
-    result = DistillResult.from_arrays(run.arrays, setup.config, setup.program.risk_method, run.elapsed)
-    summary = result.summary()
-    summary.update(_deep_summary(result))
-    summary.update(monotonicity_summary(args, task, learner, targets, store.root / "monotonicity" if store else None))
-    summary["sets_computed_this_run"] = run.sets_computed
-    summary["num_devices"] = jax.local_device_count()
-    summary["num_processes"] = nproc
-    if store:
-        per_set = {k: v for k, v in run.arrays.items() if k != "students"}
-        per_set["status_name"] = np.array([STATUS_NAMES[int(s)] for s in per_set["status"]])
-        write_sets_csv(store.root / "sets.csv", per_set)
-        if args.save_students:
-            write_students(store.root / "students.npy", run.arrays["students"], result.ok)
-        write_json(store.root / "summary.json", summary)
+    result = setup.result(run)
+    mono_dir = store.root / "monotonicity" if store else None
+    if multiclass:
+        result.info.update(multiclass_monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir))
+    else:
+        result.info.update(monotonicity_summary(args, task, setup.learner, setup.targets, mono_dir))
+    summary = write_run_files(store.root, result, save_students=args.save_students) if store else result.summary()
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(printable_summary(summary), indent=2))
+    elif multiclass:
+        multiclass_report(setup.task, args, summary)
     else:
         _report(task, args, summary, result)
+    if summary["num_failed"] and not args.json:
+        print(f"jaxdistill run: {describe_failures(summary['failed_sets'], summary['num_sets_requested'])}"
+              + (f"; {args.out}/summary.json lists every one" if args.out else ""), file=sys.stderr)
     if args.strict and summary["num_failed"]:
         print(f"jaxdistill run: --strict: {summary['num_failed']} transfer set(s) failed", file=sys.stderr)
         return 3
     return 0
+
+
+def printable_summary(summary: dict) -> dict:
+    """summary.json for printing: at most ``DEFAULTS.failed_sets_shown``
+    failed sets listed (``failed_sets_listed`` says how many of how many;
+    summary.json keeps them all)."""
+    failed = summary["failed_sets"]
+    if len(failed) <= DEFAULTS.failed_sets_shown:
+        return summary
+    return {**summary, "failed_sets": failed[:DEFAULTS.failed_sets_shown],
+            "failed_sets_listed": f"{DEFAULTS.failed_sets_shown} of {len(failed)} (summary.json lists every one)"}
 
 
 def _wait_for_chunks(store, num_chunks: int, timeout: float, say) -> None:
@@ -296,23 +320,6 @@ def _wait_for_chunks(store, num_chunks: int, timeout: float, say) -> None:
         missing = [c for c in missing if not store.has_chunk(c)]
 
 
-def _deep_summary(result) -> dict:
-    import numpy as np
-
-    out = {}
-    ok = result.ok
-    if "dist_w_hat" in result.extras:
-        v = result.extras["dist_w_hat"][ok]
-        out["max_dist_w_hat"] = float(np.max(v)) if v.size else None
-    if "eq76_bound" in result.extras:
-        v = result.extras["eq76_bound"][ok]
-        out["eq76_bound"] = float(np.max(v)) if v.size else None  # the largest bound, not per set
-    violations = eq76_violations(result.extras, ok)
-    if violations is not None:
-        out["eq76_violations"] = violations  # sets with ||w - w_hat|| above their own bound
-    return out
-
-
 def _report(task, args, s, result) -> None:
     lines = [
         f"jaxdistill run: {task_label(task)}, n={args.n}, {s['num_sets_requested']} transfer sets, "
@@ -325,8 +332,7 @@ def _report(task, args, s, result) -> None:
     if "max_dist_w_hat" in s:
         lines.append(f"  max ||w - w_hat||        {_num(s['max_dist_w_hat'])} (largest eq. 76 bound "
                      f"{_num(s.get('eq76_bound'))}; sets above their own bound: {s.get('eq76_violations', 'n/a')})")
-    lines.append(f"  failed sets              {s['num_failed']}" + (
-        "" if not s["num_failed"] else " (first: " + ", ".join(f"#{f['index']} {f['status']}" for f in s["failed_sets"][:5]) + ")"))
+    lines.append(f"  failed sets              {s['num_failed']}")
     rate = s["sets_computed_this_run"] / s["elapsed_s"] if s["elapsed_s"] > 0 and s["sets_computed_this_run"] else None
     lines.append(f"  time                     {s['elapsed_s']:.2f} s" + (f" ({rate:.0f} sets/s incl. compilation)" if rate else ""))
     if s.get("monotonicity") is not None:

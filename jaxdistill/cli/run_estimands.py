@@ -1,8 +1,7 @@
 """``jaxdistill run`` options that make an estimand explicit: which learner
 (``--learner``, ``--delta``), the monotonicity index of the same learner on
 the same sets (``--monotonicity``, ``--monotonicity-kind``, ``--coupling``), students written to
-``students.npy`` (``--save-students``) and the per-set check of eq. 76
-(``eq76_violations``).
+``students.npy`` (``--save-students``).
 
 Kept apart from ``run.py`` (which calls these functions) so that each
 option's meaning, default and refusals are in one place.
@@ -197,29 +196,5 @@ def _monotonicity_keys(est, kind: str, coupling: str) -> dict:
     return out
 
 
-def write_students(path, students, ok) -> None:
-    """``students.npy``: [B, d] float array, row i = set i, NaN rows for failed sets."""
-    import numpy as np
-
-    W = np.array(students, dtype=np.float64 if np.asarray(students).dtype == np.float64 else np.float32)
-    W[~np.asarray(ok, bool)] = np.nan
-    np.save(path, W)
-
-
-def eq76_violations(extras: dict, ok) -> int | None:
-    """Number of successful sets whose ||w - w_hat|| exceeds their own eq. 76 bound
-    (None when the learner reports no such bound)."""
-    import numpy as np
-
-    if "dist_w_hat" not in extras or "eq76_bound" not in extras:
-        return None
-    ok = np.asarray(ok, bool)
-    dist = np.asarray(extras["dist_w_hat"])[ok]
-    bound = np.asarray(extras["eq76_bound"])[ok]
-    both = np.isfinite(dist) & ~np.isnan(bound)
-    return int(np.sum(dist[both] > bound[both]))
-
-
 __all__ = ["LEARNERS", "MONOTONICITY_KIND", "add_estimand_arguments", "estimand_learner", "check_estimand_task",
-           "has_teacher_angle", "monotonicity_kind", "monotonicity_summary", "multiclass_monotonicity_summary",
-           "write_students", "eq76_violations"]
+           "has_teacher_angle", "monotonicity_kind", "monotonicity_summary", "multiclass_monotonicity_summary"]

@@ -31,26 +31,6 @@ def refuse_mixed_without_labels(args) -> None:
                           "'labels' [P] (and 'test_labels' [M] with 'test_inputs')")
 
 
-def softmax_learner_from(learner, args):
-    """The K-class learner matching the binary learner built from the options."""
-    from ..multiclass.learners import AbstractSoftmaxLearner, make_softmax_learner
-    from ..students import ClosedFormLearner, FlowLearner, GDLearner
-    from ..validation import JaxDistillError
-
-    if isinstance(learner, AbstractSoftmaxLearner):  # kernel / network students (cli/run_nonlinear.py)
-        return learner
-    if args.depth > 1:
-        raise JaxDistillError("--depth >= 2 applies only to binary tasks with a teacher vector (deep linear students "
-                              "of Thm 2); K-class students are linear")
-    if isinstance(learner, FlowLearner):
-        return make_softmax_learner("flow", flow=learner.flow)
-    if isinstance(learner, GDLearner):
-        return make_softmax_learner("gd", gd=learner.gd)
-    if isinstance(learner, ClosedFormLearner):
-        return make_softmax_learner("closed-form")
-    raise JaxDistillError(f"method {learner.name!r} has no K-class version")
-
-
 def check_multiclass_options(args) -> None:
     from ..validation import JaxDistillError
 
@@ -62,77 +42,16 @@ def check_multiclass_options(args) -> None:
         raise JaxDistillError("--soft-ratio applies only to --targets mixed")
     if args.soft_ratio is not None and args.soft_ratio > 1.0:
         raise JaxDistillError(f"--soft-ratio must be in [0, 1], got {args.soft_ratio}")
-    if args.risk == "exact":
-        pass  # checked against the task below
-    if args.wait_timeout is not None:
-        raise JaxDistillError("--wait-timeout: multi-host runs (the only runs it applies to) are not supported for "
-                              "K-class tasks yet; run on one host, without --wait-timeout")
-
-
-def main_multiclass(args, task, learner) -> int:
-    import jax
-    import numpy as np
-
-    from ..multiclass.program import MultiClassResult, setup_multiclass
-    from ..multiclass.targets import MultiTargetSpec
-    from ..runner import run_program
-    from ..runstore import RunStore, write_json, write_sets_csv
-    from ..status import STATUS_NAMES
-    from ..validation import JaxDistillError
-    from .run_estimands import multiclass_monotonicity_summary
-
-    check_multiclass_options(args)
-    if jax.process_count() > 1:
-        raise JaxDistillError(f"multi-host runs (jax.process_count() = {jax.process_count()} > 1) are not supported "
-                              "for K-class tasks (--classes K, --task digits, K-class or teacher-logits pools) yet; "
-                              "run on one host (several local devices are used as they are)")
-    if args.risk == "exact" and not task.risk_is_exact:
-        raise JaxDistillError("--risk exact is not available for this K-class task (Monte-Carlo risk on held-out "
-                              "inputs); use --risk mc or auto")
-    if args.risk == "mc" and task.risk_is_exact:
-        raise JaxDistillError("--risk mc: the risk of a pool task is exact over its test inputs; use --risk auto")
-    if args.num_test is not None and task.risk_is_exact:
-        raise JaxDistillError("--num-test applies only to Monte-Carlo risk; this pool's risk is exact over its "
-                              "test inputs")
-    if args.save_students and not args.out:
-        raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
-    soft_learner = softmax_learner_from(learner, args)
-    targets = MultiTargetSpec(kind=args.targets, temperature=1.0 if args.temperature is None else args.temperature,
-                              soft_ratio=args.soft_ratio)
-    setup = setup_multiclass(args.seed, task, args.n, args.num_sets, learner=soft_learner, targets=targets,
-                             chunk_size=args.chunk_size, num_test=10_000 if args.num_test is None else args.num_test,
-                             keep_students=args.save_students, dtype=args.dtype)
-    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    store = RunStore(args.out, setup.config) if args.out else None
-    run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
-                      progress=not args.quiet, say=say)
-    result = MultiClassResult(run.arrays, setup.config, setup.teacher_error, run.elapsed)
-    summary = result.summary()
-    summary.update(multiclass_monotonicity_summary(args, task, soft_learner, targets,
-                                                   store.root / "monotonicity" if store else None))
-    summary["sets_computed_this_run"] = run.sets_computed
-    summary["num_devices"] = jax.local_device_count()
-    summary["num_processes"] = 1
-    if store:
-        per_set = {k: v for k, v in run.arrays.items() if k != "students"}
-        per_set["status_name"] = np.array([STATUS_NAMES[int(s)] for s in per_set["status"]])
-        write_sets_csv(store.root / "sets.csv", per_set)
-        write_json(store.root / "summary.json", summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        _report(task, args, summary)
-    if args.strict and summary["num_failed"]:
-        print(f"jaxdistill run: --strict: {summary['num_failed']} transfer set(s) failed", file=sys.stderr)
-        return 3
-    return 0
+    if args.depth > 1:
+        raise JaxDistillError("--depth >= 2 applies only to binary tasks with a teacher vector (deep linear students "
+                              "of Thm 2); K-class students are linear")
 
 
 def _num(v) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-def _report(task, args, s) -> None:
+def multiclass_report(task, args, s) -> None:
     from .common import task_label
 
     cfg = s["config"]
@@ -149,8 +68,7 @@ def _report(task, args, s) -> None:
                      f"error {_num(s['teacher_error'])})")
     if s.get("max_rel_dist_closed_form") is not None:
         lines.append(f"  max ||W - W_hat||/||W_hat||  {s['max_rel_dist_closed_form']:.3e}")
-    lines.append(f"  failed sets              {s['num_failed']}" + (
-        "" if not s["num_failed"] else " (first: " + ", ".join(f"#{f['index']} {f['status']}" for f in s["failed_sets"][:5]) + ")"))
+    lines.append(f"  failed sets              {s['num_failed']}")
     lines.append(f"  time                     {s['elapsed_s']:.2f} s")
     if s.get("monotonicity") is not None:
         lines.append(f"  monotonicity index       {_num(s['monotonicity'])} +- {_num(s['monotonicity_se'])} (SE; "

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..defaults import DEFAULTS
 from .common import finite_float
 
 STUDENTS = ("linear", "kernel", "mlp")
-DEFAULT_MLP_WIDTH = 512
+DEFAULT_MLP_WIDTH = DEFAULTS.mlp_width
 KERNEL_OPTIONS = {"--kernel": "kernel", "--bandwidth": "bandwidth"}
 
 
@@ -55,16 +56,14 @@ def nonlinear_learner(args, linear_learner):
                               f"--student {args.student} has its own architecture")
     if args.learner != "distill":
         raise JaxDistillError(f"--learner {args.learner} applies only to --student linear")
-    if args.save_students and args.student == "kernel":
-        pass  # features coordinates and transfer inputs are both kept (students.npy holds w [K, n])
-    from .run_multiclass import softmax_learner_from
+    from ..dispatch import multiclass_learner
 
-    base = softmax_learner_from(linear_learner, args)
+    base = multiclass_learner(linear_learner, None, None, None)
     if args.student == "kernel":
         from ..nonlinear.kernels import make_kernel
         from ..nonlinear.learners import KernelLearner
 
-        name = "ntk" if args.kernel is None else args.kernel
+        name = DEFAULTS.kernel if args.kernel is None else args.kernel
         if name == "rbf" and args.bandwidth is None:
             raise JaxDistillError("--kernel rbf needs --bandwidth L > 0 (k = exp(-||x - x'||^2 / (2 L^2)))")
         if name != "rbf" and args.bandwidth is not None:
@@ -95,13 +94,4 @@ def take_mlp_options(args) -> None:
                               "(--depth >= 2); a kernel student has no width")
 
 
-def as_multiclass_task(task):
-    """K-class tasks unchanged; a binary task with a teacher vector as the K = 2 task."""
-    from ..multiclass.tasks import AbstractMultiClassTask
-    from ..nonlinear.tasks import BinaryTaskAsMultiClass
-
-    return task if isinstance(task, AbstractMultiClassTask) else BinaryTaskAsMultiClass(task)
-
-
-__all__ = ["STUDENTS", "DEFAULT_MLP_WIDTH", "add_student_arguments", "nonlinear_learner", "take_mlp_options",
-           "as_multiclass_task"]
+__all__ = ["STUDENTS", "DEFAULT_MLP_WIDTH", "add_student_arguments", "nonlinear_learner", "take_mlp_options"]

@@ -32,7 +32,7 @@ minutes (nor a batch of 8 ntk flows at n = 80 in 2) where the same sets one
 by one take seconds (see the report of this
 experiment's commit).
 
-Per (student, targets, n) point: the risk ``distill_multiclass(seed, task,
+Per (student, targets, n) point: the risk ``jd.distill(seed, task,
 n, num_sets, learner, targets, num_test)`` (argmax disagreement with the
 teacher on ``num_test`` held-out inputs, mean over the successful sets, its
 SE), and the risk-monotonicity index ``risk_monotonicity_index(seed, task, n,
@@ -109,7 +109,8 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
     Defaults: all five students, n in {5, 20, 80}, 200 sets (pairs)
     per point (100 for the network) and 4,000 held-out inputs (the rbf
     student, n in {5, 40}, 48 sets and 1,000 held-out inputs with ``quick``)."""
-    from ..multiclass import MultiTargetSpec, distill_multiclass
+    from ..multiclass import MultiTargetSpec
+    from ..simulate import distill
     from ..nonlinear import ReluTeacherTask, risk_monotonicity_index
     from ..validation import check_choice
 
@@ -134,7 +135,7 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
         sets = mlp_num_sets if student == "mlp" else num_sets
         flow_hard = targets == "hard" and student != "mlp"
         chunk = min(HARD_CHUNK, sets) if flow_hard else min(sets, 100)
-        res = distill_multiclass(seed, task, n, sets, learner=learner, targets=spec, num_test=num_test,
+        res = distill(seed, task, n, sets, learner=learner, targets=spec, num_test=num_test,
                                  chunk_size=chunk, keep_students=False)
         est = res.expected_risk()
         mono = risk_monotonicity_index(seed, task, n, sets, learner, spec, num_test=num_test,

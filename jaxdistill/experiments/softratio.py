@@ -70,7 +70,8 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
     CPU per set (the Gaussian task, 8 sets, rho in {0, 0.5, 1} and 2,000 test
     inputs with ``quick``); ``num_sets`` sets the number for every task.  The
     rho = 0 flow stops at t = ``hard_horizon``."""
-    from ..multiclass import MultiTargetSpec, distill_multiclass, make_softmax_learner
+    from ..multiclass import MultiTargetSpec, make_softmax_learner
+    from ..simulate import distill
     from ..status import is_success
     from ..students import FlowConfig
     from ..validation import check_choice, check_real
@@ -91,12 +92,13 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
         rho, n = float(rho), TASK_N[name]
         finite = rho == 0.0  # labels only: no finite minimiser, the flow stops at the horizon
         if finite:
-            learner, student = make_softmax_learner("flow", flow=FlowConfig(t_max=hard_horizon)), "flow_finite_horizon"
+            learner, student = make_softmax_learner("flow", flow=FlowConfig(t_end=hard_horizon)), "flow_finite_horizon"
         elif name in LIMIT_BY_CLOSED_FORM:
             learner, student = make_softmax_learner("closed-form"), "closed_form_limit"
         else:
             learner, student = make_softmax_learner("flow"), "flow_converged"
-        res = distill_multiclass(seed, _task(name, seed), n, sets[name], learner=learner, num_test=num_test,
+        task = _task(name, seed)
+        res = distill(seed, task, n, sets[name], learner=learner, num_test=None if task.risk_is_exact else num_test,
                                  targets=MultiTargetSpec("mixed", temperature, rho), chunk_size=sets[name],
                                  keep_students=False)
         ok = is_success(res.arrays["status"])

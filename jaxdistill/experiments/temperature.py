@@ -41,7 +41,8 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
     The full run compiles two programs per (n, T) point (T is static in the
     targets), a large part of its cost: 40 programs, 6.6 minutes measured on a
     loaded 2-core CPU; hence 5 sizes and 200 sets (SE ~0.003) rather than more."""
-    from ..multiclass import MultiClassGaussianTask, MultiTargetSpec, distill_multiclass, make_softmax_learner
+    from ..multiclass import MultiClassGaussianTask, MultiTargetSpec, make_softmax_learner
+    from ..simulate import distill
     from ..students import FlowConfig
 
     num_sets = num_sets or (16 if quick else 200)
@@ -59,7 +60,7 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
         n, T = (float(v.split("=")[1]) for v in key.split("_"))
         rows = []
         for flow, learner in learners.items():
-            res = distill_multiclass(seed, task, int(n), num_sets, learner=learner, num_test=num_test,
+            res = distill(seed, task, int(n), num_sets, learner=learner, num_test=num_test,
                                      targets=MultiTargetSpec("soft", T), chunk_size=num_sets, keep_students=False)
             risk = np.asarray(res.arrays["risk"], float)
             if flow == "converged":

@@ -1,6 +1,6 @@
-"""``distill_multiclass``: K-class transfer sets -> softmax students -> risk and error.
+"""The K-class program of ``jd.distill``: K-class transfer sets -> softmax students -> risk and error.
 
-The K-class counterpart of ``simulate.distill``: a :class:`MultiClassProgram`
+A :class:`MultiClassProgram`
 (one transfer set: sample, targets, fit, distance to the closed form) run
 by the one chunked runner (``runner.run_program``), so keys, chunks,
 padding, sharding, failure reporting and resuming are those of every other
@@ -14,7 +14,6 @@ test error is the rate at which the student's argmax differs from the label.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -23,17 +22,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import check_dtype, precision
-from ..analysis.risk import expected_risk
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
-from ..results import jsonable
 from ..sequencing import after
-from ..runner import ChunkPlan, SetProgram, default_chunk_size, failed_sets, run_program
-from ..runstore import RunStore
-from ..status import Status, is_success
-from ..validation import JaxDistillError, check_int
-from .learners import AbstractSoftmaxLearner, make_softmax_learner
+from ..defaults import DEFAULTS
+from ..runner import ChunkPlan, SetProgram, default_chunk_size
+from ..status import Status
+from ..validation import JaxDistillError, check_choice, check_int
+from .learners import AbstractSoftmaxLearner, SoftmaxClosedFormLearner, make_softmax_learner
 from .targets import MultiTargetSpec, predicted_class, target_log_probs
 from .tasks import AbstractMultiClassTask
+
+
+DEFAULT_NUM_TEST = DEFAULTS.num_test
 
 
 class MultiClassProgram(SetProgram):
@@ -92,70 +92,6 @@ class MultiClassProgram(SetProgram):
         return batch
 
 
-@dataclass
-class MultiClassResult:
-    """Per-set arrays of a K-class run and their statistics.
-
-    Attributes:
-        arrays: status, num_steps, loss, risk, risk_se, rel_dist_closed_form,
-            error (with labels), extra_* and students [B, K, d] (if kept).
-        config: the run's configuration; teacher_error: the teacher's own
-            error on the held-out labels (None without labels); elapsed: seconds.
-    """
-
-    arrays: dict
-    config: dict
-    teacher_error: float | None = None
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> np.ndarray:
-        return is_success(self.arrays["status"])
-
-    @property
-    def students(self):
-        return self.arrays.get("students")
-
-    def failed_sets(self) -> list[dict]:
-        return failed_sets(self.arrays["status"], self.arrays.get("num_steps"))
-
-    def expected_risk(self):
-        return expected_risk(self.arrays["risk"], self.ok)
-
-    def expected_error(self):
-        """Mean test error against the labels over the successful sets (None without labels)."""
-        return expected_risk(self.arrays["error"], self.ok) if "error" in self.arrays else None
-
-    def summary(self) -> dict:
-        ok = self.ok
-        est = self.expected_risk()
-        rel = self.arrays["rel_dist_closed_form"][ok]
-        steps = self.arrays["num_steps"][ok]
-        out = {
-            "num_classes": self.config["num_classes"],
-            "risk_mean": est.mean,
-            "risk_se": est.se,
-            "risk_ci95": list(est.ci95),
-            "risk_method": self.config["risk"],
-            "num_sets": est.num_sets,
-            "num_sets_requested": int(ok.size),
-            "num_failed": int((~ok).sum()),
-            "failed_sets": self.failed_sets(),
-            "angle_mean": None,
-            "max_rel_dist_closed_form": (None if self.config.get("method") == "closed-form" or rel.size == 0
-                                         or np.all(np.isnan(rel)) else float(np.nanmax(rel))),
-            "mean_num_steps": float(np.mean(steps)) if steps.size else float("nan"),
-            "max_num_steps": int(np.max(steps)) if steps.size else 0,
-            "elapsed_s": self.elapsed,
-            "config": self.config,
-        }
-        err = self.expected_error()
-        if err is not None:
-            out.update({"error_mean": err.mean, "error_se": err.se, "error_ci95": list(err.ci95),
-                        "teacher_error": self.teacher_error})
-        return jsonable(out)
-
-
 @dataclass(frozen=True)
 class MultiClassSetup:
     """A validated K-class run, ready for ``runner.run_program``."""
@@ -171,9 +107,15 @@ class MultiClassSetup:
 
 def setup_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *,
                      learner: AbstractSoftmaxLearner | None = None, targets: MultiTargetSpec = MultiTargetSpec(),
-                     chunk_size: int | None = None, num_test: int = 10_000, keep_students: bool = True,
-                     dtype: str = "float64") -> MultiClassSetup:
-    """Validate every argument (before tracing) and build the run."""
+                     chunk_size: int | None = None, num_test: int | None = None, keep_students: bool = True,
+                     dtype: str = "float64", risk: str = "auto", sampler: str = "auto") -> MultiClassSetup:
+    """Validate every argument (before tracing) and build the K-class run
+    (``simulate.setup_run`` calls it; ``jd.distill`` is the public entry).
+
+    ``risk``: "auto", or "exact" / "mc" where they are what the task has
+    (exact over a finite test set, Monte-Carlo on ``num_test`` held-out
+    inputs otherwise); ``num_test`` is refused where the risk is exact;
+    ``sampler``: "auto" or "inputs" (the Gram sampler is binary-only)."""
     if not isinstance(task, AbstractMultiClassTask):
         raise JaxDistillError(f"task must be a K-class task (multiclass.MultiClassPoolTask, MultiClassGaussianTask), "
                               f"got {type(task).__name__}")
@@ -190,7 +132,18 @@ def setup_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *
                               "with test inputs) or a task with a labelling teacher")
     n = task.check_n(n)
     num_sets = check_int("num_sets", num_sets, minimum=1)
-    num_test = check_int("num_test", num_test, minimum=1)
+    check_multiclass_risk(task, risk, num_test)
+    check_choice("sampler", sampler, ("auto", "gram", "inputs"))
+    if sampler == "gram":
+        raise JaxDistillError("sampler 'gram' (--sampler gram) applies only to binary linear students on the kappa, "
+                              "margin and isotropic gaussian tasks; K-class tasks and kernel / network students draw "
+                              "their inputs: use sampler 'auto' or 'inputs'")
+    if isinstance(learner, SoftmaxClosedFormLearner) and n > task.d and not task.has_linear_teacher:
+        raise JaxDistillError(
+            f"method 'closed-form': no closed form exists here: with n = {n} > d = {task.d} and a teacher whose logits "
+            "are not linear in the inputs, the flow's limit is the minimiser of the cross-entropy, not an "
+            "interpolant; use method 'flow' (its distance to that minimiser is reported) or n <= d")
+    num_test = DEFAULT_NUM_TEST if num_test is None else check_int("num_test", num_test, minimum=1)
     key, seed_repr = as_key(key), key_repr(key)
     if chunk_size is None:
         chunk_size = min(default_chunk_size(n, task.d), num_sets)
@@ -210,38 +163,19 @@ def setup_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *
     return MultiClassSetup(program, key, ChunkPlan(num_sets, chunk_size), shared, config, dtype, teacher_error)
 
 
-def distill_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *, method: str | None = None,
-                       learner: AbstractSoftmaxLearner | None = None, targets: MultiTargetSpec = MultiTargetSpec(),
-                       flow=None, gd=None, chunk_size: int | None = None, num_test: int = 10_000,
-                       keep_students: bool = True, dtype: str = "float64", progress: bool = False,
-                       out: str | None = None) -> MultiClassResult:
-    """Distil a K-class teacher into linear softmax students on ``num_sets``
-    transfer sets of size n (the K-class ``distill``).
-
-    Args:
-        key: PRNG key or integer seed.
-        task: an ``AbstractMultiClassTask``.
-        method: "flow" (default), "closed-form" or "gd"; or ``learner``.
-        targets: ``MultiTargetSpec`` (soft / hard / mixed, temperature, soft_ratio).
-        flow, gd: ``FlowConfig`` / ``GDConfig`` for the method that uses them.
-        num_test: held-out inputs of Monte-Carlo risk (tasks without a finite test set).
-        out: a folder: finished chunks are saved and a rerun resumes.
-
-    Returns:
-        ``MultiClassResult``: per-set risk (argmax disagreement with the
-        teacher), error against labels when the task has them, distance to
-        the closed form, status.
-    """
-    if learner is not None and (method is not None or flow is not None or gd is not None):
-        raise JaxDistillError("method/flow/gd cannot be combined with learner=")
-    if learner is None:
-        learner = make_softmax_learner("flow" if method is None else method, flow=flow, gd=gd)
-    setup = setup_multiclass(key, task, n, num_sets, learner=learner, targets=targets, chunk_size=chunk_size,
-                             num_test=num_test, keep_students=keep_students, dtype=dtype)
-    store = RunStore(out, setup.config) if out is not None else None
-    run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
-                      progress=progress)
-    return MultiClassResult(run.arrays, setup.config, setup.teacher_error, run.elapsed)
+def check_multiclass_risk(task: AbstractMultiClassTask, risk: str, num_test: int | None) -> None:
+    """A K-class task has one risk: exact over a finite test set, else
+    Monte-Carlo; ``risk`` and ``num_test`` must agree with it."""
+    check_choice("risk", risk, ("auto", "exact", "mc"))
+    if risk == "exact" and not task.risk_is_exact:
+        raise JaxDistillError("risk 'exact' (--risk exact) is not available for this K-class task: its risk is "
+                              "Monte-Carlo on held-out inputs; use risk 'mc' or 'auto'")
+    if risk == "mc" and task.risk_is_exact:
+        raise JaxDistillError("risk 'mc' (--risk mc): this pool's risk is exact over its test inputs; use risk "
+                              "'auto' or 'exact'")
+    if num_test is not None and task.risk_is_exact:
+        raise JaxDistillError("num_test (--num-test) applies only to Monte-Carlo risk; this pool's risk is exact "
+                              "over its test inputs")
 
 
-__all__ = ["MultiClassProgram", "MultiClassResult", "MultiClassSetup", "setup_multiclass", "distill_multiclass"]
+__all__ = ["MultiClassProgram", "MultiClassSetup", "setup_multiclass", "check_multiclass_risk"]

@@ -62,6 +62,15 @@ class AbstractMultiClassTask(eqx.Module):
     def risk_is_exact(self) -> bool:
         return False
 
+    @property
+    def has_linear_teacher(self) -> bool:
+        """True when the teacher's logits are linear in the inputs (U = X W*^T):
+        then every transfer set's centred log targets have an exact
+        interpolant, which is the flow's limit for any n (fact 8); otherwise,
+        for n > d, the limit is the minimiser of the cross-entropy and no
+        closed form exists."""
+        return False
+
     @abc.abstractmethod
     def sample_set(self, key: PRNGKeyArray, n: int):
         """(X [n, d], U [n, K], y [n] int32 or None)."""
@@ -162,6 +171,7 @@ class MultiClassPoolTask(AbstractMultiClassTask):
     labels: Int[Array, " P"] | None
     test_labels: Int[Array, " M"] | None
     label: str = eqx.field(static=True)
+    linear_teacher: bool = eqx.field(static=True)
     name: ClassVar[str] = "pool"
 
     def __init__(self, inputs, w_star=None, teacher_logits=None, *, test_inputs=None, test_teacher_logits=None,
@@ -222,6 +232,7 @@ class MultiClassPoolTask(AbstractMultiClassTask):
             self.test_labels = None
         self.pool = pool
         self.label = label
+        self.linear_teacher = self.w_star is not None or logits_are_linear(pool, self.teacher_logits)
 
     @property
     def d(self) -> int:
@@ -230,6 +241,10 @@ class MultiClassPoolTask(AbstractMultiClassTask):
     @property
     def num_classes(self) -> int:
         return self.w_star.shape[0] if self.w_star is not None else self.teacher_logits.shape[1]
+
+    @property
+    def has_linear_teacher(self) -> bool:
+        return self.linear_teacher
 
     @property
     def pool_size(self) -> int:
@@ -273,6 +288,17 @@ class MultiClassPoolTask(AbstractMultiClassTask):
         return {"task": self.name, "label": self.label, "d": self.d, "num_classes": self.num_classes,
                 "pool_size": self.pool_size, "teacher": "w_star" if self.w_star is not None else "teacher_logits",
                 "has_labels": self.has_labels}
+
+
+def logits_are_linear(inputs: np.ndarray, logits: np.ndarray, rtol: float = 1e-8) -> bool:
+    """True when the class-centred ``logits`` [P, K] are a linear function of
+    ``inputs`` [P, d] to ``rtol`` (least squares over the pool): the logits of
+    a linear teacher given as numbers, e.g. the digits task's."""
+    X = np.asarray(inputs, np.float64)
+    Z = np.asarray(logits, np.float64)
+    Z = Z - Z.mean(axis=1, keepdims=True)
+    coef = np.linalg.lstsq(X, Z, rcond=None)[0]
+    return bool(np.linalg.norm(X @ coef - Z) <= rtol * max(np.linalg.norm(Z), np.finfo(np.float64).tiny))
 
 
 def pool_task_from_arrays(arrays: dict, *, label: str = "pool") -> MultiClassPoolTask:
@@ -356,6 +382,10 @@ class MultiClassGaussianTask(AbstractIIDMultiClassTask):
     @property
     def has_labels(self) -> bool:
         return self.label_w is not None
+
+    @property
+    def has_linear_teacher(self) -> bool:
+        return True
 
     def draw(self, key, num):
         X = jax.random.normal(key, (num, self.dim), dtype=jnp.asarray(self.w_star).dtype)

@@ -122,6 +122,10 @@ class BinaryTaskAsMultiClass(AbstractMultiClassTask):
         return 2
 
     @property
+    def has_linear_teacher(self) -> bool:
+        return True
+
+    @property
     def risk_is_exact(self) -> bool:
         return self.task.finite_support() is not None
 
@@ -147,6 +151,12 @@ class BinaryTaskAsMultiClass(AbstractMultiClassTask):
         return cfg
 
 
+def as_multiclass_task(task) -> AbstractMultiClassTask:
+    """K-class tasks unchanged; a binary task with a teacher vector as the
+    K = 2 task with logits [0, w*.x] (``BinaryTaskAsMultiClass``)."""
+    return task if isinstance(task, AbstractMultiClassTask) else BinaryTaskAsMultiClass(task)
+
+
 def teacher_pool_arrays(task: AbstractMultiClassTask, key, size: int, test_size: int) -> dict[str, np.ndarray]:
     """A pool file's arrays drawn from ``task``: ``inputs`` [P, d] and
     ``teacher_logits`` [P] (binary: u) or [P, K], ``test_inputs`` [M, d] and
@@ -165,5 +175,5 @@ def teacher_pool_arrays(task: AbstractMultiClassTask, key, size: int, test_size:
             "test_inputs": np.asarray(Xt, np.float64), "test_teacher_logits": logits(Ut)}
 
 
-__all__ = ["ReluTeacherTask", "BinaryTaskAsMultiClass", "teacher_pool_arrays", "relu_teacher_weights",
+__all__ = ["ReluTeacherTask", "BinaryTaskAsMultiClass", "teacher_pool_arrays", "as_multiclass_task", "relu_teacher_weights",
            "DEFAULT_TEACHER_SCALE"]
