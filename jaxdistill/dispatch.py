@@ -16,11 +16,10 @@ at K = 2 (docs/design.md fact 8).
 
 from __future__ import annotations
 
-from .multiclass.learners import (AbstractSoftmaxLearner, SoftmaxClosedFormLearner, SoftmaxFlowLearner,
-                                  SoftmaxGDLearner, make_softmax_learner)
+from .multiclass.learners import AbstractSoftmaxLearner, SoftmaxFlowLearner, make_softmax_learner, softmax_form
 from .multiclass.targets import MultiTargetSpec
 from .multiclass.tasks import AbstractMultiClassTask
-from .students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, make_learner
+from .students.base import AbstractLearner, FlowLearner, make_learner
 from .students.deep import DeepLearner
 from .students.flow_config import FlowConfig
 from .tasks import Task
@@ -56,25 +55,13 @@ def binary_learner(learner, method: str | None, flow, gd) -> AbstractLearner:
 
 def multiclass_learner(learner, method: str | None, flow, gd) -> AbstractSoftmaxLearner:
     """The K-class learner of a run: a K-class learner itself, the K-class
-    form of a linear learner of Thm 1, or the one ``method`` names; the
-    binary-only learners (deep, w_delta, hard-target) are refused by name."""
+    form of a linear learner of Thm 1 (``multiclass.learners.softmax_form``),
+    or the one ``method`` names; the binary-only learners (deep, w_delta,
+    hard-target) are refused by name."""
     if learner is None:
         return make_softmax_learner("flow" if method is None else method, flow=flow, gd=gd)
     refuse_method_with_learner(method, flow, gd)
-    if isinstance(learner, AbstractSoftmaxLearner):
-        return learner
-    if isinstance(learner, FlowLearner):
-        return SoftmaxFlowLearner(learner.flow)
-    if isinstance(learner, GDLearner):
-        return SoftmaxGDLearner(learner.gd)
-    if isinstance(learner, ClosedFormLearner):
-        return SoftmaxClosedFormLearner()
-    if isinstance(learner, AbstractLearner):
-        raise JaxDistillError(
-            f"learner {type(learner).__name__} (method {learner.name!r}) applies only to binary tasks with a teacher "
-            "vector (e.g. KappaPolynomialTask) and a linear student; K-class tasks and kernel / network students take "
-            "ClosedFormLearner, FlowLearner, GDLearner, KernelLearner or MLPLearner")
-    raise JaxDistillError(f"learner must be a jaxdistill learner, got {type(learner).__name__}")
+    return softmax_form(learner)
 
 
 def refuse_method_with_learner(method, flow, gd) -> None:

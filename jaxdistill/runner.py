@@ -81,6 +81,18 @@ def default_chunk_size(n: int, d: int, budget_bytes: int = 256 * 2**20) -> int:
     return int(max(1, min(256, budget_bytes // (8 * n * d * 4))))
 
 
+def plan_chunks(num_sets: int, chunk_size: int | None, *, n: int, width: int, fits_per_set: int = 1) -> "ChunkPlan":
+    """The chunking of a run: ``chunk_size`` if given (checked), else the
+    largest chunk of sets holding [n, width] numbers that fits the memory
+    budget (``default_chunk_size``), divided by ``fits_per_set`` (2 for the
+    nested pairs X, [X, x] of the monotonicity index), at least 1 and at
+    most ``num_sets``.  The one chunk-size rule of every program."""
+    num_sets = check_int("num_sets", num_sets, minimum=1)
+    if chunk_size is None:
+        chunk_size = min(max(default_chunk_size(n, width) // fits_per_set, 1), num_sets)
+    return ChunkPlan(num_sets, check_int("chunk_size", chunk_size, minimum=1))
+
+
 def local_mesh() -> Mesh:
     """A 1-D mesh (axis ``"sets"``) over this process's local devices."""
     return Mesh(np.array(jax.local_devices()), (SETS_AXIS,))
@@ -300,6 +312,7 @@ __all__ = [
     "failed_sets",
     "concatenate",
     "default_chunk_size",
+    "plan_chunks",
     "local_mesh",
     "padded_batch",
     "chunks_for_process",

@@ -22,7 +22,6 @@ from typing import Iterator
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
 from ._precision import check_dtype, precision
@@ -31,7 +30,7 @@ from .analysis.risk import RISK_METHODS, mc_risk, resolve_risk_method
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
 from .defaults import DEFAULTS
 from .results import DistillResult, warn_if_failed, write_run_files
-from .runner import ChunkPlan, SetProgram, default_chunk_size, iter_chunks, run_program
+from .runner import ChunkPlan, SetProgram, iter_chunks, plan_chunks, run_program
 from .runstore import RunStore
 from .sequencing import after
 from .simulate_gram import GramDistillProgram, resolve_sampler
@@ -52,9 +51,9 @@ def check_task(task) -> Task:
 
 def check_learner(learner) -> AbstractLearner:
     """``learner`` if it is a ``students.AbstractLearner``, else a ``JaxDistillError``."""
-    if not isinstance(learner, AbstractLearner):
+    if not isinstance(learner, AbstractLearner) or learner.multiclass:
         raise JaxDistillError(
-            "learner must be a jaxdistill.students.AbstractLearner (an equinox Module with fit(key, X, u) -> "
+            "learner must be a binary jaxdistill.students.AbstractLearner (an equinox Module with fit(key, X, u) -> "
             f"LearnerOutput), got {type(learner).__name__}")
     return learner
 
@@ -161,18 +160,17 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
     num_test = check_int("num_test", num_test, minimum=1)
     key, seed_repr = as_key(key), key_repr(key)
     sampler = resolve_sampler(sampler, task, n, learner, risk_method, keep_students)
-    if chunk_size is None:  # a Gram-sampled set holds [n, n] numbers, not [n, d]
-        chunk_size = min(default_chunk_size(n, n + 1 if sampler == "gram" else task.d), num_sets)
-    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    # a Gram-sampled set holds [n, n] numbers, not [n, d]
+    plan = plan_chunks(num_sets, chunk_size, n=n, width=n + 1 if sampler == "gram" else task.d)
     with precision(dtype):
         task_c = task.cast(dtype)
         X_test = task_c.held_out(held_out_key(key), num_test) if risk_method == "mc" else None
     program = DistillProgram(task_c, learner, targets, n, risk_method, keep_students)
-    config = run_config(task, n, num_sets, learner, targets, seed_repr, chunk_size, risk_method, num_test, dtype)
+    config = run_config(task, n, num_sets, learner, targets, seed_repr, plan.chunk_size, risk_method, num_test, dtype)
     if sampler == "gram":  # the inputs sampler keeps the manifests of earlier runs unchanged
         program = GramDistillProgram(task_c, learner, targets, n)
         config["sampler"] = "gram"
-    return DistillSetup(program, key, ChunkPlan(num_sets, chunk_size), X_test, config, dtype)
+    return DistillSetup(program, key, plan, X_test, config, dtype)
 
 
 @dataclass(frozen=True)

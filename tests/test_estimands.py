@@ -80,7 +80,7 @@ def test_save_students_npy_rows_and_nan_for_failed_sets(tmp_path):
     out2 = tmp_path / "ok"
     assert main(["run", "--d", "20", "--n", "5", "--num-sets", "6", "--save-students", "--quiet", "--method",
                  "closed-form", "--out", str(out2)]) == 0
-    res = jd.distill(0, jd.KappaPolynomialTask(20, 1.0), 5, 6, method="closed-form")
+    res = jd.distill(0, jd.KappaPolynomialTask(20, 1.0), 5, 6, method="closed-form", keep_students=True)
     np.testing.assert_array_equal(np.load(out2 / "students.npy"), res.students)  # row i = set i
 
 

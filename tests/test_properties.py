@@ -174,7 +174,7 @@ def test_distill_refuses_bad_arguments_by_name(data):
 def test_valid_edge_sizes_give_finite_correct_results(n, num_sets, chunk, dtype, seed):
     """n from 1 up to n > d, any chunk size: closed-form students are the
     projection of w* (eq. 6), every output finite, risk in [0, 1/2]."""
-    res = jd.distill(seed, TASK, n, num_sets, method="closed-form", chunk_size=chunk, dtype=dtype)
+    res = jd.distill(seed, TASK, n, num_sets, method="closed-form", chunk_size=chunk, dtype=dtype, keep_students=True)
     assert res.students.shape == (num_sets, 6) and res.students.dtype == np.dtype(dtype)
     assert np.all(res.ok)
     for k in ("students", "risk", "angle", "loss"):

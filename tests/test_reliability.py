@@ -56,7 +56,7 @@ def _expected_bad(seed, num_sets, rate=0.3):
 def test_poisoned_sets_are_reported_with_index_and_reason_and_excluded():
     task, _ = _nan_poisoned_task()
     B = 12
-    res = jd.distill(3, task, N, B, chunk_size=4, num_test=2000)
+    res = jd.distill(3, task, N, B, chunk_size=4, num_test=2000, keep_students=True)
     bad = _expected_bad(3, B)
     assert 0 < len(bad) < B
     s = res.summary()
@@ -123,10 +123,10 @@ def test_bit_identical_for_any_chunk_size_and_on_rerun(method, sizes):
     sizes 1 (per-device batch padded to 2), 3, 4, 9 and on a rerun.  (The
     flow over chunk sizes: test_core; over device counts: test_sharding.)"""
     task = jd.KappaPolynomialTask(D, 1.0)
-    ref = jd.distill(11, task, N, 9, chunk_size=4, method=method)
+    ref = jd.distill(11, task, N, 9, chunk_size=4, method=method, keep_students=True)
     strip = lambda s: {k: v for k, v in s.items() if k not in TIMING_KEYS and k != "config"}
     for cs in sizes:
-        r = jd.distill(11, task, N, 9, chunk_size=cs, method=method)
+        r = jd.distill(11, task, N, 9, chunk_size=cs, method=method, keep_students=True)
         np.testing.assert_array_equal(r.students, ref.students)
         np.testing.assert_array_equal(r.risk, ref.risk)
         np.testing.assert_array_equal(r.num_steps, ref.num_steps)
@@ -207,7 +207,7 @@ def test_float32_selectable_and_accuracy_stated():
     distance of the float64 closed form of the same sets."""
     task = jd.KappaPolynomialTask(D, 1.0)
     before = jax.config.read("jax_enable_x64")
-    r32 = jd.distill(0, task, N, 8, chunk_size=4, dtype="float32")
+    r32 = jd.distill(0, task, N, 8, chunk_size=4, dtype="float32", keep_students=True)
     assert jax.config.read("jax_enable_x64") == before
     assert r32.students.dtype == np.float32 and r32.config["dtype"] == "float32"
     assert r32.config["flow"]["newton_tol"] == 1e-5
@@ -220,7 +220,7 @@ def test_float32_selectable_and_accuracy_stated():
     rel = np.linalg.norm(r32.students - w_hat, axis=1) / np.linalg.norm(w_hat, axis=1)
     print(f"\nfloat32 flow: max rel distance to float64 closed form {rel.max():.2e}")
     assert rel.max() < 1e-4
-    r64 = jd.distill(0, task, N, 8, chunk_size=4)
+    r64 = jd.distill(0, task, N, 8, chunk_size=4, keep_students=True)
     assert r64.students.dtype == np.float64 and r64.config["flow"]["newton_tol"] == 1e-9
     # the CLI refuses a float32 tolerance float32 cannot certify
     assert main(["run", "--dtype", "float32", "--newton-tol", "1e-9", "--quiet"]) == 2

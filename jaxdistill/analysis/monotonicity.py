@@ -51,7 +51,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._precision import check_dtype, precision
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
-from ..runner import ChunkPlan, SetProgram, default_chunk_size, run_program
+from ..runner import SetProgram, plan_chunks, run_program
 from ..runstore import RunStore
 from ..sequencing import after
 from ..status import SUCCESS_CODES, Status
@@ -441,8 +441,10 @@ def monotonicity_index(
         >>> est.index, est.se, est.angle_change_mean
     """
     learner = learner if learner is not None else FlowLearner()
-    if not isinstance(learner, AbstractLearner):
-        raise JaxDistillError(f"learner must be a jaxdistill.students.AbstractLearner, got {type(learner).__name__}")
+    if not isinstance(learner, AbstractLearner) or learner.multiclass:
+        raise JaxDistillError(f"learner must be a binary jaxdistill.students.AbstractLearner, got "
+                              f"{type(learner).__name__} (K-class and kernel / network students: "
+                              "nonlinear.risk_monotonicity_index)")
     if not isinstance(task, Task):
         raise JaxDistillError(f"task must be a jaxdistill.tasks.Task, got {type(task).__name__}")
     n = task.check_n(n, extra=1)
@@ -458,9 +460,7 @@ def monotonicity_index(
         atol = 0.0 if (kind == "risk" and risk == "mc") else 1e-12
     atol = check_real("atol", atol, ge=0.0)
     sampler = resolve_sampler(sampler, task, n + 1, learner, risk, False, nested=True)
-    cs = chunk_size if chunk_size is not None else min(
-        default_chunk_size(n + 1, n + 2 if sampler == "gram" else task.d) // 2 or 1, num_sets)
-    plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))
+    plan = plan_chunks(num_sets, chunk_size, n=n + 1, width=n + 2 if sampler == "gram" else task.d, fits_per_set=2)
     key, seed_repr = as_key(key), key_repr(key)
     with precision(dtype):
         task_c = task.cast(dtype)

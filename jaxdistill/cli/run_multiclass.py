@@ -11,8 +11,6 @@ adds ``num_classes`` and, with ground-truth labels, ``error_mean``,
 
 from __future__ import annotations
 
-import json
-import sys
 
 
 def is_multiclass_task(task) -> bool:

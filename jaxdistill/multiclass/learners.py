@@ -44,12 +44,13 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
+from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, make_learner
 from ..students.closed_form import reduce_data, reduced_target
 from ..students.discrete import GDConfig
 from ..students.flow import flow_status, gradient_flow, gram_gradient_flow, solve_to_steady_state
 from ..students.flow_config import FlowConfig
 from ..students.rosenbrock import FieldWithJacobian
-from ..validation import JaxDistillError, check_choice
+from ..validation import JaxDistillError
 from .targets import MultiTargetSpec, centre, softmax_cross_entropy
 
 
@@ -126,7 +127,7 @@ def softmax_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple
     return (red.Q @ B).T, red.rank_ok, realisable
 
 
-class AbstractSoftmaxLearner(eqx.Module):
+class AbstractSoftmaxLearner(AbstractLearner):
     """A K-class student.  ``fit(key, X [n, d], V [n, K]) -> SoftmaxOutput``
     for ONE set, V the log targets of ``targets.target_log_probs`` (-inf for
     zero target probabilities); ``check_targets``; ``for_dtype``; ``config``.
@@ -138,6 +139,7 @@ class AbstractSoftmaxLearner(eqx.Module):
     None when there is none)."""
 
     name: eqx.AbstractClassVar[str]
+    multiclass: ClassVar[bool] = True
     needs_inputs: ClassVar[bool] = False
 
     @abc.abstractmethod
@@ -357,22 +359,36 @@ class SoftmaxGDLearner(AbstractSoftmaxLearner):
 SOFTMAX_METHODS = ("closed-form", "flow", "gd")
 
 
+def softmax_form(learner: AbstractLearner) -> "AbstractSoftmaxLearner":
+    """The K-class form of a linear learner of Thm 1 (``ClosedFormLearner``,
+    ``FlowLearner``, ``GDLearner``: the same method and settings on W [K, d];
+    at K = 2 the same numbers, fact 8); K-class learners unchanged; other
+    learners (deep, w_delta, hard-target: binary tasks only) refused by name."""
+    if isinstance(learner, AbstractSoftmaxLearner):
+        return learner
+    if isinstance(learner, FlowLearner):
+        return SoftmaxFlowLearner(learner.flow)
+    if isinstance(learner, GDLearner):
+        return SoftmaxGDLearner(learner.gd)
+    if isinstance(learner, ClosedFormLearner):
+        return SoftmaxClosedFormLearner()
+    if isinstance(learner, AbstractLearner):
+        raise JaxDistillError(
+            f"learner {type(learner).__name__} (method {learner.name!r}) applies only to binary tasks with a teacher "
+            "vector (e.g. KappaPolynomialTask) and a linear student; K-class tasks and kernel / network students take "
+            "ClosedFormLearner, FlowLearner, GDLearner, KernelLearner or MLPLearner")
+    raise JaxDistillError(f"learner must be a jaxdistill learner, got {type(learner).__name__}")
+
+
 def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDConfig | None = None
                          ) -> AbstractSoftmaxLearner:
-    """The K-class learner named by ``method`` ("closed-form", "flow", "gd");
-    ``flow=`` / ``gd=`` are refused for methods they do not apply to."""
-    check_choice("method", method, SOFTMAX_METHODS)
-    if flow is not None and method != "flow":
-        raise JaxDistillError(f"flow= applies only to method='flow'; got method={method!r}")
-    if gd is not None and method != "gd":
-        raise JaxDistillError(f"gd= applies only to method='gd'; got method={method!r}")
-    if method == "closed-form":
-        return SoftmaxClosedFormLearner()
-    if method == "flow":
-        return SoftmaxFlowLearner(flow) if flow is not None else SoftmaxFlowLearner()
-    return SoftmaxGDLearner(gd) if gd is not None else SoftmaxGDLearner()
+    """The K-class learner named by ``method`` ("closed-form", "flow", "gd"):
+    the K-class form of ``students.make_learner(method, flow=, gd=)``, the
+    one factory (``flow=`` / ``gd=`` are refused for methods they do not
+    apply to)."""
+    return softmax_form(make_learner(method, flow=flow, gd=gd))
 
 
 __all__ = ["SoftmaxOutput", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
-           "SoftmaxGDLearner", "make_softmax_learner", "softmax_closed_form", "softmax_gradient_flow",
+           "SoftmaxGDLearner", "make_softmax_learner", "softmax_form", "softmax_closed_form", "softmax_gradient_flow",
            "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax", "SOFTMAX_METHODS"]

@@ -25,7 +25,7 @@ from .._precision import check_dtype, precision
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..sequencing import after
 from ..defaults import DEFAULTS
-from ..runner import ChunkPlan, SetProgram, default_chunk_size
+from ..runner import ChunkPlan, SetProgram, plan_chunks
 from ..status import Status
 from ..validation import JaxDistillError, check_choice, check_int
 from .learners import AbstractSoftmaxLearner, SoftmaxClosedFormLearner, make_softmax_learner
@@ -145,9 +145,7 @@ def setup_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *
             "interpolant; use method 'flow' (its distance to that minimiser is reported) or n <= d")
     num_test = DEFAULT_NUM_TEST if num_test is None else check_int("num_test", num_test, minimum=1)
     key, seed_repr = as_key(key), key_repr(key)
-    if chunk_size is None:
-        chunk_size = min(default_chunk_size(n, task.d), num_sets)
-    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    plan = plan_chunks(num_sets, chunk_size, n=n, width=task.d)
     with precision(dtype):
         task_c = task.cast(dtype)
         shared = task_c.held_out(held_out_key(key), num_test)
@@ -157,10 +155,10 @@ def setup_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *
     config = dict(task.config())
     config.update(learner.config())
     config.update(targets.config())
-    config.update({"n": n, "num_sets": num_sets, "seed": seed_repr, "chunk_size": chunk_size,
+    config.update({"n": n, "num_sets": num_sets, "seed": seed_repr, "chunk_size": plan.chunk_size,
                    "risk": "exact" if task.risk_is_exact else "mc", "num_test": None if task.risk_is_exact else num_test,
                    "dtype": dtype})
-    return MultiClassSetup(program, key, ChunkPlan(num_sets, chunk_size), shared, config, dtype, teacher_error)
+    return MultiClassSetup(program, key, plan, shared, config, dtype, teacher_error)
 
 
 def check_multiclass_risk(task: AbstractMultiClassTask, risk: str, num_test: int | None) -> None:

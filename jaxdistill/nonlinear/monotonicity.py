@@ -48,7 +48,7 @@ from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..multiclass.learners import AbstractSoftmaxLearner
 from ..multiclass.targets import MultiTargetSpec, predicted_class, target_log_probs
 from ..multiclass.tasks import AbstractMultiClassTask
-from ..runner import ChunkPlan, SetProgram, default_chunk_size, run_program
+from ..runner import SetProgram, plan_chunks, run_program
 from ..runstore import RunStore
 from ..sequencing import after
 from ..status import SUCCESS_CODES, Status
@@ -188,8 +188,7 @@ def risk_monotonicity_index(
                                   "test inputs")
     else:
         num_test = check_int("num_test", 10_000 if num_test is None else num_test, minimum=1)
-    cs = chunk_size if chunk_size is not None else min(max(default_chunk_size(n + 1, task.d) // 2, 1), num_sets)
-    plan = ChunkPlan(num_sets, check_int("chunk_size", cs, minimum=1))
+    plan = plan_chunks(num_sets, chunk_size, n=n + 1, width=task.d, fits_per_set=2)
     key, seed_repr = as_key(key), key_repr(key)
     with precision(dtype):
         task_c = task.cast(dtype)

@@ -78,9 +78,15 @@ def needs_soft_targets(learner, targets: TargetSpec, why: str) -> None:
 
 
 class AbstractLearner(eqx.Module):
-    """A student learner (see the module docstring for the interface)."""
+    """The root of every learner (see the module docstring for the interface):
+    the binary learners here and in ``students.deep``, and the K-class ones
+    (``multiclass.AbstractSoftmaxLearner``: linear softmax, kernel, network)."""
 
     name: eqx.AbstractClassVar[str]
+    multiclass: ClassVar[bool] = False
+    """True for learners of K-class students (``multiclass.AbstractSoftmaxLearner``:
+    targets V [n, K], students W [K, d] or feature coefficients); False for
+    the binary learners, whose ``fit(key, X, u)`` takes logits u [n]."""
 
     @abc.abstractmethod
     def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:

@@ -1,0 +1,177 @@
+"""One stack: one ``distill`` for every task and student, one result, the
+same defaults in Python and on the command line, every ``--help``, honest
+references and refusals that name the way out."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import jaxdistill as jd
+from jaxdistill.cli import SUBCOMMANDS, build_parser, main
+from jaxdistill.defaults import DEFAULTS
+from jaxdistill.nonlinear.tasks import BinaryTaskAsMultiClass
+from jaxdistill.validation import JaxDistillError
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_help_prints_its_options(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: jaxdistill " + command) and "--help" in out and "options" in out
+
+
+def test_top_level_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert all(c in capsys.readouterr().out for c in SUBCOMMANDS)
+
+
+def test_python_and_cli_read_their_defaults_from_one_place():
+    args = build_parser().parse_args(["run"])
+    sig = inspect.signature(jd.distill).parameters
+    assert (args.n, args.seed, args.num_sets, args.sampler, args.risk, args.dtype, args.targets) == (
+        DEFAULTS.n, DEFAULTS.seed, DEFAULTS.num_sets, DEFAULTS.sampler, DEFAULTS.risk, DEFAULTS.dtype, DEFAULTS.targets)
+    assert args.save_students is DEFAULTS.keep_students is False
+    for name in ("sampler", "keep_students", "risk", "dtype"):
+        assert sig[name].default == getattr(DEFAULTS, name), name
+
+
+def test_python_default_run_equals_the_cli_default_run_to_the_last_bit(tmp_path, capsys):
+    d, n, num_sets = 60, DEFAULTS.n, 48
+    assert main(["run", "--d", str(d), "--num-sets", str(num_sets), "--json", "--quiet"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    res = jd.distill(DEFAULTS.seed, jd.KappaPolynomialTask(d, DEFAULTS.kappa), n, num_sets)
+    assert res.summary()["risk_mean"] == cli["risk_mean"]
+    assert res.config == cli["config"] and res.config["sampler"] == "gram"
+
+
+def test_load_returns_the_result_whose_summary_is_summary_json(tmp_path):
+    out = tmp_path / "run"
+    res = jd.distill(1, jd.KappaPolynomialTask(30, 2.0), 5, 12, method="closed-form", keep_students=True, out=str(out))
+    on_disk = json.loads((out / "summary.json").read_text())
+    loaded = jd.load(out)
+    assert loaded.summary() == on_disk == res.summary()
+    np.testing.assert_array_equal(loaded.arrays["risk"], res.arrays["risk"])
+    np.testing.assert_array_equal(np.load(out / "students.npy"), res.students)
+    assert (out / "sets.csv").read_text().splitlines()[0].startswith("index,status_name,status")
+
+
+def test_python_out_writes_the_files_of_the_cli(tmp_path, capsys):
+    cli_dir, py_dir = tmp_path / "cli", tmp_path / "py"
+    assert main(["run", "--task", "gaussian", "--classes", "3", "--d", "6", "--n", "4", "--num-sets", "8",
+                 "--quiet", "--out", str(cli_dir)]) == 0
+    jd.distill(0, jd.MultiClassGaussianTask(6, 3), 4, 8, out=str(py_dir))
+    cli, py = (json.loads((p / "summary.json").read_text()) for p in (cli_dir, py_dir))
+    assert set(cli) == set(py)
+    for k in ("risk_mean", "risk_se", "num_sets", "max_rel_dist_closed_form", "config"):
+        assert cli[k] == py[k], k
+    assert (cli_dir / "sets.csv").read_text() == (py_dir / "sets.csv").read_text()
+    assert jd.load(cli_dir).summary() == cli
+
+
+def test_kernel_student_on_the_kappa_task_is_the_k2_run():
+    task, learner = jd.KappaPolynomialTask(20, 1.0), jd.KernelLearner(jd.RBFKernel(3.0))
+    res = jd.distill(0, task, 10, 16, learner=learner)
+    wrapped = jd.distill(0, BinaryTaskAsMultiClass(task), 10, 16, learner=learner)
+    np.testing.assert_array_equal(res.arrays["risk"], wrapped.arrays["risk"])
+    s = res.summary()
+    assert s["num_classes"] == 2 and s["num_failed"] == 0 and s["max_rel_dist_closed_form"] < 1e-8
+    assert set(res.arrays) >= {"status", "num_steps", "loss", "risk", "risk_se", "rel_dist_closed_form"}
+
+
+def test_linear_students_on_k_class_tasks():
+    gauss = jd.distill(0, jd.MultiClassGaussianTask(d=10, num_classes=3), 5, 16, keep_students=True)
+    assert gauss.students.shape == (16, 3, 10) and gauss.summary()["num_failed"] == 0
+    np.testing.assert_allclose(gauss.students.sum(axis=1), 0.0, atol=1e-12)  # class-sum 0 (fact 8)
+    rng = np.random.default_rng(0)
+    pool = jd.MultiClassPoolTask(rng.normal(size=(60, 8)), rng.normal(size=(3, 8)))
+    cf = jd.distill(0, pool, 5, 16, learner=jd.ClosedFormLearner())  # the binary learner's K-class form
+    flow = jd.distill(0, pool, 5, 16, learner=jd.FlowLearner())
+    assert cf.config["method"] == "closed-form" and flow.summary()["max_rel_dist_closed_form"] < 1e-8
+    np.testing.assert_array_equal(cf.arrays["risk"], flow.arrays["risk"])  # the same limit, the same argmax
+
+
+def test_binary_only_learners_are_refused_on_k_class_tasks_by_name():
+    with pytest.raises(JaxDistillError, match="WDeltaLearner.*binary tasks"):
+        jd.distill(0, jd.MultiClassGaussianTask(6, 3), 4, 4, learner=jd.WDeltaLearner(0.5))
+
+
+def test_k_class_sampler_gram_is_refused_naming_the_option(capsys):
+    assert main(["run", "--task", "gaussian", "--classes", "3", "--d", "10", "--n", "5", "--num-sets", "16",
+                 "--sampler", "gram"]) == 2
+    assert "--sampler" in capsys.readouterr().err
+    with pytest.raises(JaxDistillError, match="sampler"):
+        jd.distill(0, jd.MultiClassGaussianTask(10, 3), 5, 4, sampler="gram")
+
+
+def test_k_class_save_students_writes_b_k_d(tmp_path, capsys):
+    out = tmp_path / "k3"
+    assert main(["run", "--task", "gaussian", "--classes", "3", "--d", "10", "--n", "5", "--num-sets", "16",
+                 "--save-students", "--quiet", "--out", str(out)]) == 0
+    W = np.load(out / "students.npy")
+    assert W.shape == (16, 3, 10)
+    np.testing.assert_allclose(W.sum(axis=1), 0.0, atol=1e-12)
+
+
+def test_float32_newton_tol_is_refused_on_the_k_class_path_too(capsys):
+    for extra in ([], ["--task", "gaussian", "--classes", "3"], ["--student", "kernel"]):
+        assert main(["run", "--d", "10", "--n", "4", "--num-sets", "4", "--dtype", "float32", "--newton-tol", "1e-9",
+                     *extra]) == 2
+        assert "--newton-tol" in capsys.readouterr().err
+
+
+def test_num_test_is_refused_where_the_risk_is_exact():
+    with pytest.raises(JaxDistillError, match="num_test"):
+        jd.distill(0, jd.KappaPolynomialTask(20, 1.0), 5, 4, num_test=100)
+    rng = np.random.default_rng(0)
+    pool = jd.MultiClassPoolTask(rng.normal(size=(40, 5)), rng.normal(size=(3, 5)))
+    with pytest.raises(JaxDistillError, match="num_test"):
+        jd.distill(0, pool, 5, 4, num_test=100)
+
+
+def test_hard_target_flows_need_a_horizon_naming_both_ways_out(capsys):
+    task = jd.KappaPolynomialTask(20, 1.0)
+    with pytest.raises(JaxDistillError, match=r"t_end.*max-margin"):
+        jd.distill(0, task, 5, 4, targets=jd.TargetSpec("hard"))
+    with pytest.raises(JaxDistillError, match="t_end"):
+        jd.distill(0, jd.MultiClassGaussianTask(6, 3), 4, 4, targets=jd.MultiTargetSpec("hard"))
+    assert main(["run", "--d", "20", "--n", "5", "--num-sets", "4", "--targets", "hard"]) == 2
+    assert "--t-end" in capsys.readouterr().err
+    res = jd.distill(0, task, 5, 8, targets=jd.TargetSpec("hard"), flow=jd.FlowConfig(t_end=1e3))
+    assert res.summary()["num_failed"] == 0 and set(res.arrays["status"]) == {int(jd.Status.FINITE_HORIZON)}
+
+
+def test_closed_form_is_refused_where_no_closed_form_exists():
+    task = jd.ReluTeacherTask(4, 16, 3)
+    with pytest.raises(JaxDistillError, match="no closed form"):
+        jd.distill(0, task, 10, 4, method="closed-form")
+    jd.distill(0, jd.MultiClassGaussianTask(4, 3), 10, 4, method="closed-form")  # a linear teacher: it exists
+
+
+def test_failed_sets_warn_with_their_count_and_printed_lists_are_truncated(tmp_path, capsys):
+    task = jd.KappaPolynomialTask(30, 1.0)
+    with pytest.warns(jd.FailedSetsWarning, match=r"^12 of 12 transfer sets failed .*and 2 more"):
+        res = jd.distill(0, task, 5, 12, flow=jd.FlowConfig(max_steps=2))
+    assert len(res.failed_sets()) == 12
+    out = tmp_path / "f"
+    assert main(["run", "--d", "30", "--n", "5", "--num-sets", "12", "--max-steps", "2", "--json", "--quiet",
+                 "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert len(printed["failed_sets"]) == DEFAULTS.failed_sets_shown and "failed_sets_listed" in printed
+    assert len(json.loads((out / "summary.json").read_text())["failed_sets"]) == 12
+
+
+def test_every_public_name_is_reachable_from_import_jaxdistill():
+    assert all(hasattr(jd, name) for name in jd.__all__)
+    for name in ("distill", "load", "KernelLearner", "RBFKernel", "NTKKernel", "MLPLearner", "MultiClassGaussianTask",
+                 "MultiClassPoolTask", "ReluTeacherTask", "MultiTargetSpec", "nonlinear", "DEFAULTS"):
+        assert name in jd.__all__, name
+    assert not hasattr(jd, "distill_multiclass")
