@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..defaults import DEFAULTS
+
 TASKS = ("kappa", "margin", "gaussian", "pool", "mnist", "digits", "relu-teacher")
 
 
@@ -65,12 +67,12 @@ def finite_float(name: str, *, gt: float | None = None, ge: float | None = None,
 
 TASK_OPTIONS = {
     # option: (argparse dest, default, tasks it applies to)
-    "--kappa": ("kappa", 1.0, ("kappa", "margin")),
-    "--margin": ("margin", 0.2, ("margin",)),
-    "--d": ("d", 1000, ("kappa", "margin", "gaussian", "relu-teacher")),
-    "--teacher-norm": ("teacher_norm", 1.0, ("kappa", "margin", "gaussian")),
+    "--kappa": ("kappa", DEFAULTS.kappa, ("kappa", "margin")),
+    "--margin": ("margin", DEFAULTS.margin, ("margin",)),
+    "--d": ("d", DEFAULTS.d, ("kappa", "margin", "gaussian", "relu-teacher")),
+    "--teacher-norm": ("teacher_norm", DEFAULTS.teacher_norm, ("kappa", "margin", "gaussian")),
     "--pool-file": ("pool_file", None, ("pool",)),
-    "--task-seed": ("task_seed", 0, ("mnist", "gaussian", "digits", "relu-teacher")),
+    "--task-seed": ("task_seed", DEFAULTS.task_seed, ("mnist", "gaussian", "digits", "relu-teacher")),
     "--classes": ("classes", None, ("gaussian", "relu-teacher")),
     "--teacher-width": ("teacher_width", None, ("relu-teacher",)),
     "--teacher-scale": ("teacher_scale", None, ("relu-teacher",)),
@@ -81,7 +83,7 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
     """The task options.  Each applies to some tasks only (``TASK_OPTIONS``);
     ``task_from_args`` refuses one given for another task."""
     g = p.add_argument_group("task")
-    g.add_argument("--task", choices=TASKS, default="kappa", help="input law and teacher (default: kappa)")
+    g.add_argument("--task", choices=TASKS, default=DEFAULTS.task, help="input law and teacher (default: kappa)")
     g.add_argument("--kappa", type=finite_float("--kappa", gt=0.0), default=None,
                    help="kappa > 0 of the kappa-polynomial task (and the margin task's angle law); default 1")
     g.add_argument("--margin", type=finite_float("--margin", ge=0.0, lt=math.pi / 2), default=None,
@@ -121,11 +123,14 @@ def refuse_inapplicable(args, options: dict, applies: str, what: str) -> None:
                                   f"{what} {applies}")
 
 
-def fill_defaults(args, options: dict) -> None:
-    """Set the documented default of every option that was not given."""
+def with_defaults(args, options: dict) -> argparse.Namespace:
+    """A copy of the parsed options with the documented default of every
+    option of ``options`` that was not given (``args`` itself is unchanged)."""
+    filled = argparse.Namespace(**vars(args))
     for dest, default, _ in options.values():
-        if getattr(args, dest, None) is None:
-            setattr(args, dest, default)
+        if getattr(filled, dest, None) is None:
+            setattr(filled, dest, default)
+    return filled
 
 
 def task_from_args(args):
@@ -138,7 +143,7 @@ def task_from_args(args):
     if args.task == "gaussian" and getattr(args, "classes", None) is None and getattr(args, "task_seed", None) is not None:
         raise JaxDistillError("--task-seed applies to --task gaussian only with --classes K (the binary teacher is "
                               "teacher_norm * e_1)")
-    fill_defaults(args, TASK_OPTIONS)
+    args = with_defaults(args, TASK_OPTIONS)
     if args.task == "pool":
         if not args.pool_file:
             raise JaxDistillError("--task pool needs --pool-file F.npz with arrays 'inputs' [P, d] and 'w_star' [d]")

@@ -18,42 +18,17 @@ computes the chunks c with c % P == i and process 0 writes the summary
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import time
 
-from ..students.discrete import OPTIMISERS
-from ..students.flow_config import FLOAT32_MIN_NEWTON_TOL, SOLVER_NAMES
 from ..defaults import DEFAULTS
-from .run_estimands import (add_estimand_arguments, check_estimand_task, estimand_learner, monotonicity_summary,
-                            multiclass_monotonicity_summary)
-from .run_nonlinear import add_student_arguments, nonlinear_learner, take_mlp_options
-from .common import (add_task_arguments, finite_float, nonnegative_int, positive_int, refuse_inapplicable,
-                     task_from_args, task_label)
-
-
-FLOW_OPTIONS = {
-    "--solver": ("solver", None, ("flow",)),
-    "--rtol": ("rtol", None, ("flow",)),
-    "--atol": ("atol", None, ("flow",)),
-    "--newton-tol": ("newton_tol", None, ("flow",)),
-    "--max-steps": ("max_steps", None, ("flow",)),
-    "--coordinates": ("coordinates", None, ("flow",)),
-    "--t-end": ("t_end", None, ("flow",)),
-}
-GD_OPTIONS = {
-    "--lr": ("lr", None, ("gd",)),
-    "--steps": ("steps", None, ("gd",)),
-    "--optimizer": ("optimizer", None, ("gd",)),
-}
-DEEP_OPTIONS = {
-    "--width": ("width", 64, ("depth >= 2",)),
-    "--init-scale": ("init_scale", None, ("depth >= 2",)),
-    "--epsilon": ("epsilon", None, ("depth >= 2",)),
-    "--integrator": ("integrator", "reduced", ("depth >= 2",)),
-}
+from ..students.discrete import OPTIMISERS
+from ..students.flow_config import SOLVER_NAMES
+from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_label
+from .run_estimands import add_estimand_arguments, monotonicity_summary, multiclass_monotonicity_summary
+from .run_nonlinear import add_student_arguments
 
 
 def add_parser(sub) -> None:
@@ -63,20 +38,23 @@ def add_parser(sub) -> None:
                                    "Every option either takes effect or is refused with a message saying when it "
                                    "applies.")
     add_task_arguments(p)
-    p.add_argument("--n", type=positive_int("--n"), default=20, help="transfer-set size n >= 1 (default 20)")
-    p.add_argument("--num-sets", type=positive_int("--num-sets"), default=1000, help="number of transfer sets B (default 1000)")
+    p.add_argument("--n", type=positive_int("--n"), default=DEFAULTS.n,
+                   help=f"transfer-set size n >= 1 (default {DEFAULTS.n})")
+    p.add_argument("--num-sets", type=positive_int("--num-sets"), default=DEFAULTS.num_sets,
+                   help=f"number of transfer sets B (default {DEFAULTS.num_sets})")
     p.add_argument("--method", choices=("closed-form", "flow", "gd"), default=None,
                    help="closed-form (Thm 1; depth 1 only), flow (gradient flow, eq. 3; default) or gd (optax); "
                         "with --depth >= 2, flow or gd trains the deep factors; with --learner wdelta how w_hat is "
                         "computed (closed-form, the default there, or flow)")
-    p.add_argument("--seed", type=nonnegative_int("--seed", maximum=2**63 - 1), default=0,
+    p.add_argument("--seed", type=nonnegative_int("--seed", maximum=2**63 - 1), default=DEFAULTS.seed,
                    help="PRNG seed >= 0 (default 0); set i uses fold_in(seed key, i)")
     p.add_argument("--out", default=None, help="output folder (resumable); nothing is written without it")
     p.add_argument("--chunk-size", type=positive_int("--chunk-size"), default=None,
                    help="sets per compiled chunk (default: bounded memory, at most 256)")
-    p.add_argument("--targets", choices=("soft", "hard", "mixed"), default="soft",
+    p.add_argument("--targets", choices=("soft", "hard", "mixed"), default=DEFAULTS.targets,
                    help="teacher targets (default soft); mixed = rho softmax(u / T) + (1 - rho) onehot(label) needs "
-                        "ground-truth labels (a pool file with 'labels')")
+                        "ground-truth labels (a pool file with 'labels'); a flow on hard targets needs --t-end "
+                        "(no steady state)")
     p.add_argument("--temperature", type=finite_float("--temperature", gt=0.0), default=None,
                    help="temperature T > 0 of soft targets sigma(w*.x / T) (default 1; soft and mixed targets only)")
     p.add_argument("--soft-ratio", type=finite_float("--soft-ratio", ge=0.0), default=None,
@@ -93,7 +71,8 @@ def add_parser(sub) -> None:
     g.add_argument("--max-steps", type=positive_int("--max-steps"), default=None, help="solver step limit (default 4096)")
     g.add_argument("--t-end", type=finite_float("--t-end", gt=0.0), default=None,
                    help="finite training time: integrate the flow to exactly t = T (status finite_horizon; the "
-                        "student at time T, not the limit); default: train to the steady state")
+                        "student at time T, not the limit); default: train to the steady state; required for a "
+                        "flow on hard targets (or --learner hard-max-margin, their t -> infinity direction)")
     g.add_argument("--coordinates", choices=("reduced", "plain"), default=None,
                    help="integrate in the reduced coordinates of docs/design.md fact 1 (default) or in d dimensions "
                         "(depth 1, or the full deep integrator's W_1)")
@@ -105,7 +84,8 @@ def add_parser(sub) -> None:
     g.add_argument("--optimizer", choices=OPTIMISERS, default=None, help="sgd (default), momentum (0.9) or adam")
     g = p.add_argument_group("deep linear student (Thm 2; --depth >= 2)")
     g.add_argument("--depth", type=positive_int("--depth"), default=1, help="N >= 1 factors (default 1: linear student)")
-    g.add_argument("--width", type=positive_int("--width"), default=None, help="hidden width of deep students (default 64)")
+    g.add_argument("--width", type=positive_int("--width"), default=None, help=f"hidden width of deep students (default {DEFAULTS.deep_width}) or of --student mlp "
+                        f"(default {DEFAULTS.mlp_width})")
     g.add_argument("--init-scale", type=finite_float("--init-scale", gt=0.0), default=None,
                    help="||w(0)|| of deep students (default: from eq. 11 with --epsilon)")
     g.add_argument("--epsilon", type=finite_float("--epsilon", gt=0.0), default=None,
@@ -114,17 +94,18 @@ def add_parser(sub) -> None:
                    help="deep flow integrator: reduced (docs/design.md fact 2; default), induced (eq. 56) or full "
                         "W_1..W_N (--method flow only)")
     g = p.add_argument_group("evaluation and output")
-    g.add_argument("--risk", choices=("auto", "exact", "mc"), default="auto",
+    g.add_argument("--risk", choices=("auto", "exact", "mc"), default=DEFAULTS.risk,
                    help="transfer risk: exact where the task allows (default auto) or Monte-Carlo")
     g.add_argument("--num-test", type=positive_int("--num-test"), default=None,
                    help="held-out inputs for Monte-Carlo risk (default 10000; MC risk only)")
-    g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+    g.add_argument("--dtype", choices=("float64", "float32"), default=DEFAULTS.dtype,
                    help="float64 (default) or float32 (flows then stop at newton_tol >= 1e-5; relative distance to the "
                         "float64 closed form: median ~5e-6, 99%% of sets within 1e-4 at d = 1000, n = 20)")
     g.add_argument("--save-students", action="store_true",
-                   help="also store the students w [B, d] in the chunk files of --out and in --out/students.npy "
-                        "(row i = set i; NaN rows for failed sets)")
-    g.add_argument("--sampler", choices=("auto", "gram", "inputs"), default="auto",
+                   help="also store the students (w [B, d]; K-class W [B, K, d]; kernel students their feature "
+                        "coordinates [B, K, n]) in the chunk files of --out and in --out/students.npy (row i = set "
+                        "i; NaN rows for failed sets)")
+    g.add_argument("--sampler", choices=("auto", "gram", "inputs"), default=DEFAULTS.sampler,
                    help="auto (default): gram where it applies, else inputs; gram: draw each set's Gram matrix "
                         "X X^T and teacher logits directly, O(n^2) whatever d (kappa, margin and gaussian tasks, "
                         "--depth 1 flow or closed-form or --learner wdelta, exact risk, n < d, no --save-students; "
@@ -134,93 +115,12 @@ def add_parser(sub) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar and no resume/progress messages")
     g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=None,
                    help="multi-host runs only: seconds process 0 waits for the other hosts' chunks (default 86400)")
-    g.add_argument("--json", action="store_true", help="print summary.json instead of the readable report")
+    g.add_argument("--json", action="store_true",
+                   help="print summary.json instead of the readable report (failed_sets listed up to "
+                        f"{DEFAULTS.failed_sets_shown}; summary.json keeps them all)")
     add_estimand_arguments(p)
     add_student_arguments(p)
     p.set_defaults(func=main)
-
-
-def learner_from_args(args):
-    """The learner object named by the options; refuses options that do not
-    apply to the chosen method and depth."""
-    from ..students import FlowConfig, GDConfig, deep_learner, make_learner, solver_from_name
-    from ..students.deep import default_flow_config
-    from ..validation import JaxDistillError
-
-    take_mlp_options(args)  # --student mlp: --width is the network's
-    refuse_inapplicable(args, DEEP_OPTIONS, "depth >= 2" if args.depth > 1 else "depth 1", "students of")
-    other = estimand_learner(args, FLOW_OPTIONS, GD_OPTIONS)  # --learner wdelta / hard-*; fills args.method
-    if other is not None:
-        return other
-    refuse_inapplicable(args, FLOW_OPTIONS, args.method, "--method")
-    refuse_inapplicable(args, GD_OPTIONS, args.method, "--method")
-    if args.depth > 1 and args.method == "closed-form":
-        raise JaxDistillError("--method closed-form applies only to --depth 1 (a deep student has no closed form; "
-                              "use --method flow or gd)")
-    if args.depth > 1 and args.method == "gd" and args.integrator is not None:
-        raise JaxDistillError("--integrator applies only to --method flow (with --method gd the factors are trained "
-                              "by the optimiser)")
-    if args.coordinates == "plain" and args.depth > 1 and args.integrator != "full":
-        raise JaxDistillError("--coordinates applies to deep students only with --integrator full")
-    flow = gd = None
-    if args.method == "flow":
-        kw = {k: v for k, v in {"rtol": args.rtol, "atol": args.atol, "newton_tol": args.newton_tol,
-                                "max_steps": args.max_steps, "coordinates": args.coordinates,
-                                "t_end": args.t_end}.items() if v is not None}
-        if args.solver is not None:
-            kw["solver"] = solver_from_name(args.solver)
-        flow = FlowConfig(**kw) if args.depth == 1 else (
-            default_flow_config(args.integrator or "reduced", **kw) if kw else None)  # deep: over its own default
-    if args.method == "gd":
-        kw = {k: v for k, v in {"learning_rate": args.lr, "steps": args.steps, "optimizer": args.optimizer}.items()
-              if v is not None}
-        gd = GDConfig(**kw) if (kw or args.depth == 1) else None
-    if args.depth == 1:
-        return make_learner(args.method, flow=flow, gd=gd)
-    return deep_learner(depth=args.depth, width=64 if args.width is None else args.width, init_scale=args.init_scale,
-                        epsilon=args.epsilon, integrator=args.integrator, method=args.method, flow=flow, gd=gd)
-
-
-def check_common_options(args) -> None:
-    """Options whose relevance is the same on every path (binary, K-class,
-    kernel, network)."""
-    import jax
-
-    from ..validation import JaxDistillError
-
-    if args.dtype == "float32" and args.newton_tol is not None and args.newton_tol < FLOAT32_MIN_NEWTON_TOL:
-        raise JaxDistillError(f"--newton-tol must be >= {FLOAT32_MIN_NEWTON_TOL:g} with --dtype float32 "
-                              f"(float32 cannot certify a smaller relative distance), got {args.newton_tol:g}")
-    if args.save_students and not args.out:
-        raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
-    if args.wait_timeout is not None and jax.process_count() == 1:
-        raise JaxDistillError("--wait-timeout applies only to multi-host runs (jax.process_count() > 1)")
-
-
-def check_run_options(args, task) -> None:
-    """Options of a binary run whose relevance depends on the targets or the risk."""
-    from ..validation import JaxDistillError
-
-    if args.temperature is not None and args.targets != "soft":
-        raise JaxDistillError("--temperature applies only to --targets soft")
-    if args.targets == "mixed" or args.soft_ratio is not None:
-        from .run_multiclass import refuse_mixed_without_labels
-
-        refuse_mixed_without_labels(args)
-    if args.num_test is not None and (args.risk == "exact" or (args.risk == "auto" and task.has_exact_risk)):
-        raise JaxDistillError(f"--num-test applies only to Monte-Carlo risk (--risk mc, or --risk auto on a task "
-                              f"without exact risk); --task {args.task} uses exact risk here")
-
-
-def targets_from_args(args, multiclass: bool):
-    """The targets object of ``--targets``, ``--temperature``, ``--soft-ratio``."""
-    from ..multiclass.targets import MultiTargetSpec
-    from ..teachers import TargetSpec
-
-    temperature = DEFAULTS.temperature if args.temperature is None else args.temperature
-    if multiclass:
-        return MultiTargetSpec(kind=args.targets, temperature=temperature, soft_ratio=args.soft_ratio)
-    return TargetSpec(kind=args.targets, temperature=temperature)
 
 
 def main(args) -> int:
@@ -231,21 +131,13 @@ def main(args) -> int:
     from ..runstore import RunStore
     from ..simulate import setup_run
     from ..validation import JaxDistillError
-    from .run_multiclass import check_multiclass_options, is_multiclass_task, multiclass_report
+    from .run_multiclass import multiclass_report
+    from .spec import run_spec
 
-    task = task_from_args(args)
-    learner = learner_from_args(args)
-    student = nonlinear_learner(args, learner)  # kernel / network students: the K-class program, binary tasks as K = 2
-    multiclass = student is not None or is_multiclass_task(task)
-    check_estimand_task(args, task, multiclass)
-    check_common_options(args)
-    if multiclass:
-        check_multiclass_options(args)
-    else:
-        check_run_options(args, task)
-    targets = targets_from_args(args, multiclass)
-    setup = setup_run(args.seed, task, args.n, args.num_sets, learner=learner if student is None else student,
-                      targets=targets, chunk_size=args.chunk_size, risk=args.risk, num_test=args.num_test,
+    spec = run_spec(args)
+    task, multiclass = spec.task, spec.multiclass
+    setup = setup_run(args.seed, task, args.n, args.num_sets, learner=spec.learner, targets=spec.targets,
+                      chunk_size=args.chunk_size, risk=args.risk, num_test=args.num_test,
                       keep_students=args.save_students, dtype=args.dtype, sampler=args.sampler)
     plan = setup.plan
     pid, nproc = jax.process_index(), jax.process_count()

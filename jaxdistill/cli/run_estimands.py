@@ -15,6 +15,7 @@ from ..analysis.monotonicity import COUPLINGS, MONOTONICITY_KINDS
 from .common import finite_float, refuse_inapplicable
 
 LEARNERS = ("distill", "wdelta", "hard-max-margin", "hard-gd")
+HARD_LEARNERS = ("hard-max-margin", "hard-gd")
 # Default kind for binary linear students (eq. 34: the unsigned student-teacher angle strictly decreases); students
 # without a teacher vector (K-class tasks, kernel / network students) have only "risk" (docs/design.md fact 12).
 MONOTONICITY_KIND = "angle"
@@ -49,11 +50,11 @@ def add_estimand_arguments(p: argparse.ArgumentParser) -> None:
                         "w_delta at delta 1/16 about 0.86 vs 0.72)")
 
 
-def estimand_learner(args, flow_options: dict, gd_options: dict):
-    """The learner of ``--learner`` (None for ``distill``: ``run.learner_from_args``
-    builds it), after refusing the options that do not apply.  Fills
-    ``args.method`` (its default depends on the learner) and, for the
-    hard-target learners, ``args.targets = "hard"``."""
+def estimand_learner(args, method: str | None, flow_options: dict, gd_options: dict):
+    """The learner of ``--learner`` (None for ``distill``: ``spec.linear_learner``
+    builds it), after refusing the options that do not apply.  ``method``
+    is the run's training method (``spec.method_of``: w_hat's for w_delta,
+    None for the hard-target learners)."""
     import jax
 
     from ..students import FlowConfig, GDConfig, solver_from_name
@@ -71,7 +72,6 @@ def estimand_learner(args, flow_options: dict, gd_options: dict):
     if args.monotonicity and jax.process_count() > 1:
         raise JaxDistillError("--monotonicity applies only to single-host runs (jax.process_count() == 1)")
     if args.learner == "distill":
-        args.method = "flow" if args.method is None else args.method
         return None
     if getattr(args, "t_end", None) is not None:
         raise JaxDistillError(f"--t-end applies only to --learner distill (--learner {args.learner} is defined by "
@@ -82,25 +82,19 @@ def estimand_learner(args, flow_options: dict, gd_options: dict):
     if args.learner == "wdelta":
         if args.delta is None:
             raise JaxDistillError("--learner wdelta needs --delta (the weight of the orthogonal direction)")
-        args.method = "closed-form" if args.method is None else args.method
-        if args.method == "gd":
+        if method == "gd":
             raise JaxDistillError("--method gd does not apply to --learner wdelta (w_hat comes from --method "
                                   "closed-form or flow)")
-        refuse_inapplicable(args, flow_options, args.method, "--method")
-        refuse_inapplicable(args, gd_options, args.method, "--method")
-        flow = FlowConfig(**_flow_kwargs(args, solver_from_name)) if args.method == "flow" else None
-        return WDeltaLearner(delta=args.delta, base=args.method, flow=flow)
-    if args.method is not None:
-        raise JaxDistillError(f"--method applies only to --learner distill and wdelta; --learner {args.learner} "
-                              "fixes its own training")
+        refuse_inapplicable(args, flow_options, method, "--method")
+        refuse_inapplicable(args, gd_options, method, "--method")
+        flow = FlowConfig(**_flow_kwargs(args, solver_from_name)) if method == "flow" else None
+        return WDeltaLearner(delta=args.delta, base=method, flow=flow)
     kind = "max-margin" if args.learner == "hard-max-margin" else "gd"
     refuse_inapplicable(args, flow_options, kind, "--method")
     refuse_inapplicable(args, gd_options, kind, "--method")
     if args.temperature is not None or args.targets == "mixed":
         raise JaxDistillError(f"--learner {args.learner} trains on the teacher's hard labels: --temperature and "
                               "--targets mixed do not apply")
-    args.method = None
-    args.targets = "hard"
     if kind == "max-margin":
         return HardTargetLearner(method="max-margin")
     kw = {k: v for k, v in {"learning_rate": args.lr, "steps": args.steps, "optimizer": args.optimizer}.items()

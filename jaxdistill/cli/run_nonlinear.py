@@ -71,27 +71,7 @@ def nonlinear_learner(args, linear_learner):
         return KernelLearner(make_kernel(name, bandwidth=args.bandwidth), base)
     from ..nonlinear.mlp import make_mlp_learner
 
-    return make_mlp_learner(DEFAULT_MLP_WIDTH if args.mlp_width is None else args.mlp_width, gd=base.gd)
+    return make_mlp_learner(DEFAULT_MLP_WIDTH if args.width is None else args.width, gd=base.gd)
 
 
-def take_mlp_options(args) -> None:
-    """For --student mlp: --width is the network's width (not a deep linear
-    student's), and the training is an optax optimiser (--method gd, the
-    default there).  Moves --width to ``args.mlp_width``; refuses --method
-    closed-form / flow, and --width for kernel students."""
-    from ..validation import JaxDistillError
-
-    args.mlp_width = None
-    if args.student == "mlp":
-        if args.method not in (None, "gd"):
-            raise JaxDistillError(f"--method {args.method} does not apply to --student mlp (a finite-width network "
-                                  "has no closed form and is trained by the optimiser of --lr/--steps/--optimizer: "
-                                  "--method gd, the default)")
-        args.method = "gd"
-        args.mlp_width, args.width = args.width, None
-    elif args.student == "kernel" and args.width is not None:
-        raise JaxDistillError("--width applies to --student mlp (hidden units) and to deep linear students "
-                              "(--depth >= 2); a kernel student has no width")
-
-
-__all__ = ["STUDENTS", "DEFAULT_MLP_WIDTH", "add_student_arguments", "nonlinear_learner", "take_mlp_options"]
+__all__ = ["STUDENTS", "DEFAULT_MLP_WIDTH", "add_student_arguments", "nonlinear_learner"]
