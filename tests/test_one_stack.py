@@ -31,7 +31,8 @@ def test_top_level_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
-    assert all(c in capsys.readouterr().out for c in SUBCOMMANDS)
+    out = capsys.readouterr().out
+    assert all(c in out for c in SUBCOMMANDS)
 
 
 def test_python_and_cli_read_their_defaults_from_one_place():
