@@ -175,10 +175,18 @@ def bound_summary(extras: dict, ok: np.ndarray) -> dict:
     return out
 
 
+SETS_COLUMNS = ("status_name", "status", "num_steps", "risk", "risk_se", "angle", "rel_dist_closed_form", "loss",
+                "error")
+
+
 def per_set_table(arrays: dict) -> dict:
-    """The one-dimensional per-set arrays plus ``status_name`` (the columns of sets.csv)."""
-    table = {k: v for k, v in arrays.items() if np.ndim(v) == 1}
-    table["status_name"] = np.array([STATUS_NAMES[int(s)] for s in arrays["status"]])
+    """The columns of sets.csv (and of ``to_pandas``), in order: the status
+    by name and code, the per-set statistics, then the learner's extras
+    (``extra_*``, named without the prefix)."""
+    table = {"status_name": np.array([STATUS_NAMES[int(s)] for s in arrays["status"]])}
+    table.update({k: arrays[k] for k in SETS_COLUMNS[1:] if k in arrays})
+    table.update({k.removeprefix("extra_"): arrays[k] for k in sorted(arrays)
+                  if k.startswith("extra_") and np.ndim(arrays[k]) == 1})
     return table
 
 

@@ -121,16 +121,15 @@ class RunStore:
         return done
 
 
-def write_sets_csv(path: Path, arrays: dict) -> None:
-    cols = [k for k in ("status_name", "status", "num_steps", "risk", "risk_se", "angle", "rel_dist_closed_form", "loss",
-                                "error") if k in arrays]
-    cols += sorted(k for k in arrays if k.startswith("extra_"))
-    n = len(arrays["status"])
+def write_sets_csv(path: Path, table: dict) -> None:
+    """One row per set: an ``index`` column, then the table's columns in order."""
+    cols = list(table)
+    n = len(next(iter(table.values())))
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["index"] + [c.removeprefix("extra_") for c in cols])
+    w.writerow(["index"] + cols)
     for i in range(n):
-        w.writerow([i] + [_fmt(arrays[c][i]) for c in cols])
+        w.writerow([i] + [_fmt(table[c][i]) for c in cols])
     atomic_write_text(path, buf.getvalue())
 
 

@@ -65,6 +65,16 @@ def test_load_returns_the_result_whose_summary_is_summary_json(tmp_path):
     assert (out / "sets.csv").read_text().splitlines()[0].startswith("index,status_name,status")
 
 
+def test_to_pandas_is_the_per_set_table_of_sets_csv(tmp_path):
+    pd = pytest.importorskip("pandas")
+    out = tmp_path / "t"
+    res = jd.distill(0, jd.KappaPolynomialTask(20, 1.0), 4, 6, out=str(out))
+    df, csv = res.to_pandas(), pd.read_csv(out / "sets.csv", index_col="index")
+    assert set(df.columns) == set(csv.columns) and len(df) == 6
+    np.testing.assert_array_equal(df["risk"].to_numpy(), csv["risk"].to_numpy())
+    assert list(df["status_name"]) == ["converged"] * 6
+
+
 def test_python_out_writes_the_files_of_the_cli(tmp_path, capsys):
     cli_dir, py_dir = tmp_path / "cli", tmp_path / "py"
     assert main(["run", "--task", "gaussian", "--classes", "3", "--d", "6", "--n", "4", "--num-sets", "8",
