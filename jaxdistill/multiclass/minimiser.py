@@ -31,6 +31,7 @@ Hessian is positive definite), so the limit is its unique minimiser:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +54,7 @@ class LimitKind(enum.IntEnum):
     MINIMISER = 2
     """The minimiser of the convex cross-entropy on the flow's subspace (Newton, converged)."""
     MINIMISER_NOT_CONVERGED = 3
-    """Newton stopped at ``max_iter`` (or on a non-finite iterate): the reference is not exact."""
+    """Newton stopped at ``max_iter``, on a non-finite iterate or without a decrease: the reference is not exact."""
 
     @property
     def label(self) -> str:
@@ -84,57 +85,69 @@ def mean_kl(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> tuple[Float[Ar
     return jnp.sum(p * (logp - logs)) / n, jnp.sum(p * (jnp.abs(logp) + jnp.abs(logs))) / n
 
 
+def newton_direction(g: Float[Array, "r Km1"], H: Float[Array, "m m"]) -> tuple[Float[Array, "r Km1"], Bool[Array, ""]]:
+    """(D, ok): the Newton direction D = -H^{-1} g by Cholesky; where H is
+    numerically singular (a saturated softmax far from the minimiser; ok is
+    False) the Cauchy step -(g.g / g.H g) g instead."""
+    tiny = jnp.finfo(g.dtype).tiny
+    gv = g.reshape(-1)
+    D = -jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(H, lower=True), gv).reshape(g.shape)
+    ok = jnp.all(jnp.isfinite(D))
+    cauchy = -(jnp.vdot(gv, gv) / jnp.maximum(jnp.vdot(gv, H @ gv), tiny)) * g
+    return jnp.where(ok, D, cauchy), ok
+
+
+def backtrack(loss: Callable[[Array], Array], C: Float[Array, "r Km1"], D: Float[Array, "r Km1"],
+              f0: Float[Array, ""], slope: Float[Array, ""], allowance: Float[Array, ""]
+              ) -> tuple[Float[Array, ""], Bool[Array, ""]]:
+    """(t, accepted): the first t = 1, 1/2, 1/4, ... (at most ``MAX_HALVINGS``
+    halvings) with loss(C + t D) <= f0 + 1e-4 t slope + allowance (Armijo; a
+    non-finite loss counts as too high)."""
+    bound = lambda t: f0 + ARMIJO_C * t * slope + allowance
+
+    def too_high(ls):
+        t, f_t, j = ls
+        return ~(f_t <= bound(t)) & (j < MAX_HALVINGS)
+
+    def halve(ls):
+        t, _, j = ls
+        return t / 2, loss(C + (t / 2) * D), j + 1
+
+    t, f_t, _ = jax.lax.while_loop(too_high, halve, (jnp.asarray(1.0, C.dtype), loss(C + D), 0))
+    return t, f_t <= bound(t)
+
+
 def newton_minimise(R: Float[Array, "r n"], logp: Float[Array, "n K"], C0: Float[Array, "r Km1"], *,
                     active: Bool[Array, ""] | bool = True, tol: float, max_iter: int
                     ) -> tuple[Float[Array, "r Km1"], Bool[Array, ""], Int[Array, ""]]:
     """Damped Newton for min_C (1/n) sum_i KL(p_i || softmax(R_i^T C E^T)) from C0.
 
-    Each iteration solves H D = -g by Cholesky (``reduced_newton_system``)
-    and halves t from 1 until L(C + t D) <= L(C) + 1e-4 t g.D (Armijo) up to
-    a rounding allowance of 64 eps times the loss's scale (near the
-    minimiser the decrease ~ ||D||^2 drowns in rounding; there the full
-    step is right).  It stops after the first iteration whose Newton step
-    is at most ``tol`` ||C|| (that step is taken), at ``max_iter``, on a
-    non-finite iterate, or at once when ``active`` is False.
+    Each iteration takes the Newton direction (``reduced_newton_system``,
+    ``newton_direction``) and backtracks (``backtrack``) with a rounding
+    allowance of 64 eps times the loss's scale (``mean_kl``): near the
+    minimiser the decrease, ~||D||^2, drowns in rounding, and there the
+    full step is right.  It stops after the first iteration whose Newton
+    step is at most ``tol`` ||C|| (that step is taken: the result is exact
+    to ~tol^2), at ``max_iter``, on a non-finite iterate, when no step
+    decreases the loss, or at once when ``active`` is False.
 
     Returns (C, converged, num_iter); converged: the last Newton step was
-    below tol ||C|| and C is finite.
+    at most tol ||C|| and C is finite.
     """
-    r, n = R.shape
     K = logp.shape[-1]
     dtype = logp.dtype
     E = helmert_basis(K, dtype)
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
     logits = lambda C: R.T @ (C @ E.T)
 
-    def loss(C):
-        return mean_kl(logits(C), logp)
-
     def step(state):
         C, _, it = state
         g, H = reduced_newton_system(R, logits(C), logp, E)
-        factor = jax.scipy.linalg.cho_factor(H, lower=True)
-        D_newton = -jax.scipy.linalg.cho_solve(factor, g.reshape(-1)).reshape(C.shape)
-        newton_ok = jnp.all(jnp.isfinite(D_newton))
-        # H numerically singular (saturated softmax far from the minimiser): a Cauchy step instead
-        curvature = jnp.vdot(g.reshape(-1), H @ g.reshape(-1))
-        D_cauchy = -(jnp.vdot(g, g) / jnp.maximum(curvature, tiny)) * g
-        D = jnp.where(newton_ok, D_newton, D_cauchy)
-        slope = jnp.vdot(g, D)  # < 0
-        f0, scale = loss(C)
-        bound = lambda t: f0 + ARMIJO_C * t * slope + 64.0 * eps * scale
-
-        def too_high(ls):  # a non-finite loss counts as too high
-            t, f_t, j = ls
-            return ~(f_t <= bound(t)) & (j < MAX_HALVINGS)
-
-        def halve(ls):
-            t, _, j = ls
-            return t / 2, loss(C + (t / 2) * D)[0], j + 1
-
-        t, f_t, _ = jax.lax.while_loop(too_high, halve, (jnp.asarray(1.0, dtype), loss(C + D)[0], 0))
-        accepted = f_t <= bound(t)  # else no decrease was found: stay, and stop (rel NaN)
+        D, newton_ok = newton_direction(g, H)
+        f0, scale = mean_kl(logits(C), logp)
+        t, accepted = backtrack(lambda C1: mean_kl(logits(C1), logp)[0], C, D, f0, jnp.vdot(g, D), 64.0 * eps * scale)
         rel = jnp.where(newton_ok, jnp.linalg.norm(D) / jnp.maximum(jnp.linalg.norm(C), tiny), jnp.inf)
+        # no decrease found: stay, and stop (rel NaN)
         return jnp.where(accepted, C + t * D, C), jnp.where(accepted, rel, jnp.nan), it + 1
 
     def going(state):
@@ -187,8 +200,8 @@ def softmax_limit(X: Float[Array, "n d"], V: Float[Array, "n K"], *, tol: float 
     realisable (bit for bit ``softmax_closed_form``), else the Newton
     minimiser (MINIMISER, or MINIMISER_NOT_CONVERGED); Newton runs only on
     the sets that need it (a batch of realisable sets skips the loop) and
-    starts from the closed form's coordinates (its LAPACK calls wait for the
-    QRs: docs/design.md fact 11)."""
+    starts from the closed form's coordinates or 0 (its LAPACK calls wait
+    for the QRs: docs/design.md fact 11)."""
     tol = default_tol(X.dtype) if tol is None else tol
     red, B, realisable = reduced_closed_form(X, V)
     W_cf = (red.Q @ B).T
@@ -205,5 +218,5 @@ def softmax_limit(X: Float[Array, "n d"], V: Float[Array, "n K"], *, tol: float 
     return W, kind.astype(jnp.int32)
 
 
-__all__ = ["LimitKind", "LIMIT_KIND_NAMES", "default_tol", "mean_kl", "newton_minimise", "softmax_minimiser",
-           "softmax_limit"]
+__all__ = ["LimitKind", "LIMIT_KIND_NAMES", "default_tol", "mean_kl", "newton_direction", "backtrack", "newton_minimise",
+           "starting_point", "softmax_minimiser", "softmax_limit"]
