@@ -140,3 +140,19 @@ def test_distill_closed_form_keeps_the_interpolant():
     res = jd.distill(0, MultiClassGaussianTask(D, 3, seed=2), N, B, method="closed-form", num_test=200)
     assert np.all(res.arrays["limit_kind"] == LimitKind.INTERPOLANT)
     assert np.all(res.arrays["status"] == jd.Status.CONVERGED)
+
+
+def test_reference_of_kernel_and_network_students():
+    """Kernel students interpolate (their features are n x n); a finite network has no exact limit."""
+    from jaxdistill.nonlinear.kernels import RBFKernel
+    from jaxdistill.nonlinear.learners import KernelLearner
+    from jaxdistill.nonlinear.mlp import make_mlp_learner
+
+    with precision():
+        X, V = _sets(ReluTeacherTask(D, 20, 3, seed=1), num=1)
+        learner = KernelLearner(RBFKernel(3.0))
+        W_hat, kind = learner.reference(X[0], V[0])
+        assert int(kind) == LimitKind.INTERPOLANT
+        np.testing.assert_array_equal(np.asarray(learner.limit(X[0], V[0])), np.asarray(W_hat))
+        W_hat, kind = make_mlp_learner(4).reference(X[0], V[0])
+        assert W_hat is None and int(kind) == LimitKind.NONE
