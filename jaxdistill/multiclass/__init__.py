@@ -4,7 +4,9 @@ Teachers from anywhere: a pool of inputs with a linear teacher W* [K, d] or
 the logits of any trained model (``MultiClassPoolTask``,
 ``pool_task_from_arrays``), optional ground-truth labels; synthetic K-class
 Gaussian tasks (``MultiClassGaussianTask``); linear softmax students by
-closed form, gradient flow and optax (``learners``); soft, hard and mixed
+closed form, gradient flow and optax (``learners``) and their exact limit
+(``minimiser``: the interpolant, or the convex minimiser for n > d and a
+nonlinear teacher); soft, hard and mixed
 targets at a temperature (``targets``); ``jd.distill`` runs them through
 the one chunked runner (``program``); a real K = 10 task on the shipped
 8x8 digits (``digits_task``) and on the full MNIST (``mnist_multiclass_task``).  K = 2 reproduces the binary
@@ -16,6 +18,7 @@ from .datasets import (MultiClassTeacherFit, digits_task, digits_teacher, fit_so
 from .learners import (SOFTMAX_METHODS, AbstractSoftmaxLearner, SoftmaxClosedFormLearner, SoftmaxFlowLearner,
                        SoftmaxGDLearner, SoftmaxOutput, make_softmax_learner, softmax_closed_form,
                        softmax_gradient_flow)
+from .minimiser import LIMIT_KIND_NAMES, LimitKind, softmax_limit, softmax_minimiser
 from .program import MultiClassProgram, MultiClassSetup, setup_multiclass
 from .targets import MULTI_TARGET_KINDS, MultiTargetSpec, centre, softmax_cross_entropy, target_log_probs
 from .tasks import (POOL_KEYS, AbstractMultiClassTask, MultiClassGaussianTask, MultiClassPoolTask,
@@ -26,6 +29,7 @@ __all__ = [
     "mnist_multiclass_task", "mnist_multiclass_teacher",
     "SOFTMAX_METHODS", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner", "SoftmaxGDLearner",
     "SoftmaxOutput", "make_softmax_learner", "softmax_closed_form", "softmax_gradient_flow",
+    "LIMIT_KIND_NAMES", "LimitKind", "softmax_limit", "softmax_minimiser",
     "MultiClassProgram", "MultiClassSetup", "setup_multiclass",
     "MULTI_TARGET_KINDS", "MultiTargetSpec", "centre", "softmax_cross_entropy", "target_log_probs",
     "POOL_KEYS", "AbstractMultiClassTask", "MultiClassGaussianTask", "MultiClassPoolTask", "is_multiclass_pool",

@@ -14,8 +14,10 @@ thin QR X^T = Q R (``students.closed_form.reduce_data``):
 
 Both are the d-dimensional flow exactly, at O(n^2 K) a step.  Its limit is
 the minimum-norm interpolant of the class-centred log targets
-(``softmax_closed_form``); for soft targets of a linear teacher W* it is
-C W* P_X / T.
+(``softmax_closed_form``) when one exists (n <= d, or a linear teacher:
+for soft targets of W* it is C W* P_X / T); otherwise (n > d, a nonlinear
+teacher) it is the minimiser of the convex cross-entropy on the flow's
+subspace (``minimiser.softmax_limit``, by Newton).
 
 Arrival is decided in parameter space as for the binary flow (fact 5): the
 Hessian of the per-example loss in z_i is diag(s_i) - s_i s_i^T, singular
@@ -45,7 +47,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
 from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, make_learner
-from ..students.closed_form import reduce_data, reduced_target
+from ..students.closed_form import ReducedData, reduce_data, reduced_target
 from ..students.discrete import GDConfig
 from ..students.flow import flow_status, gradient_flow, gram_gradient_flow, solve_to_steady_state
 from ..students.flow_config import FlowConfig
@@ -108,13 +110,28 @@ def helmert_basis(K: int, dtype) -> Float[Array, "K Km1"]:
     return jnp.asarray(H, dtype)
 
 
-def softmax_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[Float[Array, "K d"], Array]:
-    """The flow's limit: the minimum-norm W [K, d] with X W^T = centre(V).
+def reduced_newton_system(R: Float[Array, "r n"], Z: Float[Array, "n K"], logp: Float[Array, "n K"],
+                          E: Float[Array, "K Km1"]) -> tuple[Float[Array, "r Km1"], Float[Array, "m m"]]:
+    """Gradient and Hessian of the mean cross-entropy (1/n) sum_i CE(softmax(z_i), p_i)
+    in the centred reduced coordinates C [r, K-1] (B = C E^T, logits Z = R^T B):
+    g = (1/n) R (softmax(Z) - P) E and H = (1/n) sum_i kron(R_i R_i^T, E^T H_i E),
+    H_i = diag(s_i) - s_i s_i^T, flattened row-major (m = r (K - 1)); H is
+    positive definite when R has full row rank and every s_i > 0 (fact 8)."""
+    n = Z.shape[0]
+    r = R.shape[0]
+    m = r * (E.shape[1])
+    s = jnp.exp(jax.nn.log_softmax(Z, axis=-1))
+    g = (R @ softmax_residual(Z, logp) @ E) / n  # [r, K-1]
+    Hi = jax.vmap(lambda h: E.T @ h @ E)(softmax_jacobians(s))  # [n, K-1, K-1]
+    H = jnp.einsum("ai,bi,ikl->akbl", R, R, Hi) / n
+    return g, H.reshape(m, m)
 
-    Returns (W, rank_ok, realisable): for n > d the centred log targets have an exact
-    interpolant only when they come from a linear teacher; ``realisable``
-    is False (to rounding) otherwise, and W is then the least-squares fit,
-    not the limit of the flow."""
+
+def reduced_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[ReducedData, Float[Array, "r K"], Array]:
+    """(red, B, realisable): the QR reduction X^T = Q R, the least-squares
+    coordinates B [r, K] of the centred log targets (R^T B = centre(V), exact
+    for n <= d) and whether they are interpolated exactly (always for n <= d;
+    for n > d only for a linear teacher, to rounding)."""
     red = reduce_data(X)
     Zc = centre(V)
     B = reduced_target(red, Zc)  # [r, K]
@@ -124,6 +141,17 @@ def softmax_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple
     else:
         err = jnp.linalg.norm(red.R.T @ B - Zc)
         realisable = err <= 1e3 * jnp.finfo(X.dtype).eps * jnp.maximum(jnp.linalg.norm(Zc), jnp.finfo(X.dtype).tiny)
+    return red, B, realisable
+
+
+def softmax_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[Float[Array, "K d"], Array, Array]:
+    """The minimum-norm W [K, d] with X W^T = centre(V) (least squares for n > d).
+
+    Returns (W, rank_ok, realisable): for n > d the centred log targets have an exact
+    interpolant only when they come from a linear teacher; ``realisable``
+    is False (to rounding) otherwise, and W is then the least-squares fit,
+    not the limit of the flow (that is ``minimiser.softmax_limit``)."""
+    red, B, realisable = reduced_closed_form(X, V)
     return (red.Q @ B).T, red.rank_ok, realisable
 
 
@@ -151,10 +179,21 @@ class AbstractSoftmaxLearner(AbstractLearner):
         used only by students with ``needs_inputs``."""
         return X_new @ W.T
 
+    def reference(self, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[Array | None, Int[Array, ""]]:
+        """(limit, kind): the exact limit of training from zero (the flow's
+        limit, fact 8) in the coordinates of ``SoftmaxOutput.W``, or None if
+        it has none, and its ``minimiser.LimitKind`` (int32).  A linear
+        student's limit is the interpolant of the centred log targets where
+        one exists (n <= d, or realisable targets), else the minimiser of the
+        convex cross-entropy on span(X) (``minimiser.softmax_limit``).
+        Students with another limit override this method."""
+        from .minimiser import softmax_limit  # the minimiser builds on this module's helpers
+
+        return softmax_limit(X, V)
+
     def limit(self, X: Float[Array, "n d"], V: Float[Array, "n K"]):
-        """The exact limit of training from zero (the flow's limit, fact 8),
-        in the coordinates of ``SoftmaxOutput.W``; None if it has none."""
-        return softmax_closed_form(X, V)[0]
+        """The exact limit of training from zero (``reference`` without its kind); None if it has none."""
+        return self.reference(X, V)[0]
 
     def check_targets(self, targets: MultiTargetSpec) -> None:
         if not isinstance(targets, MultiTargetSpec):
@@ -181,7 +220,9 @@ class AbstractSoftmaxLearner(AbstractLearner):
 class SoftmaxClosedFormLearner(AbstractSoftmaxLearner):
     """The limit of the flow (fact 8), by one thin QR.  Needs targets with a
     finite minimiser (soft, or mixed with rho > 0); for n > d the targets
-    must be realisable (a linear teacher), else the set is ``NOT_CONVERGED``."""
+    must be realisable (a linear teacher), else the set is ``NOT_CONVERGED``
+    (W is then the least-squares fit, not the limit: that is
+    ``minimiser.softmax_minimiser``)."""
 
     name: ClassVar[str] = "closed-form"
 
@@ -226,14 +267,8 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
         E = helmert_basis(K, dtype)
 
         def newton_norm(Z):
-            logs = jax.nn.log_softmax(Z, axis=-1)
-            s = jnp.exp(logs)
-            g = (R @ softmax_residual(Z, logp) @ E) / n  # [r, K-1]
-            Hi = jax.vmap(lambda h: E.T @ h @ E)(softmax_jacobians(s))  # [n, K-1, K-1]
-            H = jnp.einsum("ai,bi,ikl->akbl", R, R, Hi) / n
-            m = r * (K - 1)
-            step = jnp.linalg.solve(H.reshape(m, m), g.reshape(m))
-            return jnp.linalg.norm(step)
+            g, H = reduced_newton_system(R, Z, logp, E)
+            return jnp.linalg.norm(jnp.linalg.solve(H, g.reshape(-1)))
 
     # The exact flow keeps the class-sum at 0, an implicit solver's inexact
     # stage solves only nearly: the drift is along the all-ones direction, to
@@ -391,4 +426,5 @@ def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDC
 
 __all__ = ["SoftmaxOutput", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
            "SoftmaxGDLearner", "make_softmax_learner", "softmax_form", "softmax_closed_form", "softmax_gradient_flow",
-           "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax", "SOFTMAX_METHODS"]
+           "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax",
+           "SOFTMAX_METHODS", "reduced_closed_form", "reduced_newton_system"]

@@ -29,6 +29,7 @@ from ..runner import ChunkPlan, SetProgram, plan_chunks
 from ..status import Status
 from ..validation import JaxDistillError, check_choice, check_int
 from .learners import AbstractSoftmaxLearner, SoftmaxClosedFormLearner, make_softmax_learner
+from .minimiser import LimitKind
 from .targets import MultiTargetSpec, predicted_class, target_log_probs
 from .tasks import AbstractMultiClassTask
 
@@ -58,15 +59,19 @@ class MultiClassProgram(SetProgram):
         X = jnp.where(finite, X, jnp.eye(n, task.d, dtype=X.dtype))
         V = jnp.where(finite, V, jnp.eye(n, K, dtype=X.dtype))
         out = self.learner.fit(k_learn, X, V)
-        # the closed form's factorisation waits for every output of the fit (its final Newton solve included)
-        W_hat = self.learner.limit(after(X, out), V) if self.targets.has_finite_minimiser else None
+        # the limit's factorisations wait for every output of the fit (its final Newton solve included);
+        # limit_kind: the reference is the interpolant or the convex minimiser (minimiser.LimitKind)
+        if self.targets.has_finite_minimiser:
+            W_hat, limit_kind = self.learner.reference(after(X, out), V)
+        else:
+            W_hat, limit_kind = None, jnp.asarray(LimitKind.NONE, jnp.int32)
         if W_hat is not None:
             rel = jnp.linalg.norm(out.W - W_hat) / jnp.linalg.norm(W_hat)
         else:
             rel = jnp.asarray(jnp.nan, X.dtype)
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
         outputs = {"students": out.W, "status": status, "num_steps": out.num_steps, "loss": out.loss,
-                   "rel_dist_closed_form": rel}
+                   "rel_dist_closed_form": rel, "limit_kind": limit_kind}
         if self.learner.needs_inputs:
             outputs["inputs"] = X
         outputs.update({"extra_" + k: v for k, v in out.extras.items()})

@@ -35,6 +35,7 @@ from jaxtyping import Array, Float
 
 from ..multiclass.learners import (AbstractSoftmaxLearner, SoftmaxFlowLearner, SoftmaxOutput, binary_flow_as_softmax,
                                    make_softmax_learner, softmax_closed_form)
+from ..multiclass.minimiser import LimitKind
 from ..multiclass.targets import MultiTargetSpec
 from ..status import Status
 from ..validation import JaxDistillError
@@ -102,9 +103,11 @@ class KernelLearner(AbstractSoftmaxLearner):
         return (isinstance(self.base, SoftmaxFlowLearner) and V.shape[-1] == 2
                 and self.base.flow.coordinates == "reduced")
 
-    def limit(self, X, V):
+    def reference(self, X, V):
+        """The interpolant of the centred log targets in feature coordinates
+        (L is n x n: the interpolant always exists and is the limit, fact 9)."""
         L, _ = kernel_features(self.kernel, X)
-        return softmax_closed_form(L, V)[0]
+        return softmax_closed_form(L, V)[0], jnp.asarray(LimitKind.INTERPOLANT, jnp.int32)
 
     def predict(self, W, X, X_new):
         """f(X_new) = k(X_new, X) alpha^T [M, K], alpha = W L^{-1} (O(n^2 K + M n K))."""

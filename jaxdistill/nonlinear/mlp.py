@@ -57,6 +57,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..multiclass.learners import AbstractSoftmaxLearner, SoftmaxOutput, log_targets, softmax_residual
+from ..multiclass.minimiser import LimitKind
 from ..multiclass.targets import softmax_cross_entropy
 from ..status import Status
 from ..students.discrete import GDConfig
@@ -156,9 +157,9 @@ class MLPLearner(AbstractSoftmaxLearner):
         """The network's logits on X_new (the transfer inputs X are not needed)."""
         return mlp_logits(W, X_new)
 
-    def limit(self, X, V):
+    def reference(self, X, V):
         """None: a finite network trained for finitely many steps has no exact limit."""
-        return None
+        return None, jnp.asarray(LimitKind.NONE, jnp.int32)
 
     def config(self) -> dict:
         cfg = {"student": "mlp", "method": "gd", "width": self.width}
