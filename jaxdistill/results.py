@@ -22,6 +22,7 @@ import numpy as np
 
 from .analysis.risk import RiskEstimate, expected_risk
 from .defaults import DEFAULTS
+from .multiclass.minimiser import LIMIT_KIND_NAMES
 from .runner import concatenate, failed_sets
 from .runstore import CHUNK_DIR, MANIFEST, write_json, write_sets_csv
 from .status import STATUS_NAMES, is_success
@@ -134,6 +135,7 @@ class DistillResult:
             "angle_se": float(np.std(ang, ddof=1) / math.sqrt(ang.size)) if ang.size > 1 else None,
             "max_rel_dist_closed_form": (None if self.config.get("method") == "closed-form" or rel.size == 0
                                          or np.all(np.isnan(rel)) else float(np.nanmax(rel))),
+            "closed_form_reference": reference_kind(self.arrays, ok),
             "mean_num_steps": float(np.mean(steps)) if steps.size else float("nan"),
             "max_num_steps": int(np.max(steps)) if steps.size else 0,
             "elapsed_s": self.elapsed,
@@ -155,6 +157,22 @@ class DistillResult:
         except ImportError:
             raise JaxDistillError("to_pandas needs pandas (an optional extra): pip install pandas") from None
         return pd.DataFrame(per_set_table(self.arrays)).rename_axis("index")
+
+
+def reference_kind(arrays: dict, ok: np.ndarray) -> str | None:
+    """What ``rel_dist_closed_form`` measures the distance to over the
+    successful sets: "interpolant" (the closed form: Thm 1, fact 8's
+    interpolant, a kernel student's), "convex_minimiser" (a K-class flow's
+    limit where no interpolant exists: the minimiser of the cross-entropy,
+    ``multiclass.minimiser``), both joined by " and " when sets differ, or
+    None where there is no reference (hard targets, networks)."""
+    rel = arrays["rel_dist_closed_form"][ok]
+    if rel.size == 0 or np.all(np.isnan(rel)):
+        return None
+    if "limit_kind" not in arrays:  # binary students: w_hat of Thm 1 is the limit of every soft-target flow
+        return "interpolant"
+    names = sorted({LIMIT_KIND_NAMES[int(k)] for k in arrays["limit_kind"][ok]} - {"none"})
+    return " and ".join(names) or None
 
 
 def bound_summary(extras: dict, ok: np.ndarray) -> dict:

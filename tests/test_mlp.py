@@ -146,7 +146,7 @@ def test_mlp_through_distill():
     finite_horizon, no closed form (NaN), and the same seed gives the same numbers."""
     task = MultiClassGaussianTask(d=D, num_classes=3)
     learner = make_mlp_learner(64, gd=GDConfig(learning_rate=0.5, steps=200))
-    runs = [jd.distill(3, task, N, 4, learner=learner, targets=targets, num_test=2000)
+    runs = [jd.distill(3, task, N, 4, learner=learner, targets=targets, num_test=2000, keep_students=True)
             for targets in (MultiTargetSpec(), MultiTargetSpec(), MultiTargetSpec("hard"))]
     for r in runs:
         a = r.arrays

@@ -65,7 +65,8 @@ def multiclass_report(task, args, s) -> None:
         lines.append(f"  test error (labels)      {_num(s['error_mean'])} +- {_num(s['error_se'])} (SE; teacher's own "
                      f"error {_num(s['teacher_error'])})")
     if s.get("max_rel_dist_closed_form") is not None:
-        lines.append(f"  max ||W - W_hat||/||W_hat||  {s['max_rel_dist_closed_form']:.3e}")
+        lines.append(f"  max ||W - W_hat||/||W_hat||  {s['max_rel_dist_closed_form']:.3e} (W_hat: the flow's limit, "
+                     f"{s['closed_form_reference'].replace('_', ' ')})")
     lines.append(f"  failed sets              {s['num_failed']}")
     lines.append(f"  time                     {s['elapsed_s']:.2f} s")
     if s.get("monotonicity") is not None:
