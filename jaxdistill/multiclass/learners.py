@@ -40,12 +40,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
 from ..students.closed_form import reduce_data, reduced_target
-from ..students.discrete import GDConfig
+from ..students.discrete import GDConfig, optimise
 from ..students.flow import flow_status, gradient_flow, gram_gradient_flow, solve_to_steady_state
 from ..students.flow_config import FlowConfig
 from ..students.rosenbrock import FieldWithJacobian
@@ -339,16 +338,11 @@ class SoftmaxGDLearner(AbstractSoftmaxLearner):
         n, d = X.shape
         K = V.shape[-1]
         logp = log_targets(V)
-        opt = self.gd.transformation()
 
-        def step(carry, _):
-            W, state = carry
-            g = softmax_residual(X @ W.T, logp).T @ X / n
-            updates, state = opt.update(g, state, W)
-            return (optax.apply_updates(W, updates), state), None
+        def grad(W):  # (1/n) (softmax(X W^T) - P)^T X
+            return softmax_residual(X @ W.T, logp).T @ X / n
 
-        W0 = jnp.zeros((K, d), X.dtype)
-        (W, _), _ = jax.lax.scan(step, (W0, opt.init(W0)), None, length=self.gd.steps)
+        W = optimise(grad, jnp.zeros((K, d), X.dtype), self.gd)
         finite = jnp.all(jnp.isfinite(W))
         return SoftmaxOutput(W=W, status=jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32),
                              num_steps=jnp.asarray(self.gd.steps, jnp.int32), loss=softmax_cross_entropy(X @ W.T, V))

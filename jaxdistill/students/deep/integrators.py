@@ -58,14 +58,13 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 from jaxtyping import Array, Float, Int
 
 from ...status import Status
 from ...teachers import cross_entropy, residual
 from ...validation import check_choice
 from ..closed_form import ReducedData, reduce_data, reduced_target
-from ..discrete import GDConfig
+from ..discrete import GDConfig, optimise
 from ..flow import FlowConfig, flow_status, newton_step, solve_to_steady_state
 from .algebra import balancedness_defect, end_to_end, head_vector
 from .inits import DeepInit
@@ -377,19 +376,12 @@ def deep_gradient_descent(X: Float[Array, "n d"], u: Float[Array, " n"], init: D
     the full flow.  Returns (w [d], final factors, status FINITE_HORIZON or NON_FINITE).
     """
     n = X.shape[0]
-    opt = config.transformation()
 
     def grad(Ws):
         z, pullback = jax.vjp(lambda W: X @ end_to_end(W), Ws)
         return pullback(residual(z, u) / n)[0]
 
-    def step(carry, _):
-        Ws, state = carry
-        updates, state = opt.update(grad(Ws), state, Ws)
-        return (optax.apply_updates(Ws, updates), state), None
-
-    Ws0 = tuple(init.Ws)
-    (Ws, _), _ = jax.lax.scan(step, (Ws0, opt.init(Ws0)), None, length=config.steps)
+    Ws = optimise(grad, tuple(init.Ws), config)
     w = end_to_end(Ws)
     status = jnp.where(jnp.all(jnp.isfinite(w)), Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32)
     return w, Ws, status
