@@ -45,7 +45,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ..status import Status
 from ..students.closed_form import reduce_data, reduced_target
 from ..students.discrete import GDConfig, optimise
-from ..students.flow import flow_status, gradient_flow, gram_gradient_flow, solve_to_steady_state
+from ..students.flow import flow_to_steady_state, gradient_flow, gram_gradient_flow
 from ..students.flow_config import FlowConfig
 from ..students.rosenbrock import FieldWithJacobian
 from ..validation import JaxDistillError, check_choice
@@ -211,7 +211,6 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     r = R.shape[0]
     logp = log_targets(V)
     soft = jnp.all(jnp.isfinite(V))
-    tiny = jnp.finfo(dtype).tiny
 
     if r == n:  # n <= d: W^T = Q R^{-T} Z
         def w_coords(M):  # R^{-T} M
@@ -265,20 +264,10 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     def norms(y):
         return newton_norm(logits(y)), jnp.linalg.norm(to_W(y))
 
-    def cond_fn(t, y, args, **kwargs):
-        step, w_norm = norms(y)
-        return soft & (step <= config.newton_tol * jnp.maximum(w_norm, tiny))
-
-    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn, soft)
-    y = sol.ys[-1]
-    W = to_W(y)
-    step, w_norm = norms(y)
-    newton_rel = step / jnp.maximum(w_norm, tiny)
-    finite = jnp.all(jnp.isfinite(W)) & (jnp.isfinite(newton_rel) | ~soft)
-    status = flow_status(red.rank_ok, finite, soft, newton_rel <= config.newton_tol, sol.result, config.finite_time)
-    traj = None if ts is None else jax.vmap(to_W)(sol.ys[:-1])
-    return (W, status, sol.stats["num_steps"].astype(jnp.int32), sol.ts[-1], newton_rel,
-            softmax_cross_entropy(logits(y), V), traj)
+    run = flow_to_steady_state(vf, y0, red.rank_ok, soft, config, ts, norms=norms, to_w=to_W, norm_of_w=True)
+    traj = None if ts is None else jax.vmap(to_W)(run.sol.ys[:-1])
+    return (run.w, run.status, run.sol.stats["num_steps"].astype(jnp.int32), run.sol.ts[-1], run.newton_rel,
+            softmax_cross_entropy(logits(run.y), V), traj)
 
 
 @final
