@@ -24,6 +24,7 @@ import numpy as np
 
 from .._precision import check_dtype, precision
 from ..analysis.risk import expected_risk
+from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..results import jsonable
 from ..sequencing import after
@@ -54,9 +55,8 @@ class MultiClassProgram(SetProgram):
         k_data, k_learn = set_key_pair(key, index)
         X, U, y = task.sample_set(k_data, n)
         V = target_log_probs(U, y, self.targets)
-        finite = jnp.all(jnp.isfinite(X)) & jnp.all(jnp.isfinite(U)) & ~jnp.any(jnp.isnan(V))
-        X = jnp.where(finite, X, jnp.eye(n, task.d, dtype=X.dtype))
-        V = jnp.where(finite, V, jnp.eye(n, K, dtype=X.dtype))
+        finite, (X, U, V) = replace_non_finite((X, U, V), (jnp.eye(n, task.d, dtype=X.dtype), jnp.zeros_like(U),
+                                                           jnp.eye(n, K, dtype=X.dtype)), allow_inf=(False, False, True))
         out = self.learner.fit(k_learn, X, V)
         # the closed form's factorisation waits for every output of the fit (its final Newton solve included)
         W_hat = self.learner.limit(after(X, out), V) if self.targets.has_finite_minimiser else None
