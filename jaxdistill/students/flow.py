@@ -31,6 +31,10 @@ is the Hessian of eq. 42 restricted to the span) is below
 second order, so this bounds the relative distance to the Thm 1 limit,
 whatever the stiffness.  A small vector field would not: with ||x|| = |nu|
 tiny, some directions relax on time scales of 1e5 and more.
+``flow_to_steady_state`` holds this test, the solve and the status for
+every flow of the library (binary here, K-class in ``multiclass.learners``,
+deep in ``students.deep.integrators``): each gives it only its vector
+field, its state-to-w map and its (Newton step, ||w||) norms.
 
 Every set returns a status code (``jaxdistill.status.Status``) and its step count; the
 solver never raises for one bad set (``throw=False``).
