@@ -27,6 +27,7 @@ from jaxtyping import Array, Float
 from ._precision import check_dtype, precision
 from .analysis.angles import signed_angle
 from .analysis.risk import RISK_METHODS, mc_risk, resolve_risk_method
+from .finite import replace_non_finite
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
 from .defaults import DEFAULTS
 from .results import DistillResult, warn_if_failed, write_run_files
@@ -89,10 +90,9 @@ class DistillProgram(SetProgram):
         k_data, k_learn = set_key_pair(key, index)
         X = task.sample(k_data, n)
         u = teacher_logits(X, task.w_star, targets)
-        finite = jnp.all(jnp.isfinite(X)) & (jnp.all(jnp.isfinite(u)) if targets.is_soft else ~jnp.any(jnp.isnan(u)))
         stand_in = jnp.eye(n, task.d, dtype=X.dtype)
-        X = jnp.where(finite, X, stand_in)
-        u = jnp.where(finite, u, teacher_logits(stand_in, task.w_star, targets))
+        finite, (X, u) = replace_non_finite((X, u), (stand_in, teacher_logits(stand_in, task.w_star, targets)),
+                                            allow_inf=(False, not targets.is_soft))
         out = self.learner.fit(k_learn, X, u)
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
         if targets.is_soft:

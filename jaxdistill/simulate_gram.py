@@ -32,6 +32,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 
+from .finite import replace_non_finite
 from .keys import set_key_pair
 from .runner import SetProgram
 from .sequencing import after
@@ -67,9 +68,7 @@ class GramDistillProgram(SetProgram):
         task, n, targets = self.task, self.n, self.targets
         k_data, k_learn = set_key_pair(key, index)
         G, u_raw = task.sample_gram(k_data, n)
-        finite = jnp.all(jnp.isfinite(G)) & jnp.all(jnp.isfinite(u_raw))
-        G = jnp.where(finite, G, jnp.eye(n, dtype=G.dtype))
-        u_raw = jnp.where(finite, u_raw, jnp.zeros_like(u_raw))
+        finite, (G, u_raw) = replace_non_finite((G, u_raw), (jnp.eye(n, dtype=G.dtype), jnp.zeros_like(u_raw)))
         u = logits_from_raw(u_raw, targets)
         out = gram_fit(self.learner, G, u, key=k_learn, d=task.d)  # the learner key: w_delta's direction
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)

@@ -172,8 +172,8 @@ def test_backwards_in_time(supply_jacobian):
 
 
 def _captured_field(monkeypatch, run):
-    """The vector field a flow hands to diffrax (``solve_to_steady_state``)."""
-    from jaxdistill.multiclass import learners as mc
+    """The vector field a flow hands to diffrax (``solve_to_steady_state``,
+    which every flow reaches through ``flow_to_steady_state``)."""
     from jaxdistill.students import flow as fl
     seen = []
     original = fl.solve_to_steady_state
@@ -183,7 +183,6 @@ def _captured_field(monkeypatch, run):
         return original(vector_field, *args, **kwargs)
 
     monkeypatch.setattr(fl, "solve_to_steady_state", spy)
-    monkeypatch.setattr(mc, "solve_to_steady_state", spy)
     with precision():
         run()
     (field,) = seen

@@ -50,6 +50,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._precision import check_dtype, precision
+from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..runner import SetProgram, plan_chunks, run_program
 from ..runstore import RunStore
@@ -291,7 +292,9 @@ class NestedSetProgram(SetProgram):
     is sequenced after the first (a data dependency), so their batched
     factorisations never run concurrently (docs/jax-cpu-lapack-deadlock.md).
     ``kind="risk"`` also gives ``risk_plus``, the risk of w([X; x]) measured
-    as ``risk_X`` is (exact, or on the same held-out inputs).
+    as ``risk_X`` is (exact, or on the same held-out inputs).  A pair with
+    non-finite inputs or teacher logits is fitted on a stand-in and marked
+    ``NON_FINITE`` (``finite.replace_non_finite``), as ``distill``'s sets are.
     """
 
     task: Task
@@ -303,17 +306,23 @@ class NestedSetProgram(SetProgram):
     kind: str = eqx.field(static=True, default="angle")
 
     def one_set(self, key, index, shared):
-        w_star = jnp.asarray(self.task.w_star)
+        w_star, n, targets = jnp.asarray(self.task.w_star), self.n, self.targets
         k_data, k_learn = set_key_pair(key, index)
-        X, x = self.task.sample_nested(k_data, self.n)
+        X, x = self.task.sample_nested(k_data, n)
         Xp = jnp.concatenate([X, x[None, :]], axis=0)
-        out0 = self.learner.fit(k_learn, X, teacher_logits(X, w_star, self.targets))
+        u, up = teacher_logits(X, w_star, targets), teacher_logits(Xp, w_star, targets)
+        stand_in = jnp.eye(n + 1, Xp.shape[1], dtype=Xp.dtype)  # its first n rows stand in for X
+        finite, (X, u, Xp, up) = replace_non_finite(
+            (X, u, Xp, up), (stand_in[:n], teacher_logits(stand_in[:n], w_star, targets), stand_in,
+                             teacher_logits(stand_in, w_star, targets)), allow_inf=(False, not targets.is_soft) * 2)
+        out0 = self.learner.fit(k_learn, X, u)
         Xp = after(Xp, out0.w)
         k_plus = k_learn if self.coupling == "shared" else jax.random.fold_in(k_learn, 1)
-        out1 = self.learner.fit(k_plus, Xp, teacher_logits(Xp, w_star, self.targets))
+        out1 = self.learner.fit(k_plus, Xp, up)
         ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
-        return {"w_X": out0.w, "w_plus": out1.w, "status": jnp.where(ok0, out1.status, out0.status),
-                "status_X": out0.status, "status_plus": out1.status}
+        status = jnp.where(finite, jnp.where(ok0, out1.status, out0.status), Status.NON_FINITE).astype(out0.status.dtype)
+        return {"w_X": out0.w, "w_plus": out1.w, "status": status, "status_X": out0.status,
+                "status_plus": out1.status}
 
     def finish(self, batch, X_test):
         w_star = jnp.asarray(self.task.w_star)
@@ -352,9 +361,7 @@ class GramNestedSetProgram(SetProgram):
         n, targets = self.n, self.targets
         k_data, _ = set_key_pair(key, index)
         Gp, up_raw = self.task.sample_gram(k_data, n + 1)
-        finite = jnp.all(jnp.isfinite(Gp)) & jnp.all(jnp.isfinite(up_raw))
-        Gp = jnp.where(finite, Gp, jnp.eye(n + 1, dtype=Gp.dtype))
-        up_raw = jnp.where(finite, up_raw, jnp.zeros_like(up_raw))
+        finite, (Gp, up_raw) = replace_non_finite((Gp, up_raw), (jnp.eye(n + 1, dtype=Gp.dtype), jnp.zeros_like(up_raw)))
         G, u_raw = Gp[:n, :n], up_raw[:n]
         w_norm = jnp.linalg.norm(self.task.w_star)
         out0 = gram_fit(self.learner, G, logits_from_raw(u_raw, targets))

@@ -42,14 +42,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
 from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, make_learner
 from ..students.closed_form import ReducedData, reduce_data, reduced_target
-from ..students.discrete import GDConfig
-from ..students.flow import flow_status, gradient_flow, gram_gradient_flow, solve_to_steady_state
+from ..students.discrete import GDConfig, optimise
+from ..students.flow import flow_to_steady_state, gradient_flow, gram_gradient_flow
 from ..students.flow_config import FlowConfig
 from ..students.rosenbrock import FieldWithJacobian
 from ..validation import JaxDistillError
@@ -255,7 +254,6 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     r = R.shape[0]
     logp = log_targets(V)
     soft = jnp.all(jnp.isfinite(V))
-    tiny = jnp.finfo(dtype).tiny
 
     if r == n:  # n <= d: W^T = Q R^{-T} Z
         def w_coords(M):  # R^{-T} M
@@ -303,20 +301,10 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     def norms(y):
         return newton_norm(logits(y)), jnp.linalg.norm(to_W(y))
 
-    def cond_fn(t, y, args, **kwargs):
-        step, w_norm = norms(y)
-        return soft & (step <= config.newton_tol * jnp.maximum(w_norm, tiny))
-
-    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn, soft)
-    y = sol.ys[-1]
-    W = to_W(y)
-    step, w_norm = norms(y)
-    newton_rel = step / jnp.maximum(w_norm, tiny)
-    finite = jnp.all(jnp.isfinite(W)) & (jnp.isfinite(newton_rel) | ~soft)
-    status = flow_status(red.rank_ok, finite, soft, newton_rel <= config.newton_tol, sol.result, config.finite_time)
-    traj = None if ts is None else jax.vmap(to_W)(sol.ys[:-1])
-    return (W, status, sol.stats["num_steps"].astype(jnp.int32), sol.ts[-1], newton_rel,
-            softmax_cross_entropy(logits(y), V), traj)
+    run = flow_to_steady_state(vf, y0, red.rank_ok, soft, config, ts, norms=norms, to_w=to_W, norm_of_w=True)
+    traj = None if ts is None else jax.vmap(to_W)(run.sol.ys[:-1])
+    return (run.w, run.status, run.sol.stats["num_steps"].astype(jnp.int32), run.sol.ts[-1], run.newton_rel,
+            softmax_cross_entropy(logits(run.y), V), traj)
 
 
 @final
@@ -376,16 +364,11 @@ class SoftmaxGDLearner(AbstractSoftmaxLearner):
         n, d = X.shape
         K = V.shape[-1]
         logp = log_targets(V)
-        opt = self.gd.transformation()
 
-        def step(carry, _):
-            W, state = carry
-            g = softmax_residual(X @ W.T, logp).T @ X / n
-            updates, state = opt.update(g, state, W)
-            return (optax.apply_updates(W, updates), state), None
+        def grad(W):  # (1/n) (softmax(X W^T) - P)^T X
+            return softmax_residual(X @ W.T, logp).T @ X / n
 
-        W0 = jnp.zeros((K, d), X.dtype)
-        (W, _), _ = jax.lax.scan(step, (W0, opt.init(W0)), None, length=self.gd.steps)
+        W = optimise(grad, jnp.zeros((K, d), X.dtype), self.gd)
         finite = jnp.all(jnp.isfinite(W))
         return SoftmaxOutput(W=W, status=jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32),
                              num_steps=jnp.asarray(self.gd.steps, jnp.int32), loss=softmax_cross_entropy(X @ W.T, V))

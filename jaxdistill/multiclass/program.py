@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import check_dtype, precision
+from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..sequencing import after
 from ..defaults import DEFAULTS
@@ -55,9 +56,8 @@ class MultiClassProgram(SetProgram):
         k_data, k_learn = set_key_pair(key, index)
         X, U, y = task.sample_set(k_data, n)
         V = target_log_probs(U, y, self.targets)
-        finite = jnp.all(jnp.isfinite(X)) & jnp.all(jnp.isfinite(U)) & ~jnp.any(jnp.isnan(V))
-        X = jnp.where(finite, X, jnp.eye(n, task.d, dtype=X.dtype))
-        V = jnp.where(finite, V, jnp.eye(n, K, dtype=X.dtype))
+        finite, (X, U, V) = replace_non_finite((X, U, V), (jnp.eye(n, task.d, dtype=X.dtype), jnp.zeros_like(U),
+                                                           jnp.eye(n, K, dtype=X.dtype)), allow_inf=(False, False, True))
         out = self.learner.fit(k_learn, X, V)
         # the limit's factorisations wait for every output of the fit (its final Newton solve included);
         # limit_kind: the reference is the interpolant or the convex minimiser (minimiser.LimitKind)

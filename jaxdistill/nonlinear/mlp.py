@@ -53,14 +53,13 @@ from typing import ClassVar, final
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..multiclass.learners import AbstractSoftmaxLearner, SoftmaxOutput, log_targets, softmax_residual
 from ..multiclass.minimiser import LimitKind
 from ..multiclass.targets import softmax_cross_entropy
 from ..status import Status
-from ..students.discrete import GDConfig
+from ..students.discrete import GDConfig, optimise
 from ..validation import JaxDistillError, check_int
 
 
@@ -136,17 +135,13 @@ class MLPLearner(AbstractSoftmaxLearner):
         n, d = X.shape
         K = V.shape[-1]
         logp = log_targets(V)
-        opt = self.gd.transformation()
-        params0 = mlp_init(key, self.width, d, K, X.dtype)
 
-        def step(carry, _):
-            params, state = carry
+        def grad(params):
             Z, pullback = jax.vjp(lambda p: mlp_logits(p, X), params)
             (g,) = pullback(softmax_residual(Z, logp) / n)  # J^T (softmax(Z) - P) / n
-            updates, state = opt.update(g, state, params)
-            return (optax.apply_updates(params, updates), state), None
+            return g
 
-        (params, _), _ = jax.lax.scan(step, (params0, opt.init(params0)), None, length=self.gd.steps)
+        params = optimise(grad, mlp_init(key, self.width, d, K, X.dtype), self.gd)
         loss = softmax_cross_entropy(mlp_logits(params, X), V)
         finite = jnp.all(jnp.isfinite(params)) & jnp.isfinite(loss)
         status = jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32)

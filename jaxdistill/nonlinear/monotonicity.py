@@ -44,6 +44,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._precision import check_dtype, precision
 from ..analysis.monotonicity import COUPLINGS, RiskMonotonicityEstimate, monotonicity_from_risks
+from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..multiclass.learners import AbstractSoftmaxLearner
 from ..multiclass.targets import MultiTargetSpec, predicted_class, target_log_probs
@@ -80,9 +81,9 @@ class RiskNestedSetProgram(SetProgram):
         k_data, k_learn = set_key_pair(key, index)
         Xp, Up, yp = self.task.sample_set(k_data, n + 1)  # [n + 1, d], [n + 1, K], [n + 1] | None
         Vp = target_log_probs(Up, yp, self.targets)  # row-wise: V of X is Vp[:n]
-        finite = jnp.all(jnp.isfinite(Xp)) & jnp.all(jnp.isfinite(Up)) & ~jnp.any(jnp.isnan(Vp))
-        Xp = jnp.where(finite, Xp, jnp.eye(n + 1, d, dtype=Xp.dtype))
-        Vp = jnp.where(finite, Vp, jnp.eye(n + 1, K, dtype=Xp.dtype))
+        finite, (Xp, Up, Vp) = replace_non_finite((Xp, Up, Vp), (jnp.eye(n + 1, d, dtype=Xp.dtype), jnp.zeros_like(Up),
+                                                               jnp.eye(n + 1, K, dtype=Xp.dtype)),
+                                                  allow_inf=(False, False, True))
         X, V = Xp[:n], Vp[:n]
         out0 = self.learner.fit(k_learn, X, V)
         Xp = after(Xp, out0)  # the second fit waits for every output of the first

@@ -10,6 +10,8 @@ coordinates would change them).
 
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,8 @@ from ..teachers import cross_entropy, residual
 from ..validation import JaxDistillError, check_int, check_real
 
 OPTIMISERS = ("sgd", "momentum", "adam")
+
+Params = TypeVar("Params")  # a pytree of arrays: w [d], W [K, d], the factors (W_1 .. W_N), a network's parameters
 
 
 class GDConfig(eqx.Module):
@@ -96,6 +100,34 @@ class GDResult(eqx.Module):
     loss: Float[Array, ""]
 
 
+def optimise(grad: Callable[[Params], Params], params0: Params, config: GDConfig) -> Params:
+    """``config.steps`` updates of ``config.transformation()`` from ``params0``:
+    params <- params + update(grad(params)) in one ``jax.lax.scan`` (the
+    discrete counterpart of the flow of eq. 3: plain gradient descent is its
+    explicit Euler scheme).  Every discrete learner trains through this loop:
+    the linear student (``gradient_descent``, soft or hard targets), the
+    K-class softmax student, the deep factors and the two-layer network.
+
+    Args:
+        grad: the gradient of the loss at the parameters, a pytree shaped as they are.
+        params0: the starting parameters (any pytree of arrays).
+        config: ``GDConfig`` (its transformation and number of steps).
+
+    Returns:
+        The parameters after ``config.steps`` updates (non-finite if the
+        iterates blew up: the callers mark that ``NON_FINITE``).
+    """
+    opt = config.transformation()
+
+    def step(carry, _):
+        params, state = carry
+        updates, state = opt.update(grad(params), state, params)
+        return (optax.apply_updates(params, updates), state), None
+
+    (params, _), _ = jax.lax.scan(step, (params0, opt.init(params0)), None, length=config.steps)
+    return params
+
+
 def gradient_descent(X: Float[Array, "n d"], u: Float[Array, " n"], config: GDConfig = GDConfig()) -> GDResult:
     """Run ``config.steps`` optimiser updates on L^1 (eq. 1) from w = 0.
 
@@ -109,18 +141,11 @@ def gradient_descent(X: Float[Array, "n d"], u: Float[Array, " n"], config: GDCo
         iterates blew up (e.g. a too-large step size).
     """
     n, d = X.shape
-    opt = config.transformation()
 
     def grad(w):
         return X.T @ residual(X @ w, u) / n
 
-    def step(carry, _):
-        w, state = carry
-        updates, state = opt.update(grad(w), state, w)
-        return (optax.apply_updates(w, updates), state), None
-
-    w0 = jnp.zeros(d, X.dtype)
-    (w, _), _ = jax.lax.scan(step, (w0, opt.init(w0)), None, length=config.steps)
+    w = optimise(grad, jnp.zeros(d, X.dtype), config)
     finite = jnp.all(jnp.isfinite(w))
     return GDResult(
         w=w,

@@ -31,6 +31,10 @@ is the Hessian of eq. 42 restricted to the span) is below
 second order, so this bounds the relative distance to the Thm 1 limit,
 whatever the stiffness.  A small vector field would not: with ||x|| = |nu|
 tiny, some directions relax on time scales of 1e5 and more.
+``flow_to_steady_state`` holds this test, the solve and the status for
+every flow of the library (binary here, K-class in ``multiclass.learners``,
+deep in ``students.deep.integrators``): each gives it only its vector
+field, its state-to-w map and its (Newton step, ||w||) norms.
 
 Every set returns a status code (``jaxdistill.status.Status``) and its step count; the
 solver never raises for one bad set (``throw=False``).
@@ -38,11 +42,13 @@ solver never raises for one bad set (``throw=False``).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from ..sequencing import after
 from ..status import Status
@@ -150,43 +156,100 @@ def flow_status(rank_ok, finite, soft, converged, result, finite_time: bool = Fa
     ).astype(jnp.int32)
 
 
-def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, newton_and_norm):
-    """Integrate ``vector_field`` from y0 until the Newton-step event fires.
+class SteadyState(eqx.Module):
+    """What ``flow_to_steady_state`` returns (one set; batched by vmap).
 
-    ``newton_and_norm(y)`` returns (||Newton step in w-space||, ||w||) for the
-    state y, whatever its coordinates.
+    Attributes:
+        sol: the diffrax solution (``ts``: the state at the requested times,
+            then the final one; ``stats``, ``result``).
+        y: the final state, in the flow's own coordinates (a pytree).
+        w: the final student ``to_w(y)``.
+        newton_rel: final ||Newton step|| / ||w|| (the estimated relative
+            distance to the limit, docs/design.md fact 5).
+        finite: w finite, and newton_rel too for targets with a steady state.
+        status: ``flow_status`` of the run.
     """
-    soft = jnp.all(jnp.isfinite(u))
-    tiny = jnp.finfo(y0.dtype).tiny
 
+    sol: diffrax.Solution
+    y: PyTree
+    w: Array
+    newton_rel: Float[Array, ""]
+    finite: Bool[Array, ""]
+    status: Int[Array, ""]
+
+
+def flow_to_steady_state(vector_field, y0: PyTree, rank_ok: Bool[Array, ""], soft: Bool[Array, ""],
+                         config: FlowConfig, ts: Float[Array, " T"] | None, *,
+                         norms: Callable[[PyTree], tuple[Float[Array, ""], Float[Array, ""]]],
+                         to_w: Callable[[PyTree], Array], norm_of_w: bool = False) -> SteadyState:
+    """Integrate ``vector_field`` from y0 until the Newton-step test fires,
+    then measure where it stopped: the stop-test/solve/status block of every
+    flow (binary, K-class, deep).
+
+    Arrival is decided in parameter space (docs/design.md fact 5): the run
+    stops when ``norms(y) = (||Newton step in w-space||, ||w||)`` satisfies
+    step <= newton_tol * ||w|| (soft targets only: hard labels have no
+    steady state and run to their horizon).  Whatever the coordinates of y,
+    ``norms`` measures in w-space.
+
+    After the loop the final Newton step waits for w (``sequencing.after``):
+    both may be batched LAPACK calls (a triangular solve, an LU), and two
+    independent ones after the loop deadlock jaxlib on small CPUs
+    (docs/design.md fact 11).  The values are unchanged (y + 0).
+
+    Args:
+        vector_field: the flow's right-hand side f(t, y, args), or a
+            ``rosenbrock.FieldWithJacobian``.
+        y0: the initial state (any pytree).
+        rank_ok: the set's rank test (``flow_status``'s first priority).
+        soft: whether the targets have a steady state (finite logits).
+        config: ``FlowConfig``; ts: optional times to record the state at.
+        norms: y -> (||Newton step||, ||w||), both in w-space.
+        to_w: y -> the student w.
+        norm_of_w: divide the final step by ||to_w(y)|| itself instead of
+            ``norms``' estimate of it (the binary and K-class flows: exact;
+            the deep flow keeps the norm its test uses).
+    """
     def cond_fn(t, y, args, **kwargs):
-        step, w_norm = newton_and_norm(y)
-        return soft & (step <= config.newton_tol * jnp.maximum(w_norm, tiny))
+        step, w_norm = norms(y)
+        return soft & (step <= config.newton_tol * jnp.maximum(w_norm, jnp.finfo(w_norm.dtype).tiny))
 
     sol = solve_to_steady_state(vector_field, y0, config, ts, cond_fn, soft)
-    y_final = sol.ys[-1]
-    z = logits(y_final)
-    w = to_w(y_final)
-    # the final Newton step (a triangular solve) waits for w: two independent
-    # batched LAPACK calls after the loop deadlock jaxlib on small CPUs (fact 11)
-    step, _ = newton_and_norm(after(y_final, w))
-    w_norm = jnp.linalg.norm(w)
-    newton_rel = step / jnp.maximum(w_norm, tiny)
+    y = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
+    w = to_w(y)
+    step, w_norm = norms(jax.tree_util.tree_map(lambda a: after(a, w), y))  # waits for w (fact 11)
+    if norm_of_w:
+        w_norm = jnp.linalg.norm(w)
+    newton_rel = step / jnp.maximum(w_norm, jnp.finfo(w_norm.dtype).tiny)
     # hard labels have no steady state: their Newton step is infinite by nature
     finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
-    converged = newton_rel <= config.newton_tol
-    status = flow_status(rank_ok, finite, soft, converged, sol.result, config.finite_time)
+    status = flow_status(rank_ok, finite, soft, newton_rel <= config.newton_tol, sol.result, config.finite_time)
+    return SteadyState(sol=sol, y=y, w=w, newton_rel=newton_rel, finite=finite, status=status)
+
+
+def _solve(vector_field, y0, rank_ok, u, config: FlowConfig, ts, to_w, logits, newton_and_norm) -> FlowResult:
+    """The binary flow's ``FlowResult``: ``flow_to_steady_state`` with
+    newton_rel relative to ||w|| itself, the loss at the final logits and
+    the trajectory w(t) at ``ts`` ([0, d] when none asked).
+
+    ``newton_and_norm(y)`` returns (||Newton step in w-space||, ||w||) for the
+    state y, whatever its coordinates; ``logits(y)`` the logits X w.
+    """
+    soft = jnp.all(jnp.isfinite(u))
+    run = flow_to_steady_state(vector_field, y0, rank_ok, soft, config, ts, norms=newton_and_norm, to_w=to_w,
+                               norm_of_w=True)
+    w = run.w
     if ts is None:
         traj = jnp.zeros((0, w.shape[0]), w.dtype)
     else:
-        traj = jax.vmap(to_w)(sol.ys[:-1])
+        traj = jax.vmap(to_w)(run.sol.ys[:-1])
     return FlowResult(
         w=w,
-        status=status,
-        num_steps=sol.stats["num_steps"].astype(jnp.int32),
-        t_final=sol.ts[-1],
-        newton_rel=newton_rel,
-        loss=cross_entropy(z, u),
+        status=run.status,
+        num_steps=run.sol.stats["num_steps"].astype(jnp.int32),
+        t_final=run.sol.ts[-1],
+        newton_rel=run.newton_rel,
+        loss=cross_entropy(logits(run.y), u),
         trajectory=traj,
     )
 

@@ -45,7 +45,7 @@ from ..tasks import Task
 from ..tasks.riskmath import signed_angle
 from ..teachers import TargetSpec, cross_entropy
 from ..validation import JaxDistillError, check_choice
-from .base import ClosedFormLearner, FlowLearner, LearnerOutput
+from .base import AbstractLearner, ClosedFormLearner, FlowLearner, LearnerOutput
 from .flow import gram_gradient_flow
 from .wdelta import WDeltaLearner
 

@@ -58,15 +58,14 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 from jaxtyping import Array, Float, Int
 
 from ...status import Status
 from ...teachers import cross_entropy, residual
 from ...validation import check_choice
 from ..closed_form import ReducedData, reduce_data, reduced_target
-from ..discrete import GDConfig
-from ..flow import FlowConfig, flow_status, newton_step, solve_to_steady_state
+from ..discrete import GDConfig, optimise
+from ..flow import FlowConfig, flow_to_steady_state, newton_step
 from .algebra import balancedness_defect, end_to_end, head_vector
 from .inits import DeepInit
 
@@ -164,39 +163,32 @@ class DeepFlowResult(eqx.Module):
 
 
 def _remaining(red, b, sigma, z, u, depth):
-    """(||Newton step||, remaining change of the orthogonal scalar by eq. 66), ||w||."""
+    """The deep flow's distance to its limit: (max(||Newton step||, remaining
+    change of the orthogonal scalar by eq. 66), ||w||) with w = Q b + sigma q_hat
+    (module docstring, "Arrival"); the flow has arrived when both parts are
+    below newton_tol ||w||, i.e. their maximum is."""
     step = newton_step(red, z, u)
     wn2 = jnp.sum(b * b) + sigma * sigma
     wn = jnp.sqrt(wn2)
     orth = (depth - 1) / depth * jnp.abs(sigma) * jnp.abs(jnp.dot(b, step)) / jnp.maximum(wn2, jnp.finfo(b.dtype).tiny)
-    return jnp.linalg.norm(step), orth, wn
+    return jnp.maximum(jnp.linalg.norm(step), orth), wn
 
 
 def _solve(vf, y0, red: ReducedData, u, config: FlowConfig, ts, depth: int, *, logits, b_sigma, to_w, defect):
-    soft = jnp.all(jnp.isfinite(u))
-
-    def cond_fn(t, y, args, **kwargs):
+    """``flow.flow_to_steady_state`` with the deep test (``_remaining``);
+    returns (solution, status, w, final logits, newton_rel, final
+    balancedness defect, trajectory (w, logits, defect at ``ts``) or None)."""
+    def norms(y):
         b, sigma = b_sigma(y)
-        nstep, orth, wn = _remaining(red, b, sigma, logits(y), u, depth)
-        tol = config.newton_tol * jnp.maximum(wn, jnp.finfo(wn.dtype).tiny)
-        return soft & (nstep <= tol) & (orth <= tol)
+        return _remaining(red, b, sigma, logits(y), u, depth)
 
-    sol = solve_to_steady_state(vf, y0, config, ts, cond_fn, soft)
-    y_final = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
-    b, sigma = b_sigma(y_final)
-    z = logits(y_final)
-    nstep, orth, wn = _remaining(red, b, sigma, z, u, depth)
-    newton_rel = jnp.maximum(nstep, orth) / jnp.maximum(wn, jnp.finfo(wn.dtype).tiny)
-    w = to_w(y_final)
-    finite = jnp.all(jnp.isfinite(w)) & (jnp.isfinite(newton_rel) | ~soft)
-    converged = newton_rel <= config.newton_tol
-    status = flow_status(red.rank_ok, finite, soft, converged, sol.result, config.finite_time)
+    run = flow_to_steady_state(vf, y0, red.rank_ok, jnp.all(jnp.isfinite(u)), config, ts, norms=norms, to_w=to_w)
     if ts is None:
         traj = None
     else:
-        ys = jax.tree_util.tree_map(lambda a: a[:-1], sol.ys)
+        ys = jax.tree_util.tree_map(lambda a: a[:-1], run.sol.ys)
         traj = (jax.vmap(to_w)(ys), jax.vmap(logits)(ys), jax.vmap(defect)(ys))
-    return sol, status, w, z, newton_rel, defect(y_final), traj
+    return run.sol, run.status, run.w, logits(run.y), run.newton_rel, defect(run.y), traj
 
 
 def deep_flow(
@@ -377,19 +369,12 @@ def deep_gradient_descent(X: Float[Array, "n d"], u: Float[Array, " n"], init: D
     the full flow.  Returns (w [d], final factors, status FINITE_HORIZON or NON_FINITE).
     """
     n = X.shape[0]
-    opt = config.transformation()
 
     def grad(Ws):
         z, pullback = jax.vjp(lambda W: X @ end_to_end(W), Ws)
         return pullback(residual(z, u) / n)[0]
 
-    def step(carry, _):
-        Ws, state = carry
-        updates, state = opt.update(grad(Ws), state, Ws)
-        return (optax.apply_updates(Ws, updates), state), None
-
-    Ws0 = tuple(init.Ws)
-    (Ws, _), _ = jax.lax.scan(step, (Ws0, opt.init(Ws0)), None, length=config.steps)
+    Ws = optimise(grad, tuple(init.Ws), config)
     w = end_to_end(Ws)
     status = jnp.where(jnp.all(jnp.isfinite(w)), Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32)
     return w, Ws, status
