@@ -277,7 +277,7 @@ def test_monotonicity_index_closed_form_is_one_and_risk_matches_distill():
     assert est.index == 1.0 and est.nonincreasing == 1.0
     assert est.angle_change_mean + 3 * est.angle_change_se < 0
     # risk_X is the risk of exactly the students distill trains on the same sets
-    ref = jd.distill(3, task, 4, 100, method="closed-form", keep_students=False, chunk_size=100).expected_risk()
+    ref = jd.distill(3, task, 4, 100, method="closed-form", chunk_size=100, sampler="inputs").expected_risk()
     assert est.risk_X_mean == pytest.approx(ref.mean, rel=1e-12) and est.risk_X_se == pytest.approx(ref.se, rel=1e-9)
     # n >= d: both students equal w*, no strict decrease (eq. 34 counts strict decreases only): every
     # change is a tie, i.e. rounding.  Its size: at n = d the closed form solves with a square X, and a

@@ -216,8 +216,8 @@ def test_hard_targets_and_gaussian_task_run_with_gram():
     b = jd.distill(1, task, 6, 600, method="closed-form", keep_students=False, sampler="gram")
     assert abs(a.expected_risk().mean - b.expected_risk().mean) < 4 * np.hypot(a.expected_risk().se, b.expected_risk().se)
     h = jd.distill(0, jd.KappaPolynomialTask(40, 1.0), 6, 16, targets=jd.TargetSpec("hard"), keep_students=False,
-                   sampler="gram")
-    # no steady state with hard labels: the flow runs to t_max or to its step limit, as with the inputs
+                   sampler="gram", flow=jd.FlowConfig(t_end=1e20))
+    # no steady state with hard labels: the flow runs to t_end or to its step limit, as with the inputs
     assert set(np.unique(h.status)) <= {int(jd.Status.FINITE_HORIZON), int(jd.Status.MAX_STEPS)}
     assert np.all(np.isfinite(h.angle))
     assert np.all(np.isnan(h.rel_dist_closed_form))
@@ -257,14 +257,15 @@ def test_sampler_resolution_and_refusals():
     assert resolve_sampler("auto", kappa, 5, plain, "exact", False) == "inputs"
     with pytest.raises(ValueError, match="learner key"):
         gram_fit(jd.WDeltaLearner(delta=1.0), jnp.eye(3), jnp.ones(3))  # w_delta needs its key and d
-    with pytest.raises(JaxDistillError):
-        jd.distill(0, kappa, 5, 4, sampler="gram")  # keep_students defaults to True
+    with pytest.raises(JaxDistillError, match="students"):
+        jd.distill(0, kappa, 5, 4, sampler="gram", keep_students=True)  # the students need the inputs
     with pytest.raises(JaxDistillError):
         cov.sample_gram(jax.random.PRNGKey(0), 3)
     with pytest.raises(JaxDistillError, match="n"):
         kappa.sample_gram(jax.random.PRNGKey(0), 20)
-    # the Python default stays the inputs sampler (students kept, numbers unchanged)
-    assert "sampler" not in jd.distill(0, kappa, 5, 4, method="closed-form", keep_students=False).config
+    # the Python default is the command's: auto, the Gram sampler where it applies; students kept: the inputs
+    assert jd.distill(0, kappa, 5, 4, method="closed-form").config["sampler"] == "gram"
+    assert "sampler" not in jd.distill(0, kappa, 5, 4, method="closed-form", keep_students=True).config
 
 
 def test_cli_sampler_default_auto_is_gram_and_refusals(tmp_path, capsys):

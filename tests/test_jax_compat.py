@@ -66,6 +66,7 @@ CASES = {
     # kernel students (rbf, K = 2, hard and soft targets) on 256 sets.
     "kernel_t_end": """
         import numpy as np
+        import jaxdistill as jd
         from jaxdistill.multiclass import MultiTargetSpec, make_softmax_learner
         from jaxdistill.nonlinear import KernelLearner, RBFKernel, ReluTeacherTask
         from jaxdistill.students import FlowConfig

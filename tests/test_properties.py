@@ -143,7 +143,7 @@ BAD_DISTILL = {
     "method": ["newton", "closed_form", ""],
     "num_test": [0, -5, 0.1],
     "key": [-1, "seed", 1.5, [0, 1], 2**70],
-    "targets": ["soft", None],
+    "targets": ["soft", 2.0],  # None is the documented default (soft targets at T = 1)
     "task": ["kappa", None, 3],
     "learner": [object(), "flow"],
     "flow": [{"rtol": 1e-3}],

@@ -33,7 +33,7 @@ EIGHT_DEVICES = textwrap.dedent(
     task = jd.KappaPolynomialTask(%(D)d, 1.0)
     out = {}
     for cs in (16, 5):  # per-device batch 2 (16 / 8) and 5 -> padded to 16
-        r = jd.distill(3, task, %(N)d, %(B)d, chunk_size=cs)
+        r = jd.distill(3, task, %(N)d, %(B)d, chunk_size=cs, keep_students=True)
         for k in ("students", "risk", "angle", "status", "num_steps"):
             out[f"{k}_{cs}"] = getattr(r, k)
     out["mono"] = monotonicity_index(4, task, %(N)d, %(B)d, chunk_size=5).angle_changes
@@ -66,7 +66,7 @@ def eight_device_run(tmp_path_factory):
 
 def test_eight_devices_give_the_same_numbers_as_one(eight_device_run):
     arrays, _ = eight_device_run
-    one = jd.distill(3, jd.KappaPolynomialTask(D, 1.0), N, B, chunk_size=4)  # 1 device, 4 chunks
+    one = jd.distill(3, jd.KappaPolynomialTask(D, 1.0), N, B, chunk_size=4, keep_students=True)  # 1 device, 4 chunks
     assert np.all(one.status == 0)
     for cs in (16, 5):
         for k in ("students", "risk", "angle", "status", "num_steps"):
