@@ -12,7 +12,7 @@ class NoProgress:
     def set_description(self, desc: str) -> None:
         pass
 
-    def write(self, msg: str) -> None:
+    def write(self, msg: str, file=None) -> None:
         pass
 
     def close(self) -> None:
