@@ -20,16 +20,11 @@ value.  ``sweep.json`` records the number of XLA compilations measured.
 from __future__ import annotations
 
 import json
-import math
 import re
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .results import SUMMARY_FILE, DistillResult, jsonable, load, per_set_table, write_run_files
+from .results import jsonable, load, per_set_table
 from .validation import JaxDistillError
 
 POINTS_DIR = "points"
@@ -173,97 +168,6 @@ def thm3_of(task, n: int) -> float:
     return float(res.bound[0])
 
 
-def run_point(args, label: str, out: Path | None, bar) -> tuple[object, DistillResult, int]:
-    """One point: computed (resuming its folder) or, when finished, loaded.
-    Returns its ``RunSetup``, its result and the number of sets computed."""
-    from .cli.run import estimand_info, setup_from_args
-    from .runner import run_program
-    from .runstore import RunStore
-
-    setup = setup_from_args(args)
-    root = None if out is None else out / POINTS_DIR / label
-    store = None
-    if root is not None:
-        try:
-            store = RunStore(root, setup.config)
-        except JaxDistillError as e:
-            raise JaxDistillError(f"point {label}: {e}") from None
-        if (root / SUMMARY_FILE).exists():
-            bar.update(setup.plan.num_sets)
-            return setup, load(root), 0
-    run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
-                      on_sets=bar.update)
-    bar.update(setup.plan.num_sets - run.sets_computed)  # the chunks a killed run had finished
-    result = setup.result(run)
-    result.info.update(estimand_info(args, setup, root))
-    if root is not None:
-        write_run_files(root, result, save_students=args.save_students)
-    return setup, result, run.sets_computed
-
-
-def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bool = True, settings: dict,
-              plot: dict | None = None) -> SweepResult:
-    """Run every point (``base``: parsed ``run`` options; each point's values
-    are put in) and write the sweep's files into ``out`` (when given).
-    Every point is validated before anything is computed."""
-    from .cli.run import setup_from_args
-    from .cli.sweep import run_parser, with_values
-    from .progress import progress_bar
-
-    t0 = time.perf_counter()
-    axes = list(points[0])
-    for p in points:
-        if list(p) != axes:
-            raise JaxDistillError(f"every point needs the same axes {axes}, got {list(p)}")
-    parser = run_parser()
-    point_args = []
-    for p in points:
-        try:
-            a = with_values(base, p, parser)
-            a.quiet = True  # one bar for the whole sweep
-            setup = setup_from_args(a)  # refuses an axis that does not apply, before anything is computed
-        except JaxDistillError as e:
-            raise JaxDistillError(f"sweep point {point_label(p)}: {e}") from None
-        point_args.append((a, setup.plan.num_sets, {k: getattr(a, _dest(k, parser)) for k in p}))
-    labels = [point_label(v) for _, _, v in point_args]
-    if len(set(labels)) < len(labels):
-        raise JaxDistillError("the sweep has the same point twice: " + next(x for x in labels if labels.count(x) > 1))
-    out = None if out is None else Path(out)
-    bar = progress_bar(sum(n for _, n, _ in point_args), progress, desc="sweep")
-    results, rows, computed = [], [], 0
-    try:
-        with CompileCounter() as compiles:
-            for (a, _, values), label in zip(point_args, labels):
-                bar.set_description(f"sweep {label}")
-                setup, res, k = run_point(a, label, out, bar)
-                bound = thm3_of(setup.task, a.n) if with_bound else None
-                results.append(res)
-                rows.append(table_row(values, res.summary(), bound, with_bound, bool(a.monotonicity)))
-                computed += k
-                bar.write(f"{label}: risk {_num(rows[-1]['risk_mean'])} +- {_num(rows[-1]['risk_se'])} "
-                          f"({rows[-1]['num_sets']} sets, {rows[-1]['num_failed']} failed, "
-                          f"{'loaded' if k == 0 else f'{k} computed'}, {rows[-1]['seconds']:.2f} s)", file=sys.stderr)
-    finally:
-        bar.close()
-    info = {"settings": jsonable(settings), "axes": axes, "points": [v for _, _, v in point_args],
-            "with_bound": with_bound, "monotonicity": bool(base.monotonicity), "compilations": compiles.count, "sets_computed": computed,
-            "seconds": time.perf_counter() - t0}
-    res = SweepResult(axes, rows, results, info, None if out is None else str(out))
-    if out is not None:
-        write_sweep_files(res, out, plot or {})
-    return res
-
-
-def _dest(name: str, parser) -> str:
-    from .cli.sweep import axis_name
-
-    return axis_name(name, parser)
-
-
-def _num(v) -> str:
-    return "n/a" if v is None else f"{v:.4g}"
-
-
 def write_sweep_files(res: SweepResult, out: Path, plot: dict) -> None:
     """sweep.csv, sweep.json and sweep.png."""
     from .experiments._common import savefig, write_csv
@@ -322,7 +226,7 @@ def sweep(grid: dict | None = None, points: list | None = None, out=None, *, wit
         ...             num_sets=8, out="study")
         >>> res.table[0]["risk_mean"], res.plot()
     """
-    from .cli.sweep import grid_points, run_parser, settings_args
+    from .cli.sweep import axis_name, grid_points, run_parser, run_sweep, settings_args
 
     if (grid is None) == (points is None):
         raise JaxDistillError("sweep needs either grid={axis: [values]} or points=[{axis: value}, ...]")
@@ -334,10 +238,10 @@ def sweep(grid: dict | None = None, points: list | None = None, out=None, *, wit
     base = settings_args(settings)
     parser = run_parser()
     for axis in pts[0]:
-        if axis in settings or _dest(axis, parser) in settings:
+        if axis in settings or axis_name(axis, parser) in settings:
             raise JaxDistillError(f"{axis!r} is both a setting and an axis of the sweep; give its values once")
     return run_sweep(base, pts, out, with_bound=with_bound, progress=progress,
-                     settings={k: getattr(base, _dest(k, parser)) for k in settings})
+                     settings={k: getattr(base, axis_name(k, parser)) for k in settings})
 
 
 # --- the figure --------------------------------------------------------------------------------------------------
@@ -421,5 +325,5 @@ def _panels(table: list, facet: str | None, line_axes: list) -> list:
     return panels
 
 
-__all__ = ["sweep", "SweepResult", "load_sweep", "run_sweep", "plot_table", "point_label", "columns",
-           "CompileCounter", "POINTS_DIR"]
+__all__ = ["sweep", "SweepResult", "load_sweep", "write_sweep_files", "plot_table", "table_row", "thm3_of",
+           "point_label", "columns", "CompileCounter", "POINTS_DIR"]

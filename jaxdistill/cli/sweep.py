@@ -20,6 +20,8 @@ import csv
 import copy
 import itertools
 import json
+import sys
+import time
 from pathlib import Path
 
 from .run import add_run_arguments
@@ -186,7 +188,6 @@ def check_axes(args, axes: list[str], parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from ..sweep import run_sweep
     from ..validation import JaxDistillError
 
     if args.json:
@@ -209,10 +210,120 @@ def main(args) -> int:
           f"{res.info['sets_computed']} sets computed, {res.info['compilations']} compilations, "
           f"{res.info['seconds']:.1f} s)")
     if args.strict and any(row["num_failed"] for row in res.table):
-        print("jaxdistill sweep: --strict: some transfer sets failed", file=__import__("sys").stderr)
+        print("jaxdistill sweep: --strict: some transfer sets failed", file=sys.stderr)
         return 3
     return 0
 
 
+def run_point(args, label: str, out: Path | None, bar) -> tuple:
+    """One point: computed (resuming its folder) or, when finished, loaded.
+    Returns its ``RunSetup``, its result and the number of sets computed."""
+    from ..results import SUMMARY_FILE, load, write_run_files
+    from ..runner import run_program
+    from ..runstore import RunStore
+    from ..sweep import POINTS_DIR
+    from ..validation import JaxDistillError
+    from .run import estimand_info, setup_from_args
+
+    setup = setup_from_args(args)
+    root = None if out is None else out / POINTS_DIR / label
+    store = None
+    if root is not None:
+        try:
+            store = RunStore(root, setup.config)
+        except JaxDistillError as e:
+            raise JaxDistillError(f"point {label}: {e}") from None
+        if (root / SUMMARY_FILE).exists():
+            bar.update(setup.plan.num_sets)
+            return setup, load(root), 0
+    run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
+                      on_sets=bar.update)
+    bar.update(setup.plan.num_sets - run.sets_computed)  # the chunks a killed run had finished
+    result = setup.result(run)
+    result.info.update(estimand_info(args, setup, root))
+    if root is not None:
+        write_run_files(root, result, save_students=args.save_students)
+    return setup, result, run.sets_computed
+
+
+def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bool = True, settings: dict,
+              plot: dict | None = None):
+    """Run every point (``base``: parsed ``run`` options; each point's values
+    are put in) and write the sweep's files into ``out`` (when given).
+    Every point is validated before anything is computed; the XLA
+    compilations of the whole sweep are counted."""
+    from ..results import jsonable
+    from ..sweep import CompileCounter, SweepResult, write_sweep_files
+
+    t0 = time.perf_counter()
+    out = None if out is None else Path(out)
+    with CompileCounter() as compiles:
+        point_args = validate_points(base, points)
+        results, rows, computed = run_points(point_args, out, with_bound, progress)
+    info = {"settings": jsonable(settings), "axes": list(points[0]), "points": [v for _, _, v, _ in point_args],
+            "with_bound": with_bound, "monotonicity": bool(base.monotonicity), "compilations": compiles.count,
+            "sets_computed": computed, "seconds": time.perf_counter() - t0}
+    res = SweepResult(list(points[0]), rows, results, info, None if out is None else str(out))
+    if out is not None:
+        write_sweep_files(res, out, plot or {})
+    return res
+
+
+def validate_points(base, points: list) -> list:
+    """[(point's run options, its number of sets, its axis values, its label)],
+    every point resolved (and refused where an axis does not apply) as ``run`` would."""
+    from ..sweep import point_label
+    from ..validation import JaxDistillError
+    from .run import setup_from_args
+
+    axes = list(points[0])
+    for p in points:
+        if list(p) != axes:
+            raise JaxDistillError(f"every point needs the same axes {axes}, got {list(p)}")
+    parser = run_parser()
+    out = []
+    for p in points:
+        try:
+            a = with_values(base, p, parser)
+            a.quiet = True  # one bar for the whole sweep
+            num_sets = setup_from_args(a).plan.num_sets  # refuses an axis that does not apply
+        except JaxDistillError as e:
+            raise JaxDistillError(f"sweep point {point_label(p)}: {e}") from None
+        values = {k: getattr(a, axis_name(k, parser)) for k in p}
+        out.append((a, num_sets, values, point_label(values)))
+    labels = [x[3] for x in out]
+    if len(set(labels)) < len(labels):
+        raise JaxDistillError("the sweep has the same point twice: " + next(x for x in labels if labels.count(x) > 1))
+    return out
+
+
+def run_points(point_args: list, out: Path | None, with_bound: bool, progress: bool) -> tuple:
+    """Run (or load) every point under one progress bar: (results, table rows, sets computed)."""
+    from ..progress import progress_bar
+    from ..sweep import table_row, thm3_of
+
+    bar = progress_bar(sum(x[1] for x in point_args), progress, desc="sweep")
+    results, rows, computed = [], [], 0
+    try:
+        for a, _, values, label in point_args:
+            bar.set_description(f"sweep {label}")
+            setup, res, k = run_point(a, label, out, bar)
+            bound = thm3_of(setup.task, a.n) if with_bound else None
+            results.append(res)
+            rows.append(table_row(values, res.summary(), bound, with_bound, bool(a.monotonicity)))
+            computed += k
+            r = rows[-1]
+            bar.write(f"{label}: risk {_num(r['risk_mean'])} +- {_num(r['risk_se'])} ({r['num_sets']} sets, "
+                      f"{r['num_failed']} failed, {k} computed now, {r['seconds']:.2f} s)", file=sys.stderr)
+    finally:
+        bar.close()
+    return results, rows, computed
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
 __all__ = ["add_parser", "main", "run_parser", "axis_name", "coerce", "with_values", "settings_args", "grid_points",
-           "parse_grid_options", "read_points_file", "check_axes", "SWEEP_METRICS"]
+           "parse_grid_options", "read_points_file", "check_axes", "run_point", "run_sweep", "validate_points",
+           "run_points", "SWEEP_METRICS"]
