@@ -230,8 +230,6 @@ def sweep(grid: dict | None = None, points: list | None = None, out=None, *, wit
 
     if (grid is None) == (points is None):
         raise JaxDistillError("sweep needs either grid={axis: [values]} or points=[{axis: value}, ...]")
-    if "progress" in settings or "quiet" in settings:
-        raise JaxDistillError("use progress=False for a quiet sweep")
     pts = grid_points(grid) if grid is not None else list(points)
     if not pts or not all(isinstance(p, dict) and p for p in pts):
         raise JaxDistillError("points must be a non-empty list of non-empty dicts")
@@ -318,7 +316,7 @@ def _panels(table: list, facet: str | None, line_axes: list) -> list:
         items = list(lines.items())
         groups = [items[i:i + MAX_LINES] for i in range(0, len(items), MAX_LINES)]
         for j, group in enumerate(groups):
-            title = "" if facet is None else f"{facet}={fv}"
+            title = "" if facet is None else f"{facet}={fv:g}" if _is_num(fv) else f"{facet}={fv}"
             if len(groups) > 1:
                 title += f" ({j + 1}/{len(groups)})"
             panels.append((title.strip(), group))

@@ -201,7 +201,8 @@ def main(args) -> int:
     parser = run_parser()
     check_axes(args, list(points[0]), parser)
     base = copy.copy(args)
-    settings = {a.dest: getattr(args, a.dest) for a in _actions(parser).values()}
+    axes = {axis_name(a, parser) for a in points[0]}
+    settings = {a.dest: getattr(args, a.dest) for a in _actions(parser).values() if a.dest not in axes}
     res = run_sweep(base, points, args.out, with_bound=args.with_bound, progress=not args.quiet,
                     settings=settings, plot={"metric": args.metric, "facet": args.facet, "logx": args.logx,
                                              "logy": args.logy})
