@@ -277,6 +277,11 @@ def validate_points(base, points: list) -> list:
     from ..validation import JaxDistillError
     from .run import setup_from_args
 
+    import jax
+
+    if jax.process_count() > 1:
+        raise JaxDistillError("a sweep runs in one process (jax.process_count() = 1); run the points' "
+                              "'jaxdistill run' commands on several hosts instead")
     axes = list(points[0])
     for p in points:
         if list(p) != axes:
