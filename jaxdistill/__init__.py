@@ -22,6 +22,7 @@ from ._precision import precision
 from .simulate import (DistillProgram, RunSetup, distill, distill_chunks, iter_transfer_sets, sample_transfer_sets,
                        setup_run)
 from .results import DistillResult, FailedSetsWarning, load
+from .sweep import SweepResult, load_sweep, sweep
 from .runner import ChunkPlan, RunOutput, SetProgram, run_program
 from .status import Status, STATUS_NAMES, SUCCESS_CODES
 from .checks import CheckResult, check_lemma1, check_thm3, format_report, run_checks
@@ -101,6 +102,9 @@ __all__ = [
     "DistillResult",
     "FailedSetsWarning",
     "load",
+    "sweep",
+    "SweepResult",
+    "load_sweep",
     "RunSetup",
     "setup_run",
     "DistillProgram",

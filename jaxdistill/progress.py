@@ -9,6 +9,12 @@ class NoProgress:
     def update(self, k: int) -> None:
         pass
 
+    def set_description(self, desc: str) -> None:
+        pass
+
+    def write(self, msg: str, file=None) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

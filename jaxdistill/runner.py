@@ -249,6 +249,7 @@ def run_program(
     say: Callable[[str], None] | None = None,
     collect: bool = True,
     mesh: Mesh | None = None,
+    on_sets: Callable[[int], None] | None = None,
 ) -> RunOutput:
     """Run ``program`` on every set of ``plan`` and collect the outputs.
 
@@ -264,6 +265,8 @@ def run_program(
         progress: show a progress bar; say: receives resume messages.
         collect: return the outputs of all chunks (False: only compute;
             ``arrays`` is then empty).
+        on_sets: called with the number of sets of each chunk computed
+            (e.g. to advance the one progress bar of a sweep).
 
     Returns:
         ``RunOutput``.
@@ -285,6 +288,8 @@ def run_program(
                 if collect:
                     computed[c] = arrays
                 bar.update(len(arrays["status"]))
+                if on_sets is not None:
+                    on_sets(len(arrays["status"]))
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0

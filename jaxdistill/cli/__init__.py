@@ -1,7 +1,7 @@
 """The ``jaxdistill`` command.
 
 Subcommands live in sibling modules, each with ``add_parser(subparsers)``
-and ``main(args) -> int``: run (simulate and train students), bound (the
+and ``main(args) -> int``: run (simulate and train students), sweep (a grid of runs), bound (the
 paper's bounds), reproduce (the paper's figures), bench (benchmarks).
 """
 
@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("run", "bound", "reproduce", "bench", "make-pool")
+SUBCOMMANDS = ("run", "sweep", "bound", "reproduce", "bench", "make-pool")
 
 
 def build_parser() -> argparse.ArgumentParser:

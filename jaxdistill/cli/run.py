@@ -37,6 +37,12 @@ def add_parser(sub) -> None:
                                    "gradient flow or an optax optimiser) and estimate the expected transfer risk. "
                                    "Every option either takes effect or is refused with a message saying when it "
                                    "applies.")
+    add_run_arguments(p)
+    p.set_defaults(func=main)
+
+
+def add_run_arguments(p) -> None:
+    """Every option of ``jaxdistill run`` (also the options of ``jaxdistill sweep``)."""
     add_task_arguments(p)
     p.add_argument("--n", type=positive_int("--n"), default=DEFAULTS.n,
                    help=f"transfer-set size n >= 1 (default {DEFAULTS.n})")
@@ -120,7 +126,6 @@ def add_parser(sub) -> None:
                         f"{DEFAULTS.failed_sets_shown}; summary.json keeps them all)")
     add_estimand_arguments(p)
     add_student_arguments(p)
-    p.set_defaults(func=main)
 
 
 def main(args) -> int:
@@ -129,16 +134,11 @@ def main(args) -> int:
     from ..results import describe_failures, write_run_files
     from ..runner import chunks_for_process, run_program
     from ..runstore import RunStore
-    from ..simulate import setup_run
     from ..validation import JaxDistillError
     from .run_multiclass import multiclass_report
-    from .spec import run_spec
 
-    spec = run_spec(args)
-    task, multiclass = spec.task, spec.multiclass
-    setup = setup_run(args.seed, task, args.n, args.num_sets, learner=spec.learner, targets=spec.targets,
-                      chunk_size=args.chunk_size, risk=args.risk, num_test=args.num_test,
-                      keep_students=args.save_students, dtype=args.dtype, sampler=args.sampler)
+    setup = setup_from_args(args)
+    task, multiclass = setup.task, setup.multiclass
     plan = setup.plan
     pid, nproc = jax.process_index(), jax.process_count()
     if nproc > 1 and multiclass:
@@ -164,11 +164,7 @@ def main(args) -> int:
                           chunks=[], progress=False, say=say)
         run.elapsed, run.sets_computed = mine_done.elapsed, mine_done.sets_computed
     result = setup.result(run)
-    mono_dir = store.root / "monotonicity" if store else None
-    if multiclass:
-        result.info.update(multiclass_monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir))
-    else:
-        result.info.update(monotonicity_summary(args, task, setup.learner, setup.targets, mono_dir))
+    result.info.update(estimand_info(args, setup, store.root if store else None))
     summary = write_run_files(store.root, result, save_students=args.save_students) if store else result.summary()
     if args.json:
         print(json.dumps(printable_summary(summary), indent=2))
@@ -183,6 +179,28 @@ def main(args) -> int:
         print(f"jaxdistill run: --strict: {summary['num_failed']} transfer set(s) failed", file=sys.stderr)
         return 3
     return 0
+
+
+def setup_from_args(args):
+    """The ``simulate.RunSetup`` of parsed ``run`` options: ``spec.run_spec``
+    (every option used or refused) then ``simulate.setup_run`` (used by
+    ``jaxdistill run`` and by each point of ``jaxdistill sweep``)."""
+    from ..simulate import setup_run
+    from .spec import run_spec
+
+    spec = run_spec(args)
+    return setup_run(args.seed, spec.task, args.n, args.num_sets, learner=spec.learner, targets=spec.targets,
+                     chunk_size=args.chunk_size, risk=args.risk, num_test=args.num_test,
+                     keep_students=args.save_students, dtype=args.dtype, sampler=args.sampler)
+
+
+def estimand_info(args, setup, out_dir=None) -> dict:
+    """The summary keys of the estimands beside the run (``--monotonicity``,
+    stored under ``out_dir/monotonicity`` when given); {} without them."""
+    mono_dir = None if out_dir is None else out_dir / "monotonicity"
+    if setup.multiclass:
+        return multiclass_monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir)
+    return monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir)
 
 
 def printable_summary(summary: dict) -> dict:

@@ -1,0 +1,335 @@
+"""``jaxdistill sweep``: a study over a grid of ``jaxdistill run`` points.
+
+``--grid AXIS=V1,V2,...`` (repeatable; the product of the axes) or
+``--points FILE`` (a JSON list of objects or a CSV file with a header: any
+set of points) names the points; an axis is any option of ``run`` by its
+name (``n``, ``kappa``, ``num-sets`` or ``num_sets``, ``method``, ...).
+Each point is the ``run`` command of the other options with the point's
+values put in, resolved and validated by the same code
+(``spec.run_spec``, ``simulate.setup_run``): an axis that does not apply
+is refused as ``run`` refuses the option.  Every point is a run folder
+``OUT/points/<axis=value,...>/`` (resumable chunk by chunk); ``OUT/sweep.csv``,
+``OUT/sweep.json`` and ``OUT/sweep.png`` summarise the study
+(``jaxdistill.sweep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import copy
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+from .run import add_run_arguments
+
+# options of ``run`` that are not settings of a point (or not an axis of a sweep)
+NOT_SETTINGS = ("out", "quiet", "json", "strict", "wait_timeout", "func", "command")
+SWEEP_METRICS = ("risk_mean", "error_mean", "monotonicity", "bound", "risk_se", "num_failed", "seconds")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="a study: run a grid of points, one table, one figure",
+                       description="Run every point of a grid (--grid AXIS=V1,V2,..., repeatable: their product) or "
+                                   "of a list (--points FILE) as a 'jaxdistill run' with the other options; an axis "
+                                   "is any option of run (n, kappa, d, margin, temperature, seed, method, kernel, "
+                                   "bandwidth, num-sets, ...).  Writes OUT/points/<axis=value,...>/ (the run folder "
+                                   "of each point, resumable), OUT/sweep.csv (one row per point), OUT/sweep.json and "
+                                   "OUT/sweep.png.  Rerunning the same command resumes; a finished sweep computes "
+                                   "nothing.")
+    add_run_arguments(p)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--grid", action="append", default=None, metavar="AXIS=V1,V2,...",
+                   help="an axis and its values, e.g. --grid n=2,5,10 --grid kappa=0.5,2 (repeatable; the points "
+                        "are the product of the axes, the first axis varying slowest)")
+    g.add_argument("--points", default=None, metavar="FILE",
+                   help="the points as a JSON list of objects ({\"n\": 5, \"kappa\": 2}, ...) or a CSV file with a "
+                        "header (one column per axis), for studies that are not products; refused with --grid")
+    g.add_argument("--with-bound", action="store_true",
+                   help="add the Theorem 3 bound (eq. 19, minimised over beta; 0 for n >= d) of each point's task "
+                        "and n as the column bound (binary tasks with a teacher vector)")
+    g.add_argument("--facet", default=None, metavar="AXIS",
+                   help="sweep.png: one panel per value of this axis (default: the third axis, if any)")
+    g.add_argument("--metric", choices=SWEEP_METRICS, default="risk_mean",
+                   help="sweep.png: the column plotted against the first axis (default risk_mean, with its SE)")
+    g.add_argument("--logx", action=argparse.BooleanOptionalAction, default=None,
+                   help="sweep.png: log x axis (default: where the values span >= 2 decades)")
+    g.add_argument("--logy", action=argparse.BooleanOptionalAction, default=None,
+                   help="sweep.png: log y axis (default: where the values span >= 2 decades)")
+    p.set_defaults(func=main)
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """A parser with exactly the options of ``jaxdistill run``."""
+    p = argparse.ArgumentParser(prog="jaxdistill run", add_help=False)
+    add_run_arguments(p)
+    return p
+
+
+def _actions(parser: argparse.ArgumentParser) -> dict:
+    return {a.dest: a for a in parser._actions if a.dest not in NOT_SETTINGS and a.option_strings}
+
+
+def axis_name(name: str, parser: argparse.ArgumentParser) -> str:
+    """The option dest of an axis or setting name ("num-sets", "--num-sets",
+    "num_sets" -> "num_sets"), refused naming it when ``run`` has no such option."""
+    from ..validation import JaxDistillError
+
+    dest = name.strip().lstrip("-").replace("-", "_")
+    dest = {"keep_students": "save_students"}.get(dest, dest)
+    if dest not in _actions(parser):
+        raise JaxDistillError(f"{name!r} is not an option of jaxdistill run (axes and settings are run's options: "
+                              f"{', '.join(sorted(_actions(parser)))})")
+    return dest
+
+
+def coerce(dest: str, value, parser: argparse.ArgumentParser):
+    """``value`` checked and converted as ``run`` parses its option ``dest``
+    (its type, range and choices), refused naming the option otherwise."""
+    from ..validation import JaxDistillError
+
+    action = _actions(parser)[dest]
+    opt = action.option_strings[-1]
+    if action.nargs == 0:  # a flag
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if not isinstance(value, bool):
+            raise JaxDistillError(f"{opt} is a flag: give true or false, got {value!r}")
+        return value
+    if value is None:
+        return None
+    try:
+        out = action.type(str(value)) if action.type is not None else str(value)
+    except argparse.ArgumentTypeError as e:
+        raise JaxDistillError(str(e)) from None
+    if action.choices is not None and out not in action.choices:
+        raise JaxDistillError(f"{opt} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
+    return out
+
+
+def with_values(args, values: dict, parser: argparse.ArgumentParser):
+    """A copy of parsed ``run`` options with ``values`` ({name: value}) put in."""
+    out = copy.copy(args)
+    for name, value in values.items():
+        dest = axis_name(name, parser)
+        setattr(out, dest, coerce(dest, value, parser))
+    return out
+
+
+def settings_args(settings: dict):
+    """The ``run`` options of Python settings ({"d": 20, "method": "closed-form", ...}),
+    every other option at its default."""
+    parser = run_parser()
+    args = parser.parse_args([])
+    args.quiet = True
+    return with_values(args, settings, parser)
+
+
+def grid_points(grid: dict) -> list[dict]:
+    """The product of the axes ({axis: [values]}), the first axis varying slowest."""
+    from ..validation import JaxDistillError
+
+    for axis, values in grid.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or len(list(values)) == 0:
+            raise JaxDistillError(f"grid axis {axis!r} needs a non-empty list of values, got {values!r}")
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(list(grid[a]) for a in names))]
+
+
+def parse_grid_options(items: list[str]) -> dict:
+    """--grid AXIS=V1,V2 options -> {axis: [text values]} (an axis once)."""
+    from ..validation import JaxDistillError
+
+    grid = {}
+    for item in items:
+        axis, sep, values = item.partition("=")
+        if not sep or not axis.strip() or not values.strip():
+            raise JaxDistillError(f"--grid takes AXIS=V1,V2,... (e.g. --grid n=2,5,10), got {item!r}")
+        axis = axis.strip()
+        if axis in grid:
+            raise JaxDistillError(f"--grid axis {axis} is given twice")
+        grid[axis] = [v.strip() for v in values.split(",")]
+    return grid
+
+
+def read_points_file(path) -> list[dict]:
+    """--points FILE: a JSON list of objects, or a CSV file with a header."""
+    from ..validation import JaxDistillError
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise JaxDistillError(f"--points {path} cannot be read: {e.strerror or e}") from None
+    if str(path).lower().endswith(".json") or text.lstrip().startswith("["):
+        try:
+            points = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise JaxDistillError(f"--points {path} is not valid JSON: {e}") from None
+    else:
+        points = [dict(row) for row in csv.DictReader(text.splitlines())]
+    if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
+        raise JaxDistillError(f"--points {path} must hold a non-empty list of points (a JSON list of objects, or a "
+                              "CSV file with a header and one row per point)")
+    return points
+
+
+def check_axes(args, axes: list[str], parser: argparse.ArgumentParser) -> None:
+    """An axis that is also given as an option is refused (which value would count?)."""
+    from ..validation import JaxDistillError
+
+    for axis in axes:
+        dest = axis_name(axis, parser)
+        if getattr(args, dest) != parser.get_default(dest):
+            opt = _actions(parser)[dest].option_strings[-1]
+            raise JaxDistillError(f"{opt} is both an option and an axis of the sweep; give its values once")
+
+
+def main(args) -> int:
+    from ..validation import JaxDistillError
+
+    if args.json:
+        raise JaxDistillError("--json applies only to jaxdistill run (a sweep writes OUT/sweep.json)")
+    if not args.out:
+        raise JaxDistillError("jaxdistill sweep needs --out DIR (the points' run folders, sweep.csv, sweep.json, "
+                              "sweep.png)")
+    if (args.grid is None) == (args.points is None):
+        raise JaxDistillError("jaxdistill sweep needs either --grid AXIS=V1,V2,... (repeatable) or --points FILE")
+    points = grid_points(parse_grid_options(args.grid)) if args.grid else read_points_file(args.points)
+    parser = run_parser()
+    check_axes(args, list(points[0]), parser)
+    base = copy.copy(args)
+    axes = {axis_name(a, parser) for a in points[0]}
+    settings = {a.dest: getattr(args, a.dest) for a in _actions(parser).values() if a.dest not in axes}
+    res = run_sweep(base, points, args.out, with_bound=args.with_bound, progress=not args.quiet,
+                    settings=settings, plot={"metric": args.metric, "facet": args.facet, "logx": args.logx,
+                                             "logy": args.logy})
+    print(res.format_table())
+    print(f"written {args.out}/sweep.csv, sweep.json, sweep.png ({len(res.table)} points, "
+          f"{res.info['sets_computed']} sets computed, {res.info['compilations']} compilations, "
+          f"{res.info['seconds']:.1f} s)")
+    if args.strict and any(row["num_failed"] for row in res.table):
+        print("jaxdistill sweep: --strict: some transfer sets failed", file=sys.stderr)
+        return 3
+    return 0
+
+
+def run_point(args, label: str, out: Path | None, bar) -> tuple:
+    """One point: computed (resuming its folder) or, when finished, loaded.
+    Returns its ``RunSetup``, its result and the number of sets computed."""
+    from ..results import SUMMARY_FILE, load, write_run_files
+    from ..runner import run_program
+    from ..runstore import RunStore
+    from ..sweep import POINTS_DIR
+    from ..validation import JaxDistillError
+    from .run import estimand_info, setup_from_args
+
+    setup = setup_from_args(args)
+    root = None if out is None else out / POINTS_DIR / label
+    store = None
+    if root is not None:
+        try:
+            store = RunStore(root, setup.config)
+        except JaxDistillError as e:
+            raise JaxDistillError(f"point {label}: {e}") from None
+        if (root / SUMMARY_FILE).exists():
+            bar.update(setup.plan.num_sets)
+            return setup, load(root), 0
+    run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
+                      on_sets=bar.update)
+    bar.update(setup.plan.num_sets - run.sets_computed)  # the chunks a killed run had finished
+    result = setup.result(run)
+    result.info.update(estimand_info(args, setup, root))
+    if root is not None:
+        write_run_files(root, result, save_students=args.save_students)
+    return setup, result, run.sets_computed
+
+
+def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bool = True, settings: dict,
+              plot: dict | None = None):
+    """Run every point (``base``: parsed ``run`` options; each point's values
+    are put in) and write the sweep's files into ``out`` (when given).
+    Every point is validated before anything is computed; the XLA
+    compilations of the whole sweep are counted."""
+    from ..results import jsonable
+    from ..sweep import CompileCounter, SweepResult, write_sweep_files
+
+    t0 = time.perf_counter()
+    out = None if out is None else Path(out)
+    with CompileCounter() as compiles:
+        point_args = validate_points(base, points)
+        results, rows, computed = run_points(point_args, out, with_bound, progress)
+    info = {"settings": jsonable(settings), "axes": list(points[0]), "points": [v for _, _, v, _ in point_args],
+            "with_bound": with_bound, "monotonicity": bool(base.monotonicity), "compilations": compiles.count,
+            "sets_computed": computed, "seconds": time.perf_counter() - t0}
+    res = SweepResult(list(points[0]), rows, results, info, None if out is None else str(out))
+    if out is not None:
+        write_sweep_files(res, out, plot or {})
+    return res
+
+
+def validate_points(base, points: list) -> list:
+    """[(point's run options, its number of sets, its axis values, its label)],
+    every point resolved (and refused where an axis does not apply) as ``run`` would."""
+    from ..sweep import point_label
+    from ..validation import JaxDistillError
+    from .run import setup_from_args
+
+    import jax
+
+    if jax.process_count() > 1:
+        raise JaxDistillError("a sweep runs in one process (jax.process_count() = 1); run the points' "
+                              "'jaxdistill run' commands on several hosts instead")
+    axes = list(points[0])
+    for p in points:
+        if list(p) != axes:
+            raise JaxDistillError(f"every point needs the same axes {axes}, got {list(p)}")
+    parser = run_parser()
+    out = []
+    for p in points:
+        try:
+            a = with_values(base, p, parser)
+            a.quiet = True  # one bar for the whole sweep
+            num_sets = setup_from_args(a).plan.num_sets  # refuses an axis that does not apply
+        except JaxDistillError as e:
+            raise JaxDistillError(f"sweep point {point_label(p)}: {e}") from None
+        values = {k: getattr(a, axis_name(k, parser)) for k in p}
+        out.append((a, num_sets, values, point_label(values)))
+    labels = [x[3] for x in out]
+    if len(set(labels)) < len(labels):
+        raise JaxDistillError("the sweep has the same point twice: " + next(x for x in labels if labels.count(x) > 1))
+    return out
+
+
+def run_points(point_args: list, out: Path | None, with_bound: bool, progress: bool) -> tuple:
+    """Run (or load) every point under one progress bar: (results, table rows, sets computed)."""
+    from ..progress import progress_bar
+    from ..sweep import table_row, thm3_of
+
+    bar = progress_bar(sum(x[1] for x in point_args), progress, desc="sweep")
+    results, rows, computed = [], [], 0
+    try:
+        for a, _, values, label in point_args:
+            bar.set_description(f"sweep {label}")
+            setup, res, k = run_point(a, label, out, bar)
+            bound = thm3_of(setup.task, a.n) if with_bound else None
+            results.append(res)
+            rows.append(table_row(values, res.summary(), bound, with_bound, bool(a.monotonicity)))
+            computed += k
+            r = rows[-1]
+            bar.write(f"{label}: risk {_num(r['risk_mean'])} +- {_num(r['risk_se'])} ({r['num_sets']} sets, "
+                      f"{r['num_failed']} failed, {k} computed now, {r['seconds']:.2f} s)", file=sys.stderr)
+    finally:
+        bar.close()
+    return results, rows, computed
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+__all__ = ["add_parser", "main", "run_parser", "axis_name", "coerce", "with_values", "settings_args", "grid_points",
+           "parse_grid_options", "read_points_file", "check_axes", "run_point", "run_sweep", "validate_points",
+           "run_points", "SWEEP_METRICS"]

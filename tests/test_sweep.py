@@ -1,0 +1,141 @@
+"""Issue 22: studies, not single runs (``jd.sweep``, ``jaxdistill sweep``).
+
+One small study (the issue's Done-means command at d = 20, 8 sets a point)
+is computed once; the other tests reuse its compiled chunks (same shapes
+and static fields), so they compute sets but compile nothing new.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+import jaxdistill as jd
+from jaxdistill.cli import main
+from jaxdistill.sweep import CompileCounter, plot_table
+
+KAPPAS, NS = (0.5, 2.0), (2, 5, 10)
+COMMAND = ["sweep", "--task", "kappa", "--d", "20", "--method", "closed-form", "--num-sets", "8",
+           "--grid", "kappa=0.5,2", "--grid", "n=2,5,10", "--quiet"]
+COLUMNS = ["kappa", "n", "risk_mean", "risk_se", "risk_ci95_lo", "risk_ci95_hi", "error_mean", "error_se", "num_sets",
+           "num_failed", "seconds"]
+
+
+def _csv(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "s"
+    assert main(COMMAND + ["--out", str(out)]) == 0
+    return out
+
+
+def test_the_issue_command_writes_the_table_the_json_and_the_figure(study):
+    rows = _csv(study / "sweep.csv")
+    assert len(rows) == 6 and list(rows[0]) == COLUMNS
+    assert [(float(r["kappa"]), int(r["n"])) for r in rows] == [(k, n) for k in KAPPAS for n in NS]
+    assert all(r["error_mean"] == "" and r["num_failed"] == "0" and r["num_sets"] == "8" for r in rows)
+    info = json.loads((study / "sweep.json").read_text())
+    assert info["axes"] == ["kappa", "n"] and len(info["points"]) == 6
+    assert isinstance(info["compilations"], int) and info["compilations"] >= 1
+    assert info["sets_computed"] == 48 and info["seconds"] > 0
+    assert (study / "sweep.png").stat().st_size > 0
+    for d in info["point_dirs"]:
+        assert {"manifest.json", "summary.json", "sets.csv", "chunks"} <= {p.name for p in (study / d).iterdir()}
+
+
+def test_each_row_is_distill_of_its_point_to_the_last_bit(study):
+    rows = _csv(study / "sweep.csv")
+    with CompileCounter() as compiles:
+        for r in rows:
+            res = jd.distill(0, jd.KappaPolynomialTask(20, float(r["kappa"])), int(r["n"]), 8, method="closed-form")
+            assert float(r["risk_mean"]) == res.summary()["risk_mean"]
+            assert float(r["risk_se"]) == res.summary()["risk_se"]
+    assert compiles.count == 0  # the sweep's compiled chunks are the ones distill uses
+
+
+def test_python_sweep_is_the_command_and_reloads(study):
+    res = jd.sweep(grid={"kappa": [0.5, 2], "n": [2, 5, 10]}, task="kappa", d=20, method="closed-form", num_sets=8,
+                   out=study, progress=False)
+    assert res.info["sets_computed"] == 0 and res.info["compilations"] == 0  # finished: nothing computed
+    assert [r["risk_mean"] for r in res.table] == [float(r["risk_mean"]) for r in _csv(study / "sweep.csv")]
+    assert jd.load_sweep(study).table == res.table
+    sets = res.sets_to_pandas()
+    assert len(sets) == 48 and {"kappa", "n", "set", "risk", "status_name"} <= set(sets.columns)
+    assert list(res.to_pandas().columns) == COLUMNS
+
+
+def test_an_axis_that_does_not_apply_is_refused_naming_it(tmp_path, capsys):
+    assert main(["sweep", "--task", "kappa", "--d", "20", "--grid", "margin=0.1,0.2", "--out", str(tmp_path)]) == 2
+    assert "--margin applies only to --task margin" in capsys.readouterr().err
+    with pytest.raises(jd.JaxDistillError, match="--margin"):
+        jd.sweep(grid={"margin": [0.1]}, task="kappa", d=20, progress=False)
+    with pytest.raises(jd.JaxDistillError, match="'colour' is not an option"):
+        jd.sweep(grid={"colour": [1]}, d=20, progress=False)
+    assert main(["sweep", "--d", "20", "--kappa", "2", "--grid", "kappa=1,2", "--out", str(tmp_path)]) == 2
+    assert "--kappa is both an option and an axis" in capsys.readouterr().err
+    assert not (tmp_path / "points").exists()
+
+
+@pytest.mark.parametrize("kind", ["json", "csv"])
+def test_points_files(study, tmp_path, kind):
+    f = tmp_path / f"points.{kind}"
+    f.write_text(json.dumps([{"n": 10, "kappa": 2}, {"n": 2, "kappa": 0.5}]) if kind == "json"
+                 else "n,kappa\n10,2\n2,0.5\n")
+    out = tmp_path / "p"
+    assert main(["sweep", "--d", "20", "--method", "closed-form", "--num-sets", "8", "--points", str(f), "--quiet",
+                 "--out", str(out)]) == 0
+    full = {(r["kappa"], r["n"]): r["risk_mean"] for r in _csv(study / "sweep.csv")}
+    rows = _csv(out / "sweep.csv")
+    assert [(r["n"], r["kappa"]) for r in rows] == [("10", "2.0"), ("2", "0.5")]
+    assert [r["risk_mean"] for r in rows] == [full[("2.0", "10")], full[("0.5", "2")]]
+
+
+def test_a_killed_sweep_resumes_computing_only_what_is_missing(study, tmp_path):
+    out = tmp_path / "s"
+    shutil.copytree(study, out)
+    (out / "sweep.csv").unlink()
+    dirs = json.loads((out / "sweep.json").read_text())["point_dirs"]
+    (out / dirs[-1] / "summary.json").unlink()  # killed inside the last point ...
+    for chunk in (out / dirs[-1] / "chunks").iterdir():
+        chunk.unlink()
+    (out / dirs[-2] / "summary.json").unlink()  # ... and after the chunks of the one before
+    assert main(COMMAND + ["--out", str(out)]) == 0
+    info = json.loads((out / "sweep.json").read_text())
+    assert info["sets_computed"] == 8
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert drop(_csv(out / "sweep.csv")) == drop(_csv(study / "sweep.csv"))
+
+
+def test_points_that_differ_only_in_the_seed_compile_nothing_new(study):
+    res = jd.sweep(grid={"seed": [1, 2]}, d=20, kappa=0.5, n=2, method="closed-form", num_sets=8, progress=False)
+    assert res.info["compilations"] == 0 and res.info["sets_computed"] == 16
+    assert res.table[0]["risk_mean"] != res.table[1]["risk_mean"]
+
+
+def test_sweep_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "--grid" in text and "--points" in text and "--facet" in text and "--kappa" in text
+
+
+def test_figure_has_title_labels_ticks_at_the_grid_and_at_most_six_lines(study):
+    fig = jd.load_sweep(study).plot()
+    ax = fig.axes[0]
+    assert fig._suptitle.get_text() == "risk_mean vs kappa by n"
+    assert ax.get_xlabel() == "kappa" and ax.get_ylabel().startswith("risk_mean")
+    assert list(ax.get_xticks()) == [0.5, 2.0] and len(ax.get_lines()) >= 3
+    table = [{"n": n, "seed": s, "d": d, "risk_mean": 0.1 / n, "risk_se": 0.01} for d in (10, 20)
+             for s in range(8) for n in (1, 10, 100)]
+    fig = plot_table(table, ["n", "seed", "d"], facet="d")
+    assert len(fig.axes) == 4  # 2 facets x (8 lines -> 6 + 2)
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_title() == "d=10 (1/2)"
+    assert all(len(ax.get_legend().get_texts()) <= 6 for ax in fig.axes)
