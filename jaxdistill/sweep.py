@@ -33,26 +33,35 @@ SE_OF = {"risk_mean": "risk_se", "error_mean": "error_se", "monotonicity": "mono
 MAX_LINES = 6
 
 
+_ACTIVE_COUNTERS: list["CompileCounter"] = []
+_LISTENING: list[bool] = [False]
+
+
+def _on_duration_event(event: str, duration: float, **kwargs) -> None:
+    if event == COMPILE_EVENT:
+        for counter in _ACTIVE_COUNTERS:
+            counter.count += 1
+
+
 class CompileCounter:
-    """Counts XLA backend compilations while active (a ``jax.monitoring`` listener)."""
+    """Counts XLA backend compilations while active.  One ``jax.monitoring``
+    listener is registered once per process and feeds every active counter
+    (jax < 0.7 has no public way to unregister a listener)."""
 
     def __init__(self):
         self.count = 0
 
-    def _listen(self, event: str, duration: float, **kwargs) -> None:
-        if event == COMPILE_EVENT:
-            self.count += 1
-
     def __enter__(self) -> "CompileCounter":
         import jax
 
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        if not _LISTENING[0]:
+            jax.monitoring.register_event_duration_secs_listener(_on_duration_event)
+            _LISTENING[0] = True
+        _ACTIVE_COUNTERS.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        import jax
-
-        jax.monitoring.unregister_event_duration_listener(self._listen)
+        _ACTIVE_COUNTERS.remove(self)
 
 
 @dataclass
