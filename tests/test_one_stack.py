@@ -69,7 +69,7 @@ def test_to_pandas_is_the_per_set_table_of_sets_csv(tmp_path):
     pd = pytest.importorskip("pandas")
     out = tmp_path / "t"
     res = jd.distill(0, jd.KappaPolynomialTask(20, 1.0), 4, 6, out=str(out))
-    df, csv = res.to_pandas(), pd.read_csv(out / "sets.csv", index_col="index")
+    df, csv = res.to_pandas(), pd.read_csv(out / "sets.csv", index_col="index", float_precision="round_trip")
     assert set(df.columns) == set(csv.columns) and len(df) == 6
     np.testing.assert_array_equal(df["risk"].to_numpy(), csv["risk"].to_numpy())
     assert list(df["status_name"]) == ["converged"] * 6
