@@ -41,14 +41,11 @@ def is_multiclass_run(task, learner) -> bool:
 
 
 def binary_learner(learner, method: str | None, flow, gd) -> AbstractLearner:
-    """The learner of a binary run: ``learner`` itself, or the one
+    """The learner of a binary run: ``learner`` itself (checked by
+    ``simulate.check_learner`` in ``setup_distill``), or the one
     ``method``/``flow``/``gd`` describe; refuses both at once."""
     if learner is not None:
         refuse_method_with_learner(method, flow, gd)
-        if not isinstance(learner, AbstractLearner):
-            raise JaxDistillError(
-                "learner must be a jaxdistill learner (e.g. jd.FlowLearner(), jd.KernelLearner(jd.RBFKernel(3.0))), "
-                f"got {type(learner).__name__}")
         return learner
     return make_learner("flow" if method is None else method, flow=flow, gd=gd)
 
