@@ -260,6 +260,23 @@ def test_cli_refuses_arguments_outside_the_hypotheses(capsys):
     assert rc == 2 and "--seed applies only with --simulate" in err
     rc, _, err = run_cli(capsys, "--num-angles", "10")
     assert rc == 2 and "unrecognized arguments: --num-angles" in err
+    rc, _, err = run_cli(capsys, "--quiet")
+    assert rc == 2 and "--quiet applies only with --simulate" in err
+
+
+def test_cli_simulate_reports_progress_and_matches_distill(capsys):
+    """``bound --simulate`` shows one bar over every n's sets and a line per n
+    on stderr (none with --quiet), and its E[R] is ``jd.distill``'s closed form."""
+    argv = ("--task", "kappa", "--d", "12", "--n", "3,6", "--simulate", "16", "--seed", "4", "--json")
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 0
+    rows = json.loads(out)
+    assert "simulated sets" in err and "n = 3: E[R] =" in err and "n = 6: E[R] =" in err
+    for row in rows:
+        ref = jd.distill(4, jd.KappaPolynomialTask(12, 1.0), row["n"], 16, method="closed-form").expected_risk()
+        assert row["risk_mean"] == ref.mean and row["risk_se"] == ref.se and row["num_sets"] == 16
+    rc, out_quiet, err = run_cli(capsys, *argv, "--quiet")
+    assert rc == 0 and err == "" and json.loads(out_quiet) == rows
 
 
 def test_cli_reaches_thm_d1(capsys):

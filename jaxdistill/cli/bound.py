@@ -86,6 +86,8 @@ def add_parser(sub) -> None:
     d1.add_argument("--w-hat-norm", type=finite_float("--w-hat-norm", gt=0.0), default=None, metavar="W",
                     help="||w_hat|| of the transfer sets, or a lower bound of it over them; needs --epsilon")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--quiet", action="store_true",
+                   help="with --simulate: no progress bar and no line per finished n (on stderr)")
     p.set_defaults(func=main)
 
 
@@ -120,6 +122,32 @@ def _check_d1_args(args) -> None:
                               f"(Theorem D.1 assumes epsilon <= ||w_hat|| / 2), got {args.epsilon!r}")
 
 
+def _simulate(rows: list, task, seed: int, num_sets: int, *, progress: bool) -> None:
+    """Add the simulated expected risk (closed-form student, Thm 1) to each row,
+    with one progress bar over every n's sets and a line per finished n."""
+    import time
+
+    from ..progress import progress_bar
+    from ..runner import run_program
+    from ..simulate import setup_run
+
+    bar = progress_bar(len(rows) * num_sets, progress, desc="simulated sets")
+    try:
+        for row in rows:
+            t0 = time.perf_counter()
+            setup = setup_run(seed, task, row["n"], num_sets, method="closed-form", keep_students=False)
+            r = setup.result(run_program(setup.program, setup.key, setup.plan, shared=setup.shared,
+                                         dtype=setup.dtype, on_sets=bar.update))
+            est = r.expected_risk()
+            row.update({"risk_mean": _none_if_nan(est.mean), "risk_se": _none_if_nan(est.se),
+                        "num_sets": est.num_sets, "risk_method": r.risk_method,
+                        "num_failed": int((~r.ok).sum())})
+            bar.write(f"n = {row['n']}: E[R] = {est.mean:.4e} +- {est.se:.1e} over {est.num_sets} sets "
+                      f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    finally:
+        bar.close()
+
+
 def main(args) -> int:
     import jax.numpy as jnp
     import numpy as np
@@ -135,6 +163,10 @@ def main(args) -> int:
 
         raise JaxDistillError("--seed applies only with --simulate B (the bounds themselves are deterministic: "
                               "every task of this command has an exact p(theta), pools through all their angles)")
+    if args.quiet and not args.simulate:
+        from ..validation import JaxDistillError
+
+        raise JaxDistillError("--quiet applies only with --simulate B (it silences the simulation's progress)")
     seed = 0 if args.seed is None else args.seed
     task = task_from_args(args)
     if not isinstance(task, Task):  # K classes / teacher logits: the bounds are for a binary linear teacher
@@ -178,14 +210,7 @@ def main(args) -> int:
                         "epsilon": args.epsilon, "w_hat_norm": args.w_hat_norm})
         rows.append(row)
     if args.simulate:
-        from ..simulate import distill
-
-        for row in rows:
-            r = distill(seed, task, row["n"], args.simulate, method="closed-form", keep_students=False)
-            est = r.expected_risk()
-            row.update({"risk_mean": _none_if_nan(est.mean), "risk_se": _none_if_nan(est.se),
-                        "num_sets": est.num_sets, "risk_method": r.risk_method,
-                        "num_failed": int((~r.ok).sum())})
+        _simulate(rows, task, seed, args.simulate, progress=not args.quiet)
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 and args.n_range is None else rows, indent=2))
         return 0
