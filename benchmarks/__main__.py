@@ -57,6 +57,8 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("kernel student (rbf), closed form, d=10 n=40", "kernel", {"B": 256, "method": "closed-form"}),
             ("kernel student (rbf), flow, Kvaerno3 (previous default)", "kernel", {"B": 256, "solver": "Kvaerno3"}),
             ("jaxdistill flow, Kvaerno3 (previous default)", "flow", {"B": 200, "solver": "Kvaerno3"}),
+            ("sweep of 4 points vs one run", "sweep", {"kappas": [0.5, 2.0], "ns": [10, 30], "d": 100,
+                                                       "num_sets": 100}),
         ]
         scaling = [(d, n, s, 100) for d in (100, 1000) for n in (5, 20) for s in SAMPLERS]
     else:
@@ -101,6 +103,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("kernel student (rbf), flow, Kvaerno3 (previous default)", "kernel", {"B": 2048, "solver": "Kvaerno3"}),
             ("kernel student (rbf), flow, one batch of 2048", "kernel", {"B": 2048, "chunk": 2048}),
             ("jaxdistill flow, Kvaerno3 (previous default)", "flow", {"B": 1000, "solver": "Kvaerno3"}),
+            ("sweep of 50 points (kappa x n) vs one run", "sweep", {}),
         ]
         scaling = [(d, n, s, scaling_sets(d, n, s)) for s in SAMPLERS for n in SCALING_N for d in SCALING_D
                    if n < d and (s == "gram" or n * d <= INPUTS_MAX_ND)]
@@ -196,6 +199,11 @@ def table(results: list[dict]) -> str:
         if first and old_solver:
             lines.append(f"Rodas3 (default) vs Kvaerno3 ({row} row): {first['sets_per_s'] / old_solver['sets_per_s']:.2f}x "
                          "the sets/s in the same run.")
+    for r in results:
+        if r["row"] == "sweep" and "sets_per_s" in r:
+            lines.append(f"{r['label']}: {r['ratio_to_one_run']:.2f} of one run's sets/s "
+                         f"({r['sets_per_s']:.0f} vs {r['run_sets_per_s']:.0f}; {r['compilations']} compilations; "
+                         "target >= 0.80).")
     ex = next((r for r in results if r["row"] == "risk_exact" and "sets_per_s" in r), None)
     mc = next((r for r in results if r["row"] == "risk_mc" and "sets_per_s" in r), None)
     if ex and mc:

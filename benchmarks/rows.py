@@ -518,6 +518,50 @@ def row_numpy_pipeline(B=1000, d=1000, n=20, chunk=100):
             "note": f"numpy sample + batched QR, chunks of {chunk}; sampling {100 * t_sample / el:.0f}% of the time"}
 
 
+def _cli_run_seconds(command: str, args: list[str], out: str) -> float:
+    """Wall seconds of ``jaxdistill COMMAND ARGS --out OUT --quiet`` in a fresh process (start-up included)."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "jaxdistill.cli", command, *args, "--out", out, "--quiet"], check=True,
+                   capture_output=True)
+    return time.perf_counter() - t0
+
+
+def row_sweep(kappas=(0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0), ns=(10, 15, 20, 25, 30), d=1000,
+              num_sets=1000, method="flow", sampler="gram"):
+    """A study against one run of the same total size, both end to end from
+    the command line (start-up and every compilation included, as a user
+    waits for them): ``jaxdistill sweep --grid kappa=... --grid n=...`` with
+    ``num_sets`` sets a point, against ``jaxdistill run`` with
+    len(kappas) * len(ns) * num_sets sets at n = mean(ns) (the same average
+    cost per set: the flow's cost grows with n).  sets_per_s is the sweep's;
+    ``ratio_to_one_run`` is its share of the single run's sets/s."""
+    import json as _json
+    import tempfile
+
+    points = len(kappas) * len(ns)
+    total = points * num_sets
+    n_mean = round(sum(ns) / len(ns))
+    common = ["--task", "kappa", "--d", str(d), "--method", method, "--sampler", sampler]
+    with tempfile.TemporaryDirectory() as tmp:
+        t_sweep = _cli_run_seconds("sweep", [*common, "--num-sets", str(num_sets),
+                                             "--grid", "kappa=" + ",".join(f"{k:g}" for k in kappas),
+                                             "--grid", "n=" + ",".join(str(n) for n in ns)], tmp + "/sweep")
+        info = _json.loads(open(tmp + "/sweep/sweep.json").read())
+        t_run = _cli_run_seconds("run", [*common, "--n", str(n_mean), "--num-sets", str(total)], tmp + "/run")
+        s = _json.loads(open(tmp + "/run/summary.json").read())
+    failed = sum(r["num_failed"] for r in info["table"])
+    return {"sets_per_s": total / t_sweep, "compile_s": None, "max_rel_err": None, "num_sets": total,
+            "failed": failed, "points": points, "sweep_s": t_sweep, "run_s": t_run, "run_sets_per_s": total / t_run,
+            "ratio_to_one_run": t_run / t_sweep, "compilations": info.get("compilations"),
+            "risk_mean": s["risk_mean"], "risk_se": s["risk_se"],
+            "note": f"{points}-point sweep (kappa x n = {len(kappas)} x {len(ns)}, {num_sets} sets a point, {method}, "
+                    f"sampler {sampler}, d={d}) vs one run of {total} sets at n={n_mean}: "
+                    f"{t_run / t_sweep:.2f} of its sets/s, {info.get('compilations')} compilations; "
+                    "both end to end from the command line"}
+
+
 ROWS = {name[4:]: fn for name, fn in globals().items() if name.startswith("row_")}
 
 

@@ -50,3 +50,16 @@ def test_gpu_check_options_are_refused_where_they_do_nothing(argv, message, monk
     with pytest.raises(SystemExit):
         main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_sweep_row_compares_a_study_with_one_run_of_its_size(monkeypatch):
+    """The sweep row (a study vs one run of the same total size) counts the
+    sets of every point and the sweep's compilations, and its ratio is the
+    two measured rates' quotient."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.rows import row_sweep
+
+    r = row_sweep(kappas=(0.5, 2.0), ns=(3, 5), d=12, num_sets=8, method="closed-form")
+    assert r["points"] == 4 and r["num_sets"] == 32 and r["failed"] == 0
+    assert r["compilations"] >= 1
+    assert r["ratio_to_one_run"] == pytest.approx(r["sets_per_s"] / r["run_sets_per_s"])
