@@ -75,6 +75,18 @@ class Grid:
         return total
 
 
+def run_study(out_dir, name: str, *, grid: dict | None = None, points: list | None = None, progress: bool = True,
+              with_bound: bool = False, **settings):
+    """An experiment's points as one ``jd.sweep`` (the options of ``jaxdistill
+    run`` by name) in ``OUT/NAME_sweep/``: every point a resumable run folder,
+    the study's sweep.csv, sweep.json (with its compilations) and sweep.png.
+    Returns the ``SweepResult``."""
+    from ..sweep import sweep
+
+    return sweep(grid=grid, points=points, out=Path(out_dir) / f"{name}_sweep", with_bound=with_bound,
+                 progress=progress, **settings)
+
+
 def write_csv(path, rows: list[Row], columns: Sequence[str]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

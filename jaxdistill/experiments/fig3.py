@@ -13,9 +13,11 @@ Columns: kappa, risk_mean, risk_se, num_sets, bound.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from ._common import Grid, pyplot, savefig, write_csv
+from ._common import pyplot, run_study, savefig, write_csv
 
 NAME = "fig3"
 COLUMNS = ("kappa", "risk_mean", "risk_se", "num_sets", "bound")
@@ -25,33 +27,20 @@ D, N = 1000, 20
 
 def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, num_sets: int | None = None,
         kappas=KAPPAS, d: int = D, n: int = N, soft_learner: str = "flow") -> list[dict]:
-    """Risk vs kappa.  Defaults: the paper's d = 1000, n = 20; 1000 transfer
-    sets per kappa (100 with ``quick``)."""
-    from ..analysis.bounds import thm3_bound
-    from ..simulate import distill, make_learner
-    from ..tasks import KappaPolynomialTask
+    """Risk vs kappa: a sweep over kappa (``OUT/fig3_sweep/``).  Defaults: the
+    paper's d = 1000, n = 20; 1000 transfer sets per kappa (100 with ``quick``)."""
     from ..validation import check_choice
 
     check_choice("soft_learner", soft_learner, ("flow", "closed-form"))
     num_sets = num_sets or (100 if quick else 1000)
-    kappas = tuple(float(k) for k in kappas)
-    grid = Grid(out_dir, NAME, {"seed": seed, "quick": quick, "num_sets": num_sets, "kappas": list(kappas), "d": d,
-                                "n": n, "soft_learner": soft_learner})
-
-    def compute(key):
-        kappa = float(key.split("=")[1])
-        task = KappaPolynomialTask(d, kappa)
-        res = distill(seed, task, n, num_sets, learner=make_learner(soft_learner), chunk_size=min(250, num_sets),
-                      keep_students=False)
-        est = res.expected_risk()
-        s = res.summary()
-        b = float(thm3_bound(task.p_theta, n, d).bound)
-        return [{"kappa": kappa, "risk_mean": est.mean, "risk_se": est.se, "num_sets": est.num_sets, "bound": b,
-                 "num_failed": s["num_failed"], "max_rel_dist_closed_form": s["max_rel_dist_closed_form"]}]
-
-    rows = grid.run([f"kappa={k:g}" for k in kappas], compute, progress=progress)
-    write_csv(grid.out / f"{NAME}.csv", rows, COLUMNS)
-    plot(rows, grid.out / f"{NAME}.png", n=n, d=d)
+    study = run_study(out_dir, NAME, grid={"kappa": [float(k) for k in kappas]}, with_bound=True, progress=progress,
+                      task="kappa", d=d, n=n, num_sets=num_sets, seed=seed, method=soft_learner,
+                      chunk_size=min(250, num_sets))
+    rows = [{**{c: r[c] for c in COLUMNS}, "num_failed": r["num_failed"],
+             "max_rel_dist_closed_form": res.summary()["max_rel_dist_closed_form"]}
+            for r, res in zip(study.table, study.results)]
+    write_csv(Path(out_dir) / f"{NAME}.csv", rows, COLUMNS)
+    plot(rows, Path(out_dir) / f"{NAME}.png", n=n, d=d)
     return rows
 
 

@@ -157,31 +157,38 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
 
 
 def plot(rows, path, *, horizon=HORIZON):
+    """Risk (top) and monotonicity index (bottom) against n, one panel per
+    target kind (soft: the students' limits; hard: stopped at t = horizon),
+    one line per student, ticks at the n of the run."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
+    targets = [t for t in TARGETS if any(r["targets"] == t for r in rows)]
+    fig, axes = plt.subplots(2, len(targets), figsize=(5.0 * len(targets) + 1.6, 6.6), squeeze=False, sharex=True)
     students = list(dict.fromkeys(r["student"] for r in rows))
     colours = dict(zip(STUDENTS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for s in students:
-        for t, fmt in (("soft", "o-"), ("hard", "s--")):
+    ns = sorted({r["n"] for r in rows})
+    for j, t in enumerate(targets):
+        for s in students:
             rs = sorted((r for r in rows if r["student"] == s and r["targets"] == t), key=lambda r: r["n"])
             if not rs:
                 continue
             x = [r["n"] for r in rs]
-            kw = dict(fmt=fmt, ms=3, capsize=2, color=colours[s], label=f"{s}, {t}")
-            axes[0].errorbar(x, [r["risk_mean"] for r in rs], yerr=[r["risk_se"] for r in rs], **kw)
-            axes[1].errorbar(x, [r["monotonicity"] for r in rs], yerr=[r["monotonicity_se"] for r in rs], **kw)
-    for ax in axes:
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("n (transfer set size)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("transfer risk")
-    axes[1].set_ylabel("risk-monotonicity index")
-    axes[0].set_title("risk vs n")
-    axes[1].set_title("P(one more input lowers the risk)")
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"ReLU-network teacher (d={D}, width {TEACHER_WIDTH}); solid: soft targets (limit), "
-                 f"dashed: hard targets (t = {horizon:g}); mlp: width {MLP_WIDTH}, GD to t = {horizon:g}",
-                 fontsize=9)
+            kw = dict(fmt="o-", ms=3, capsize=2, color=colours[s], label=s)
+            axes[0, j].errorbar(x, [r["risk_mean"] for r in rs], yerr=[r["risk_se"] for r in rs], **kw)
+            axes[1, j].errorbar(x, [r["monotonicity"] for r in rs], yerr=[r["monotonicity_se"] for r in rs], **kw)
+        axes[0, j].set_title("soft targets (each student's limit)" if t == "soft"
+                             else f"hard targets (stopped at t = {horizon:g})")
+        axes[1, j].set_xlabel("n (transfer-set size)")
+        for ax in axes[:, j]:
+            ax.set_xscale("log")
+            ax.set_xticks(ns)
+            ax.set_xticklabels([str(n) for n in ns])
+            ax.minorticks_off()
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("transfer risk\n(argmax disagreement)")
+    axes[1, 0].set_ylabel("monotonicity index\nP(one more input lowers the risk)")
+    axes[0, -1].legend(title="student", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.suptitle(f"ReLU-network teacher (d={D}, width {TEACHER_WIDTH}); mlp: width {MLP_WIDTH}, "
+                 f"GD to t = {horizon:g}; mean $\\pm$ SE", fontsize=9)
     savefig(fig, path)
 
 
