@@ -180,9 +180,16 @@ class RunSetup:
     ``MultiClassProgram``), ready for ``runner.run_program``.
 
     Attributes:
-        program, key, plan, shared (held-out data every set needs), config
-        (manifest), dtype; task, learner, targets: the objects the run uses
-        (K-class forms on the K-class path); multiclass: which path;
+        program: the ``SetProgram`` that computes one set.
+        key: the run's key (set i uses ``fold_in(key, i)``).
+        plan: the ``ChunkPlan`` (number of sets, chunk size).
+        shared: held-out data every set needs.
+        config: the configuration written to the manifest.
+        dtype: "float64" or "float32".
+        task: the task the run uses (its K-class form on the K-class path).
+        learner: the learner the run uses (likewise).
+        targets: the targets the run uses (likewise).
+        multiclass: which path the run takes.
         teacher_error: the teacher's own error on held-out labels.
     """
 
