@@ -289,8 +289,8 @@ def distill(
             ``MultiTargetSpec`` (also mixed, on tasks with labels); default
             soft at T = 1.  A gradient flow on hard targets needs
             ``FlowConfig(t_end=...)`` (no steady state).
-        flow, gd: ``FlowConfig`` / ``GDConfig``; each is refused unless the
-            method uses it (flow with "flow", gd with "gd").
+        flow: a ``FlowConfig``; refused unless the method is "flow".
+        gd: a ``GDConfig``; refused unless the method is "gd".
         chunk_size: sets per compiled chunk (default: bounded memory, <= 256).
         risk: "auto" (exact where the task has it), "exact", or "mc".
         num_test: held-out inputs of Monte-Carlo risk (default 10,000);

@@ -22,8 +22,9 @@ installing anything.  Never mark the install or test commands themselves.
 
 Sizes: with ``JAXDISTILL_DOCS_QUICK=1`` (the default here) the number of
 transfer sets of every marked example is cut to at most ``QUICK_SETS``
-(``num_sets=...`` in Python, ``--num-sets ...`` on the command line), so the
-whole file runs in about two minutes on a 2-core CPU; set
+(``num_sets=...`` in Python, ``--num-sets ...`` on the command line) and a
+command-line sweep to two points, so the whole file runs in about two minutes
+on a 2-core CPU; set
 ``JAXDISTILL_DOCS_QUICK=0`` to run the examples at the sizes the pages give.
 Keep other sizes in marked examples small (d, n, grid points), or leave the
 example unmarked.
@@ -35,6 +36,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -70,12 +72,17 @@ def fenced_blocks(path: Path) -> list[dict]:
 
 
 def shrink(code: str) -> str:
-    """The example at quick size: at most QUICK_SETS transfer sets."""
+    """The example at quick size: at most QUICK_SETS transfer sets, and a
+    command-line sweep of at most two points (the first two values of its
+    first ``--grid``, the first value of each other one)."""
     if not QUICK:
         return code
     cut = lambda m: f"{m.group(1)}{min(int(m.group(2).replace('_', '')), QUICK_SETS)}"  # noqa: E731
     code = re.sub(r"(num_sets\s*=\s*)(\d[\d_]*)", cut, code)
-    return re.sub(r"(--num-sets[ =])(\d[\d_]*)", cut, code)
+    code = re.sub(r"(--num-sets[ =])(\d[\d_]*)", cut, code)
+    grids = iter(range(10**6))
+    keep = lambda m: f"--grid {m.group(1)}={','.join(m.group(2).split(',')[:2 if next(grids) == 0 else 1])}"  # noqa: E731
+    return re.sub(r"--grid[ =](\w[\w-]*)=(\S+)", keep, code)
 
 
 def after_install(code: str) -> str:
@@ -98,6 +105,23 @@ def _env(tmp_path: Path) -> dict:
     env["JAXDISTILL_DOCS_QUICK"] = "1" if QUICK else "0"
     env["MPLBACKEND"] = "Agg"
     return env
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compilation_cache(tmp_path_factory):
+    """One persistent XLA compilation cache for the examples' commands: the same
+    program compiled by two commands (the README's main job and a guide's run)
+    is compiled once."""
+    cache = tmp_path_factory.mktemp("jax-cache")
+    saved = {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def test_markers_sit_on_bash_or_python_blocks():
@@ -129,7 +153,11 @@ def test_marked_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for key, value in _env(tmp_path).items():
         monkeypatch.setenv(key, value)
-    namespace: dict = {"__name__": "__docs__"}
+    # the page's python blocks run in one module's namespace (a real module: dataclasses and equinox look
+    # their class's module up in sys.modules)
+    module = types.ModuleType("docs_page_" + re.sub(r"\W", "_", page.stem))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     for b in fenced_blocks(page):
         if not b["mode"] or b["lang"] not in ("bash", "python"):
             continue
