@@ -182,7 +182,9 @@ def test_every_public_name_is_in_the_api_reference():
     import jaxdistill as jd
 
     text = "\n".join(p.read_text() for p in sorted((DOCS / "api").glob("*.md")))
-    documented = set(re.findall(r"^::: jaxdistill\.([\w.]+)", text, flags=re.M))
+    # ``::: jaxdistill.NAME``, or the defining module's path where the top-level name is ambiguous
+    # (``jaxdistill.closed_form`` is both a function and a module of ``jaxdistill.students``)
+    documented = {path.split(".")[-1] for path in re.findall(r"^::: jaxdistill\.([\w.]+)", text, flags=re.M)}
     missing = [name for name in jd.__all__ if name not in documented]
     assert not missing, f"public names without a ::: directive in docs/api/: {missing}"
 
