@@ -24,9 +24,9 @@ from .students.deep import DeepLearner
 from .students.flow_config import FlowConfig
 from .tasks import Task
 from .teachers import TargetSpec
-from .validation import JaxDistillError
+from .validation import DOCS_HARD_TARGETS, JaxDistillError
 
-HARD_TARGETS_DOC = "docs/design.md, 'Hard targets need a horizon'"
+HARD_TARGETS_DOC = DOCS_HARD_TARGETS  # the way out, explained
 
 
 def is_multiclass_run(task, learner) -> bool:

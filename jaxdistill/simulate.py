@@ -180,9 +180,16 @@ class RunSetup:
     ``MultiClassProgram``), ready for ``runner.run_program``.
 
     Attributes:
-        program, key, plan, shared (held-out data every set needs), config
-        (manifest), dtype; task, learner, targets: the objects the run uses
-        (K-class forms on the K-class path); multiclass: which path;
+        program: the ``SetProgram`` that computes one set.
+        key: the run's key (set i uses ``fold_in(key, i)``).
+        plan: the ``ChunkPlan`` (number of sets, chunk size).
+        shared: held-out data every set needs.
+        config: the configuration written to the manifest.
+        dtype: "float64" or "float32".
+        task: the task the run uses (its K-class form on the K-class path).
+        learner: the learner the run uses (likewise).
+        targets: the targets the run uses (likewise).
+        multiclass: which path the run takes.
         teacher_error: the teacher's own error on held-out labels.
     """
 
@@ -282,8 +289,8 @@ def distill(
             ``MultiTargetSpec`` (also mixed, on tasks with labels); default
             soft at T = 1.  A gradient flow on hard targets needs
             ``FlowConfig(t_end=...)`` (no steady state).
-        flow, gd: ``FlowConfig`` / ``GDConfig``; each is refused unless the
-            method uses it (flow with "flow", gd with "gd").
+        flow: a ``FlowConfig``; refused unless the method is "flow".
+        gd: a ``GDConfig``; refused unless the method is "gd".
         chunk_size: sets per compiled chunk (default: bounded memory, <= 256).
         risk: "auto" (exact where the task has it), "exact", or "mc".
         num_test: held-out inputs of Monte-Carlo risk (default 10,000);

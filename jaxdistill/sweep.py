@@ -230,7 +230,7 @@ def sweep(grid: dict | None = None, points: list | None = None, out=None, *, wit
             ``jaxdistill run``).  Axes are names from the same list.  An axis
             or setting that does not apply is refused naming it.
 
-    Example:
+    Examples:
         >>> res = sweep(grid={"n": [2, 5, 10], "kappa": [0.5, 2]}, task="kappa", d=20, method="closed-form",
         ...             num_sets=8, out="study")
         >>> res.table[0]["risk_mean"], res.plot()

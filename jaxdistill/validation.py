@@ -12,6 +12,11 @@ from typing import Any
 
 import numpy as np
 
+# Docs pages that refusals point at (paths in this repository; tests/test_docs.py checks they exist).
+DOCS_HARD_TARGETS = "docs/students.md#hard-targets"
+DOCS_CLOSED_FORM = "docs/students.md#where-a-closed-form-exists"
+DOCS_OPTIONS = "docs/students.md#options-that-do-not-apply"
+
 
 class JaxDistillError(ValueError):
     """Base class of the library's input errors (a ValueError)."""

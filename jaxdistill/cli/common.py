@@ -115,12 +115,12 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
 def refuse_inapplicable(args, options: dict, applies: str, what: str) -> None:
     """Refuse every option of ``options`` ({option: (dest, default, values)})
     that was given although ``applies`` is not among its values."""
-    from ..validation import JaxDistillError
+    from ..validation import DOCS_OPTIONS, JaxDistillError
 
     for opt, (dest, _, values) in options.items():
         if getattr(args, dest, None) is not None and applies not in values:
             raise JaxDistillError(f"{opt} applies only to {what} {', '.join(values)}; it has no effect with "
-                                  f"{what} {applies}")
+                                  f"{what} {applies}; see {DOCS_OPTIONS}")
 
 
 def with_defaults(args, options: dict) -> argparse.Namespace:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..defaults import DEFAULTS
 from ..students.flow_config import FLOAT32_MIN_NEWTON_TOL
+from ..validation import DOCS_OPTIONS
 from .common import refuse_inapplicable, task_from_args
 from .run_estimands import HARD_LEARNERS, check_estimand_task, estimand_learner
 from .run_nonlinear import nonlinear_learner
@@ -74,7 +75,7 @@ def method_of(args) -> str | None:
         if args.method not in (None, "gd"):
             raise JaxDistillError(f"--method {args.method} does not apply to --student mlp (a finite-width network "
                                   "has no closed form and is trained by the optimiser of --lr/--steps/--optimizer: "
-                                  "--method gd, the default)")
+                                  f"--method gd, the default); see {DOCS_OPTIONS}")
         return "gd"
     if args.learner == "distill":
         return DEFAULTS.method if args.method is None else args.method
@@ -82,7 +83,7 @@ def method_of(args) -> str | None:
         return "closed-form" if args.method is None else args.method
     if args.method is not None:
         raise JaxDistillError(f"--method applies only to --learner distill and wdelta; --learner {args.learner} "
-                              "fixes its own training")
+                              f"fixes its own training; see {DOCS_OPTIONS}")
     return None
 
 
@@ -102,12 +103,12 @@ def linear_learner(args, method: str):
     refuse_inapplicable(args, GD_OPTIONS, method, "--method")
     if args.depth > 1 and method == "closed-form":
         raise JaxDistillError("--method closed-form applies only to --depth 1 (a deep student has no closed form; "
-                              "use --method flow or gd)")
+                              f"use --method flow or gd); see {DOCS_OPTIONS}")
     if args.depth > 1 and method == "gd" and args.integrator is not None:
         raise JaxDistillError("--integrator applies only to --method flow (with --method gd the factors are trained "
-                              "by the optimiser)")
+                              f"by the optimiser); see {DOCS_OPTIONS}")
     if args.coordinates == "plain" and args.depth > 1 and args.integrator != "full":
-        raise JaxDistillError("--coordinates applies to deep students only with --integrator full")
+        raise JaxDistillError(f"--coordinates applies to deep students only with --integrator full; see {DOCS_OPTIONS}")
     flow = gd = None
     if method == "flow":
         kw = {k: v for k, v in {"rtol": args.rtol, "atol": args.atol, "newton_tol": args.newton_tol,
@@ -135,7 +136,7 @@ def learner_from_args(args):
     method = method_of(args)
     if args.student == "kernel" and args.width is not None:
         raise JaxDistillError("--width applies to --student mlp (hidden units) and to deep linear students "
-                              "(--depth >= 2); a kernel student has no width")
+                              f"(--depth >= 2); a kernel student has no width; see {DOCS_OPTIONS}")
     # --width is the network's with --student mlp, a deep student's otherwise
     deep_options = {k: v for k, v in DEEP_OPTIONS.items() if not (k == "--width" and args.student == "mlp")}
     refuse_inapplicable(args, deep_options, "depth >= 2" if args.depth > 1 else "depth 1", "students of")
@@ -158,7 +159,7 @@ def check_common_options(args) -> None:
     if args.save_students and not args.out:
         raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
     if args.wait_timeout is not None and jax.process_count() == 1:
-        raise JaxDistillError("--wait-timeout applies only to multi-host runs (jax.process_count() > 1)")
+        raise JaxDistillError(f"--wait-timeout applies only to multi-host runs (jax.process_count() > 1); see {DOCS_OPTIONS}")
 
 
 def check_binary_options(args, task) -> None:
@@ -167,12 +168,12 @@ def check_binary_options(args, task) -> None:
     from .run_multiclass import refuse_mixed_without_labels
 
     if args.temperature is not None and args.targets != "soft":
-        raise JaxDistillError("--temperature applies only to --targets soft")
+        raise JaxDistillError(f"--temperature applies only to --targets soft; see {DOCS_OPTIONS}")
     if args.targets == "mixed" or args.soft_ratio is not None:
         refuse_mixed_without_labels(args)
     if args.num_test is not None and (args.risk == "exact" or (args.risk == "auto" and task.has_exact_risk)):
         raise JaxDistillError(f"--num-test applies only to Monte-Carlo risk (--risk mc, or --risk auto on a task "
-                              f"without exact risk); --task {args.task} uses exact risk here")
+                              f"without exact risk); --task {args.task} uses exact risk here; see {DOCS_OPTIONS}")
 
 
 def run_spec(args) -> RunSpec:

@@ -28,7 +28,7 @@ from ..sequencing import after
 from ..defaults import DEFAULTS
 from ..runner import ChunkPlan, SetProgram, plan_chunks
 from ..status import Status
-from ..validation import JaxDistillError, check_choice, check_int
+from ..validation import DOCS_CLOSED_FORM, JaxDistillError, check_choice, check_int
 from .learners import AbstractSoftmaxLearner, SoftmaxClosedFormLearner, make_softmax_learner
 from .minimiser import LimitKind
 from .targets import MultiTargetSpec, predicted_class, target_log_probs
@@ -147,7 +147,8 @@ def setup_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *
         raise JaxDistillError(
             f"method 'closed-form': no closed form exists here: with n = {n} > d = {task.d} and a teacher whose logits "
             "are not linear in the inputs, the flow's limit is the minimiser of the cross-entropy, not an "
-            "interpolant; use method 'flow' (its distance to that minimiser is reported) or n <= d")
+            "interpolant; use method 'flow' (its distance to that minimiser is reported) or n <= d; see "
+            f"{DOCS_CLOSED_FORM}")
     num_test = DEFAULT_NUM_TEST if num_test is None else check_int("num_test", num_test, minimum=1)
     key, seed_repr = as_key(key), key_repr(key)
     plan = plan_chunks(num_sets, chunk_size, n=n, width=task.d)

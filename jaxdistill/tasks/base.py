@@ -103,7 +103,7 @@ class AbstractTask(eqx.Module):
             n as a Python int.
 
         Raises:
-            JaxDistillError naming ``n`` and its allowed range.
+            JaxDistillError: naming ``n`` and its allowed range.
         """
         check_int("extra", extra, minimum=0)
         return check_int(name, n, minimum=1)
