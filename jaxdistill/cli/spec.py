@@ -148,8 +148,6 @@ def learner_from_args(args):
 def check_common_options(args) -> None:
     """Options whose relevance is the same on every path (binary, K-class,
     kernel, network)."""
-    import jax
-
     from ..validation import JaxDistillError
 
     if args.dtype == "float32" and args.newton_tol is not None and args.newton_tol < FLOAT32_MIN_NEWTON_TOL:
@@ -157,8 +155,6 @@ def check_common_options(args) -> None:
                               f"(float32 cannot certify a smaller relative distance), got {args.newton_tol:g}")
     if args.save_students and not args.out:
         raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
-    if args.wait_timeout is not None and jax.process_count() == 1:
-        raise JaxDistillError("--wait-timeout applies only to multi-host runs (jax.process_count() > 1)")
 
 
 def check_binary_options(args, task) -> None:

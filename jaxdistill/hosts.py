@@ -1,0 +1,205 @@
+"""Several hosts (``jax.distributed``): one implementation for ``jaxdistill
+run`` and ``jaxdistill sweep``.
+
+A multi-host run is P processes (one per host, or several on one machine)
+that run the same command on the same shared ``--out`` folder.  Each
+process is started with ``--coordinator HOST:PORT --num-processes P
+--process-id I`` (or with JAX's own environment: ``JAX_COORDINATOR_ADDRESS``
+and a cluster that ``jax.distributed.initialize()`` detects, e.g. SLURM or
+Open MPI), and ``initialize_from_args`` calls ``jax.distributed.initialize``
+before anything touches a JAX backend.
+
+The work is split without any cross-process collective:
+
+* every run (the main run, the ``--monotonicity`` pairs, each point of a
+  sweep) is a chunked ``runner.run_program`` on a ``runstore.RunStore`` in
+  the shared folder; process i of P computes the chunks c with
+  c % P == i (``runner.chunks_for_process``) on its LOCAL devices
+  (``runner.local_mesh``) and writes each as a chunk file;
+* process 0 then waits for the other processes' chunk files (at most
+  ``--wait-timeout`` seconds), merges them and writes sets.csv /
+  summary.json (and a sweep's files); the other processes exit when their
+  chunks are written.
+
+Each set's key depends only on the seed and its global index, so the
+result is bit-identical to one process's, and a killed multi-host run
+resumes like a single-host one: rerun the same commands (any number of
+processes), finished chunks are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .validation import JaxDistillError
+
+DEFAULT_WAIT_TIMEOUT = 86400.0
+COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """This process's place in a (possibly single-process) run.
+
+    Attributes:
+        process_index: i in 0..P-1 (``jax.process_index()``).
+        process_count: P (``jax.process_count()``).
+        wait_timeout: seconds process 0 waits for the other processes' chunks.
+        offset: added to the chunk index before the split (a sweep numbers
+            the chunks of all its points in one sequence, so that points of
+            one chunk each are spread over the processes too).
+    """
+
+    process_index: int = 0
+    process_count: int = 1
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+    offset: int = 0
+
+    @property
+    def several(self) -> bool:
+        """True for a multi-host run (P > 1)."""
+        return self.process_count > 1
+
+    @property
+    def merges(self) -> bool:
+        """True on the process that merges the chunks and writes the results (process 0)."""
+        return self.process_index == 0
+
+    def chunks(self, num_chunks: int) -> list[int]:
+        """The chunks this process computes: (c + offset) % P == i."""
+        from .runner import chunks_for_process
+
+        return chunks_for_process(num_chunks, self.process_index, self.process_count, self.offset)
+
+    def shifted(self, offset: int) -> "Hosts":
+        """The same process with chunk offset ``offset``."""
+        return dataclasses.replace(self, offset=int(offset))
+
+    def sets_of(self, plan) -> int:
+        """The number of sets of ``plan`` this process computes."""
+        return plan.sets_in(self.chunks(plan.num_chunks)) if self.several else plan.num_sets
+
+
+SINGLE = Hosts()
+
+
+def current_hosts(wait_timeout: float | None = None) -> Hosts:
+    """The ``Hosts`` of this process from ``jax.process_index()`` / ``jax.process_count()``."""
+    import jax
+
+    return Hosts(int(jax.process_index()), int(jax.process_count()),
+                 DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout))
+
+
+def _coordinator(text: str) -> str:
+    import argparse
+
+    if not re.fullmatch(r"\S+:\d{1,5}", text) or not 0 < int(text.rsplit(":", 1)[1]) < 65536:
+        raise argparse.ArgumentTypeError(f"--coordinator takes HOST:PORT (e.g. 10.0.0.1:1234), got {text!r}")
+    return text
+
+
+def add_host_options(parser) -> None:
+    """The options of a multi-host run (``jaxdistill run`` and ``sweep``)."""
+    from .cli.common import finite_float, nonnegative_int, positive_int
+
+    g = parser.add_argument_group(
+        "several hosts (jax.distributed)",
+        "Run the same command in P processes (one per host) on one --out folder shared by all; each calls "
+        "jax.distributed.initialize, process i computes the chunks c with c % P == i on its local devices, process 0 "
+        "waits for the others' chunk files and writes the results (bit-identical to one process).  Give the three "
+        f"options below, or start the processes with JAX's environment ({COORDINATOR_ENV}=HOST:PORT on a cluster "
+        "jax.distributed.initialize() detects: SLURM, Open MPI, ...).  A killed run resumes when the same commands "
+        "are started again.")
+    g.add_argument("--coordinator", type=_coordinator, default=None, metavar="HOST:PORT",
+                   help="address of process 0 (the coordinator), reachable from every process")
+    g.add_argument("--num-processes", type=positive_int("--num-processes"), default=None, metavar="P",
+                   help="number of processes P of the multi-host run")
+    g.add_argument("--process-id", type=nonnegative_int("--process-id"), default=None, metavar="I",
+                   help="this process's index I in 0..P-1 (process 0 writes the results)")
+    g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=None, metavar="SECONDS",
+                   help="multi-host runs only: seconds process 0 waits for the other processes' chunks (default "
+                        f"{DEFAULT_WAIT_TIMEOUT:g}); when it expires the finished chunks are kept and the same "
+                        "commands resume")
+
+
+HOST_OPTIONS = ("coordinator", "num_processes", "process_id", "wait_timeout")
+
+
+def initialize_from_args(args) -> Hosts:
+    """Call ``jax.distributed.initialize`` when the options (``--coordinator``,
+    ``--num-processes``, ``--process-id``) or JAX's environment
+    (``JAX_COORDINATOR_ADDRESS``) ask for several processes; return this
+    process's ``Hosts``.  Must run before anything initialises a JAX backend.
+    A process already initialised (e.g. by the caller) is accepted when the
+    options agree with it."""
+    import jax
+
+    given = {"coordinator_address": args.coordinator, "num_processes": args.num_processes,
+             "process_id": args.process_id}
+    if any(v is not None for v in given.values()):
+        missing = [opt for opt, v in zip(("--coordinator", "--num-processes", "--process-id"), given.values())
+                   if v is None]
+        if "--coordinator" in missing and not os.environ.get(COORDINATOR_ENV):
+            raise JaxDistillError(f"a multi-host run needs --coordinator HOST:PORT (or {COORDINATOR_ENV}), "
+                                  f"--num-processes P and --process-id I (missing: {', '.join(missing)})")
+        if args.num_processes is not None and args.process_id is not None and args.process_id >= args.num_processes:
+            raise JaxDistillError(f"--process-id must be in 0..{args.num_processes - 1} (--num-processes "
+                                  f"{args.num_processes}), got {args.process_id}")
+        _initialize(args.wait_timeout, **given)
+    elif os.environ.get(COORDINATOR_ENV) and not jax.distributed.is_initialized():
+        _initialize(args.wait_timeout)
+    hosts = current_hosts(args.wait_timeout)
+    for opt, name, want in (("--num-processes", "process_count", args.num_processes),
+                            ("--process-id", "process_index", args.process_id)):
+        if want is not None and getattr(hosts, name) != want:
+            raise JaxDistillError(f"{opt} {want} disagrees with jax.{name}() = {getattr(hosts, name)} (jax.distributed "
+                                  "was initialised before with other values)")
+    if args.wait_timeout is not None and not hosts.several:
+        raise JaxDistillError("--wait-timeout applies only to multi-host runs (several processes: --num-processes "
+                              "P > 1, or jax.process_count() > 1)")
+    return hosts
+
+
+def _initialize(wait_timeout: float | None, **kwargs) -> None:
+    """``jax.distributed.initialize`` with the given arguments (the others
+    from JAX's environment).  A process whose chunks are done waits for the
+    others at jax's shutdown barrier: as long as process 0 waits for chunks
+    (``--wait-timeout``) where jax lets us say so (jax >= 0.7), else jax's
+    default (5 minutes)."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return  # the caller's initialisation stands; initialize_from_args checks it agrees
+    extra = {}
+    if "shutdown_timeout_seconds" in inspect.signature(jax.distributed.initialize).parameters:
+        extra["shutdown_timeout_seconds"] = int(DEFAULT_WAIT_TIMEOUT if wait_timeout is None else max(wait_timeout, 300))
+    try:
+        jax.distributed.initialize(**{k: v for k, v in kwargs.items() if v is not None}, **extra)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise JaxDistillError(f"jax.distributed.initialize failed: {e}") from None
+
+
+def wait_for_chunks(store, num_chunks: int, timeout: float, say: Callable[[str], None]) -> None:
+    """Process 0 of a multi-host run: wait until every chunk file of
+    ``store`` exists (polling the shared folder), at most ``timeout`` seconds."""
+    t0 = time.monotonic()
+    missing = [c for c in range(num_chunks) if not store.has_chunk(c)]
+    if missing:
+        say(f"process 0: waiting for {len(missing)} chunks of {store.root} from the other processes")
+    while missing:
+        if time.monotonic() - t0 > timeout:
+            raise JaxDistillError(f"--wait-timeout: {len(missing)} chunks of {store.root} (first: {missing[0]}) never "
+                                  "arrived; the finished chunks are kept: rerun the same commands to compute the rest")
+        time.sleep(0.2)
+        missing = [c for c in missing if not store.has_chunk(c)]
+
+
+__all__ = ["Hosts", "SINGLE", "current_hosts", "add_host_options", "initialize_from_args", "wait_for_chunks",
+           "HOST_OPTIONS", "DEFAULT_WAIT_TIMEOUT"]
