@@ -6,8 +6,8 @@ that run the same command on the same shared ``--out`` folder.  Each
 process is started with ``--coordinator HOST:PORT --num-processes P
 --process-id I`` (or with JAX's own environment: ``JAX_COORDINATOR_ADDRESS``
 and a cluster that ``jax.distributed.initialize()`` detects, e.g. SLURM or
-Open MPI), and ``initialize_from_args`` calls ``jax.distributed.initialize``
-before anything touches a JAX backend.
+Open MPI), and ``initialize`` (the command's options: ``cli/hosts.py``)
+calls ``jax.distributed.initialize`` before anything touches a JAX backend.
 
 The work is split without any cross-process collective:
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -97,71 +96,37 @@ def current_hosts(wait_timeout: float | None = None) -> Hosts:
                  DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout))
 
 
-def _coordinator(text: str) -> str:
-    import argparse
-
-    if not re.fullmatch(r"\S+:\d{1,5}", text) or not 0 < int(text.rsplit(":", 1)[1]) < 65536:
-        raise argparse.ArgumentTypeError(f"--coordinator takes HOST:PORT (e.g. 10.0.0.1:1234), got {text!r}")
-    return text
-
-
-def add_host_options(parser) -> None:
-    """The options of a multi-host run (``jaxdistill run`` and ``sweep``)."""
-    from .cli.common import finite_float, nonnegative_int, positive_int
-
-    g = parser.add_argument_group(
-        "several hosts (jax.distributed)",
-        "Run the same command in P processes (one per host) on one --out folder shared by all; each calls "
-        "jax.distributed.initialize, process i computes the chunks c with c % P == i on its local devices, process 0 "
-        "waits for the others' chunk files and writes the results (bit-identical to one process).  Give the three "
-        f"options below, or start the processes with JAX's environment ({COORDINATOR_ENV}=HOST:PORT on a cluster "
-        "jax.distributed.initialize() detects: SLURM, Open MPI, ...).  A killed run resumes when the same commands "
-        "are started again.")
-    g.add_argument("--coordinator", type=_coordinator, default=None, metavar="HOST:PORT",
-                   help="address of process 0 (the coordinator), reachable from every process")
-    g.add_argument("--num-processes", type=positive_int("--num-processes"), default=None, metavar="P",
-                   help="number of processes P of the multi-host run")
-    g.add_argument("--process-id", type=nonnegative_int("--process-id"), default=None, metavar="I",
-                   help="this process's index I in 0..P-1 (process 0 writes the results)")
-    g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=None, metavar="SECONDS",
-                   help="multi-host runs only: seconds process 0 waits for the other processes' chunks (default "
-                        f"{DEFAULT_WAIT_TIMEOUT:g}); when it expires the finished chunks are kept and the same "
-                        "commands resume")
-
-
-HOST_OPTIONS = ("coordinator", "num_processes", "process_id", "wait_timeout")
-
-
-def initialize_from_args(args) -> Hosts:
-    """Call ``jax.distributed.initialize`` when the options (``--coordinator``,
-    ``--num-processes``, ``--process-id``) or JAX's environment
-    (``JAX_COORDINATOR_ADDRESS``) ask for several processes; return this
-    process's ``Hosts``.  Must run before anything initialises a JAX backend.
-    A process already initialised (e.g. by the caller) is accepted when the
-    options agree with it."""
+def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None, *,
+               wait_timeout: float | None = None) -> Hosts:
+    """Call ``jax.distributed.initialize`` when the arguments or JAX's
+    environment (``JAX_COORDINATOR_ADDRESS``) ask for several processes, and
+    return this process's ``Hosts``.  Must run before anything initialises a
+    JAX backend.  A process already initialised (e.g. by the caller) is
+    accepted when the arguments agree with it.  ``jaxdistill run`` / ``sweep``
+    call it with ``--coordinator``, ``--num-processes``, ``--process-id``,
+    ``--wait-timeout`` (``cli/hosts.py``)."""
     import jax
 
-    given = {"coordinator_address": args.coordinator, "num_processes": args.num_processes,
-             "process_id": args.process_id}
+    given = {"coordinator_address": coordinator, "num_processes": num_processes, "process_id": process_id}
     if any(v is not None for v in given.values()):
         missing = [opt for opt, v in zip(("--coordinator", "--num-processes", "--process-id"), given.values())
                    if v is None]
         if "--coordinator" in missing and not os.environ.get(COORDINATOR_ENV):
             raise JaxDistillError(f"a multi-host run needs --coordinator HOST:PORT (or {COORDINATOR_ENV}), "
                                   f"--num-processes P and --process-id I (missing: {', '.join(missing)})")
-        if args.num_processes is not None and args.process_id is not None and args.process_id >= args.num_processes:
-            raise JaxDistillError(f"--process-id must be in 0..{args.num_processes - 1} (--num-processes "
-                                  f"{args.num_processes}), got {args.process_id}")
-        _initialize(args.wait_timeout, **given)
+        if num_processes is not None and process_id is not None and process_id >= num_processes:
+            raise JaxDistillError(f"--process-id must be in 0..{num_processes - 1} (--num-processes "
+                                  f"{num_processes}), got {process_id}")
+        _initialize(wait_timeout, **given)
     elif os.environ.get(COORDINATOR_ENV) and not jax.distributed.is_initialized():
-        _initialize(args.wait_timeout)
-    hosts = current_hosts(args.wait_timeout)
-    for opt, name, want in (("--num-processes", "process_count", args.num_processes),
-                            ("--process-id", "process_index", args.process_id)):
+        _initialize(wait_timeout)
+    hosts = current_hosts(wait_timeout)
+    for opt, name, want in (("--num-processes", "process_count", num_processes),
+                            ("--process-id", "process_index", process_id)):
         if want is not None and getattr(hosts, name) != want:
             raise JaxDistillError(f"{opt} {want} disagrees with jax.{name}() = {getattr(hosts, name)} (jax.distributed "
                                   "was initialised before with other values)")
-    if args.wait_timeout is not None and not hosts.several:
+    if wait_timeout is not None and not hosts.several:
         raise JaxDistillError("--wait-timeout applies only to multi-host runs (several processes: --num-processes "
                               "P > 1, or jax.process_count() > 1)")
     return hosts
@@ -183,7 +148,9 @@ def _initialize(wait_timeout: float | None, **kwargs) -> None:
     try:
         jax.distributed.initialize(**{k: v for k, v in kwargs.items() if v is not None}, **extra)
     except (ValueError, TypeError, RuntimeError) as e:
-        raise JaxDistillError(f"jax.distributed.initialize failed: {e}") from None
+        raise JaxDistillError(f"jax.distributed.initialize failed: {e} (give --coordinator HOST:PORT, --num-processes "
+                              "P and --process-id I, or run on a cluster that jax.distributed.initialize() detects)"
+                              ) from None
 
 
 def wait_for_chunks(store, num_chunks: int, timeout: float, say: Callable[[str], None]) -> None:
@@ -201,5 +168,5 @@ def wait_for_chunks(store, num_chunks: int, timeout: float, say: Callable[[str],
         missing = [c for c in missing if not store.has_chunk(c)]
 
 
-__all__ = ["Hosts", "SINGLE", "current_hosts", "add_host_options", "initialize_from_args", "wait_for_chunks",
-           "HOST_OPTIONS", "DEFAULT_WAIT_TIMEOUT"]
+__all__ = ["Hosts", "SINGLE", "current_hosts", "initialize", "wait_for_chunks", "COORDINATOR_ENV",
+           "DEFAULT_WAIT_TIMEOUT"]

@@ -24,10 +24,10 @@ import math
 import sys
 
 from ..defaults import DEFAULTS
-from ..hosts import add_host_options
 from ..students.discrete import OPTIMISERS
 from ..students.flow_config import SOLVER_NAMES
 from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_label
+from .hosts import add_host_options
 from .run_estimands import add_estimand_arguments, monotonicity_summary, multiclass_monotonicity_summary
 from .run_nonlinear import add_student_arguments
 
@@ -129,7 +129,7 @@ def add_run_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from ..hosts import initialize_from_args
+    from .hosts import initialize_from_args
     from ..results import describe_failures, write_run_files
     from ..runner import run_program
     from ..runstore import RunStore

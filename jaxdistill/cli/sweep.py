@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from .hosts import HOST_OPTIONS
 from .run import add_run_arguments
 
 # options of ``run`` that are not settings of a point (or not an axis of a sweep)
-NOT_SETTINGS = ("out", "quiet", "json", "strict", "wait_timeout", "coordinator", "num_processes", "process_id", "func",
-                "command")
+NOT_SETTINGS = ("out", "quiet", "json", "strict", *HOST_OPTIONS, "func", "command")
 SWEEP_METRICS = ("risk_mean", "error_mean", "monotonicity", "bound", "risk_se", "num_failed", "seconds")
 
 
@@ -191,7 +191,7 @@ def check_axes(args, axes: list[str], parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from ..hosts import initialize_from_args
+    from .hosts import initialize_from_args
     from ..validation import JaxDistillError
 
     if args.json:
