@@ -65,13 +65,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _host_args(port: int, pid: int) -> list[str]:
+def _host_args(port: int | None, pid: int) -> list[str]:
+    if port is None:  # JAX's environment says it (_cluster_env)
+        return []
     return ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)]
 
 
-def _start_pair(cmd_of, env) -> list[subprocess.Popen]:
+def _cluster_env(env, port: int, pid: int) -> dict:
+    """JAX's environment for plain ``jax.distributed.initialize()``: the coordinator from JAX_COORDINATOR_ADDRESS,
+    the process count and index from a (simulated) SLURM job step, as jax's cluster detection reads them."""
+    return dict(env, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", SLURM_JOB_ID="1", SLURM_STEP_NODELIST="127.0.0.1",
+                SLURM_NTASKS="2", SLURM_PROCID=str(pid), SLURM_LOCALID=str(pid))
+
+
+def _start_pair(cmd_of, env, via_env: bool = False) -> list[subprocess.Popen]:
     port = _free_port()
-    return [subprocess.Popen(cmd_of(port, pid), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(env, JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}")  # loopback only (jax's default: [::]:port)
+    return [subprocess.Popen(cmd_of(None if via_env else port, pid), env=_cluster_env(env, port, pid) if via_env else env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for pid in (0, 1)]
 
 
@@ -134,7 +145,8 @@ def test_two_processes_equal_one(single_runs, tmp_path):
 def test_killed_process_then_resume_equals_one_process(single_runs, tmp_path):
     """A binary run with --monotonicity on two processes: process 0 (the coordinator) is killed with SIGKILL once
     the first chunk is written (process 1 then stops: jax.distributed's coordinator is gone); the same two commands
-    started again resume from the chunk files and give exactly the one-process result."""
+    started again, this time with JAX's environment instead of the options (plain jax.distributed.initialize()),
+    resume from the chunk files and give exactly the one-process result."""
     out = tmp_path / "binary"
     env = _env(single_runs.parent)
 
@@ -155,7 +167,7 @@ def test_killed_process_then_resume_equals_one_process(single_runs, tmp_path):
     assert not (out / "summary.json").exists()
     mono = out / "monotonicity" / "chunks"
     assert len(list(mono.glob("chunk_*.npz")) if mono.exists() else []) < 12  # the pairs were not all done
-    for rc, text in _finish(_start_pair(cmd, env)):
+    for rc, text in _finish(_start_pair(cmd, env, via_env=True)):
         assert rc == 0, text[-4000:]
     _assert_same_run(out, single_runs / "binary")
     s = json.loads((out / "summary.json").read_text())
