@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from jaxdistill import hosts
+from jaxdistill.keys import set_key_pair
+from jaxdistill.runner import SetProgram
+from jaxdistill.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300  # seconds, any one subprocess (they take ~10-30 s each)
@@ -188,3 +191,43 @@ def test_host_options_are_checked_before_anything_runs(tmp_path, capsys):
     assert "HOST:PORT" in capsys.readouterr().err
     assert main([*base, "--wait-timeout", "5"]) == 2
     assert "--wait-timeout applies only to multi-host runs" in capsys.readouterr().err
+
+
+class _Index(SetProgram):
+    """Each set's output is its global index (plus a draw from its key)."""
+
+    def one_set(self, key, index, shared):
+        import jax
+        import jax.numpy as jnp
+
+        return {"value": index + jax.random.uniform(set_key_pair(key, index)[0]),
+                "status": jnp.asarray(Status.CONVERGED, jnp.int32)}
+
+
+def test_run_program_split_wait_timeout_and_merge(tmp_path):
+    """runner.run_program(hosts=...) in one process: process 1 of 2 computes the chunks c % 2 == 1 and returns no
+    arrays; process 0 computes its chunks and, with process 1's files missing, gives up after --wait-timeout keeping
+    its chunks; once they are there it merges every set, equal to one process's run; a sweep's offset shifts the
+    split; several processes need a store."""
+    import numpy as np
+
+    from jaxdistill.keys import as_key
+    from jaxdistill.runner import ChunkPlan, run_program
+    from jaxdistill.runstore import RunStore
+    from jaxdistill.validation import JaxDistillError
+
+    plan, key = ChunkPlan(num_sets=9, chunk_size=2), as_key(1)
+    single = run_program(_Index(), key, plan)
+    store = RunStore(tmp_path / "run", {"what": "index"})
+    with pytest.raises(JaxDistillError, match="--wait-timeout: 2 chunks"):
+        run_program(_Index(), key, plan, store=store, hosts=hosts.Hosts(0, 2, wait_timeout=0.3))
+    assert sorted(p.name for p in (tmp_path / "run" / "chunks").iterdir()) == [
+        "chunk_00000.npz", "chunk_00002.npz", "chunk_00004.npz"]
+    one = run_program(_Index(), key, plan, store=store, hosts=hosts.Hosts(1, 2))
+    assert not one.merged and one.arrays == {} and one.sets_computed == 4
+    zero = run_program(_Index(), key, plan, store=store, hosts=hosts.Hosts(0, 2, wait_timeout=5))
+    assert zero.merged and zero.sets_computed == 0
+    np.testing.assert_array_equal(zero.arrays["value"], single.arrays["value"])
+    assert hosts.Hosts(0, 2).shifted(3).chunks(5) == [1, 3] and hosts.Hosts(1, 2).shifted(3).chunks(5) == [0, 2, 4]
+    with pytest.raises(JaxDistillError, match="shared by all processes"):
+        run_program(_Index(), key, plan, hosts=hosts.Hosts(0, 2))
