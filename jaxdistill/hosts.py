@@ -135,13 +135,17 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 def _initialize(wait_timeout: float | None, **kwargs) -> None:
     """``jax.distributed.initialize`` with the given arguments (the others
     from JAX's environment).  A process whose chunks are done waits for the
-    others at jax's shutdown barrier: as long as process 0 waits for chunks
-    (``--wait-timeout``) where jax lets us say so (jax >= 0.7), else jax's
-    default (5 minutes)."""
+    others at jax's shutdown barrier when it exits: as long as process 0 waits
+    for chunks (``wait_timeout``, at least 300 s) where jax lets us say so
+    (``shutdown_timeout_seconds``, jax >= 0.7).  jax 0.6 has no such
+    argument and keeps its 5 minutes: when process 0 is still at work 5
+    minutes after another process reached the barrier, jax aborts every
+    process (measured with jax 0.6.2); the chunk files written by then are
+    kept and the same commands resume."""
     import jax
 
     if jax.distributed.is_initialized():
-        return  # the caller's initialisation stands; initialize_from_args checks it agrees
+        return  # the caller's initialisation stands; ``initialize`` checks that it agrees
     extra = {}
     if "shutdown_timeout_seconds" in inspect.signature(jax.distributed.initialize).parameters:
         extra["shutdown_timeout_seconds"] = int(DEFAULT_WAIT_TIMEOUT if wait_timeout is None else max(wait_timeout, 300))
