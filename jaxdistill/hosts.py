@@ -16,10 +16,11 @@ The work is split without any cross-process collective:
   the shared folder; process i of P computes the chunks c with
   c % P == i (``runner.chunks_for_process``) on its LOCAL devices
   (``runner.local_mesh``) and writes each as a chunk file;
-* process 0 then waits for the other processes' chunk files (at most
-  ``--wait-timeout`` seconds), merges them and writes sets.csv /
-  summary.json (and a sweep's files); the other processes exit when their
-  chunks are written.
+* every process then waits for the other processes' chunk files (at most
+  ``--wait-timeout`` seconds); process 0 merges them and writes sets.csv /
+  summary.json (and a sweep's files), the other processes go on to the
+  next run of the command (the ``--monotonicity`` pairs, the next sweep
+  point) or exit, so that all reach jax's shutdown barrier together.
 
 Each set's key depends only on the seed and its global index, so the
 result is bit-identical to one process's, and a killed multi-host run
@@ -135,13 +136,12 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 def _initialize(wait_timeout: float | None, **kwargs) -> None:
     """``jax.distributed.initialize`` with the given arguments (the others
     from JAX's environment).  A process whose chunks are done waits for the
-    others at jax's shutdown barrier when it exits: as long as process 0 waits
-    for chunks (``wait_timeout``, at least 300 s) where jax lets us say so
-    (``shutdown_timeout_seconds``, jax >= 0.7).  jax 0.6 has no such
-    argument and keeps its 5 minutes: when process 0 is still at work 5
-    minutes after another process reached the barrier, jax aborts every
-    process (measured with jax 0.6.2); the chunk files written by then are
-    kept and the same commands resume."""
+    others at jax's shutdown barrier when it exits, for at most
+    ``shutdown_timeout_seconds`` where jax has it (>= 0.7; set to
+    ``wait_timeout``, at least 300 s) but in any case at most about 5
+    minutes (the barrier's RPC deadline, measured with jax 0.10.2; jax 0.6's
+    fixed timeout): ``wait_for_chunks`` keeps the processes in step so that
+    only process 0's merge of the last run lies between them."""
     import jax
 
     if jax.distributed.is_initialized():
@@ -157,15 +157,21 @@ def _initialize(wait_timeout: float | None, **kwargs) -> None:
                               ) from None
 
 
-def wait_for_chunks(store, num_chunks: int, timeout: float, say: Callable[[str], None]) -> None:
-    """Process 0 of a multi-host run: wait until every chunk file of
-    ``store`` exists (polling the shared folder), at most ``timeout`` seconds."""
+def wait_for_chunks(store, num_chunks: int, hosts: Hosts, say: Callable[[str], None]) -> None:
+    """Every process of a multi-host run, once its own chunks are written:
+    wait until every chunk file of ``store`` exists (polling the shared
+    folder), at most ``hosts.wait_timeout`` seconds.  Process 0 then merges
+    them; the other processes wait too, so that all processes move on to
+    the next run (and finally exit) together: a process that reaches jax's
+    shutdown barrier more than 5 minutes before process 0 is aborted by jax
+    (measured with jax 0.6.2 and 0.10.2), and with jax 0.6 so is process 0."""
     t0 = time.monotonic()
     missing = [c for c in range(num_chunks) if not store.has_chunk(c)]
     if missing:
-        say(f"process 0: waiting for {len(missing)} chunks of {store.root} from the other processes")
+        say(f"process {hosts.process_index}: waiting for {len(missing)} chunks of {store.root} from the other "
+            "processes")
     while missing:
-        if time.monotonic() - t0 > timeout:
+        if time.monotonic() - t0 > hosts.wait_timeout:
             raise JaxDistillError(f"--wait-timeout: {len(missing)} chunks of {store.root} (first: {missing[0]}) never "
                                   "arrived; the finished chunks are kept: rerun the same commands to compute the rest")
         time.sleep(0.2)

@@ -276,10 +276,9 @@ def run_program(
             (e.g. to advance the one progress bar of a sweep).
         hosts: a ``hosts.Hosts``; with several processes (a multi-host run,
             ``store`` in a folder shared by all) this process computes only
-            its chunks (``Hosts.chunks``); process 0 then waits for the
-            others' chunk files (``Hosts.wait_timeout``) and returns every
-            set, the other processes return no arrays (``RunOutput.merged``
-            False).
+            its chunks (``Hosts.chunks``), then waits for the others' chunk
+            files (``Hosts.wait_timeout``); process 0 returns every set, the
+            other processes return no arrays (``RunOutput.merged`` False).
 
     Returns:
         ``RunOutput``.
@@ -313,12 +312,12 @@ def run_program(
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
-    if not collect:
-        return RunOutput({}, elapsed=elapsed, sets_computed=plan.sets_in(todo), merged=False)
-    if several:
+    if several:  # every process: the others' chunks (process 0 merges them; the others then exit with it)
         from .hosts import wait_for_chunks
 
-        wait_for_chunks(store, plan.num_chunks, hosts.wait_timeout, say)
+        wait_for_chunks(store, plan.num_chunks, hosts, say)
+    if not collect:
+        return RunOutput({}, elapsed=elapsed, sets_computed=plan.sets_in(todo), merged=False)
     parts = []
     for c in range(plan.num_chunks):
         if c in computed:

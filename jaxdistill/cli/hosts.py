@@ -24,8 +24,8 @@ def add_host_options(parser) -> None:
     g = parser.add_argument_group(
         "several hosts (jax.distributed)",
         "Run the same command in P processes (one per host) on one --out folder shared by all; each calls "
-        "jax.distributed.initialize, process i computes the chunks c with c % P == i on its local devices, process 0 "
-        "waits for the others' chunk files and writes the results (bit-identical to one process).  Give the three "
+        "jax.distributed.initialize, process i computes the chunks c with c % P == i on its local devices, waits for "
+        "the others' chunk files, and process 0 merges them and writes the results (bit-identical to one process).  Give the three "
         f"options below, or start the processes with JAX's environment ({COORDINATOR_ENV}=HOST:PORT on a cluster "
         "jax.distributed.initialize() detects: SLURM, Open MPI, ...).  A killed run resumes when the same commands "
         "are started again.")
@@ -36,9 +36,9 @@ def add_host_options(parser) -> None:
     g.add_argument("--process-id", type=nonnegative_int("--process-id"), default=None, metavar="I",
                    help="this process's index I in 0..P-1 (process 0 writes the results)")
     g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=None, metavar="SECONDS",
-                   help="multi-host runs only: seconds process 0 waits for the other processes' chunks (default "
-                        f"{DEFAULT_WAIT_TIMEOUT:g}); when it expires the finished chunks are kept and the same "
-                        "commands resume")
+                   help="multi-host runs only: seconds a process waits for the other processes' chunks of a run "
+                        f"once its own are written (default {DEFAULT_WAIT_TIMEOUT:g}); when it expires the finished "
+                        "chunks are kept and the same commands resume")
 
 
 def initialize_from_args(args) -> Hosts:
