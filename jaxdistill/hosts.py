@@ -163,8 +163,10 @@ def wait_for_chunks(store, num_chunks: int, hosts: Hosts, say: Callable[[str], N
     folder), at most ``hosts.wait_timeout`` seconds.  Process 0 then merges
     them; the other processes wait too, so that all processes move on to
     the next run (and finally exit) together: a process that reaches jax's
-    shutdown barrier more than 5 minutes before process 0 is aborted by jax
-    (measured with jax 0.6.2 and 0.10.2), and with jax 0.6 so is process 0."""
+    shutdown barrier more than 5 minutes before process 0 is aborted by jax,
+    and so is process 0, still at work, unless ``shutdown_timeout_seconds``
+    is raised (jax >= 0.7; ``initialize`` does): measured with jax 0.6.2
+    and 0.10.2."""
     t0 = time.monotonic()
     missing = [c for c in range(num_chunks) if not store.has_chunk(c)]
     if missing:
