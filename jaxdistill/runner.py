@@ -24,8 +24,10 @@ else (docs/design.md, "Data flow"):
   atomically and skipped when the same run is started again;
 * progress: an optional bar counting sets.
 
-Several hosts (``jax.distributed``): process i of P computes the chunks
-c with c % P == i (``chunks_for_process``); see ``cli/run.py``.
+Several hosts (``jax.distributed``, ``hosts.py``): with ``hosts`` and a
+store in a shared folder, process i of P computes the chunks c with
+c % P == i (``chunks_for_process``) on its local devices and process 0
+merges every process's chunk files; no cross-process collective.
 """
 
 from __future__ import annotations
@@ -111,9 +113,10 @@ def padded_batch(chunk_size: int, num_devices: int) -> int:
     return max(2, -(-chunk_size // num_devices)) * num_devices
 
 
-def chunks_for_process(num_chunks: int, process_index: int, process_count: int) -> list[int]:
-    """Chunks computed by process i of P in a multi-host run: c % P == i."""
-    return [c for c in range(num_chunks) if c % process_count == process_index]
+def chunks_for_process(num_chunks: int, process_index: int, process_count: int, offset: int = 0) -> list[int]:
+    """Chunks computed by process i of P in a multi-host run: (c + offset) % P == i
+    (``offset``: a sweep numbers the chunks of all its points in one sequence)."""
+    return [c for c in range(num_chunks) if (c + offset) % process_count == process_index]
 
 
 @dataclass(frozen=True)
@@ -202,11 +205,14 @@ class RunOutput:
             holds ``status.Status`` codes.
         elapsed: seconds spent computing in this call.
         sets_computed: sets computed in this call (the rest came from the store).
+        merged: False when ``arrays`` is empty (``collect=False``, or a
+            process other than 0 of a multi-host run).
     """
 
     arrays: dict[str, np.ndarray]
     elapsed: float = 0.0
     sets_computed: int = 0
+    merged: bool = True
 
     @property
     def num_sets(self) -> int:
@@ -250,6 +256,7 @@ def run_program(
     collect: bool = True,
     mesh: Mesh | None = None,
     on_sets: Callable[[int], None] | None = None,
+    hosts=None,
 ) -> RunOutput:
     """Run ``program`` on every set of ``plan`` and collect the outputs.
 
@@ -267,11 +274,23 @@ def run_program(
             ``arrays`` is then empty).
         on_sets: called with the number of sets of each chunk computed
             (e.g. to advance the one progress bar of a sweep).
+        hosts: a ``hosts.Hosts``; with several processes (a multi-host run,
+            ``store`` in a folder shared by all) this process computes only
+            its chunks (``Hosts.chunks``), then waits for the others' chunk
+            files (``Hosts.wait_timeout``); process 0 returns every set, the
+            other processes return no arrays (``RunOutput.merged`` False).
 
     Returns:
         ``RunOutput``.
     """
     say = say or (lambda msg: None)
+    several = hosts is not None and hosts.several
+    if several:
+        if store is None:
+            raise JaxDistillError("a multi-host run needs an output folder shared by all processes (--out)")
+        mine = hosts.chunks(plan.num_chunks)
+        chunks = mine if chunks is None else sorted(set(chunks) & set(mine))
+        collect = collect and hosts.merges
     done = set(store.finished_chunks(plan.num_chunks, on_corrupt=say)) if store is not None else set()
     wanted = range(plan.num_chunks) if chunks is None else sorted(set(chunks))
     todo = [c for c in wanted if c not in done]
@@ -293,8 +312,12 @@ def run_program(
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
+    if several:  # every process: the others' chunks (process 0 merges them; the others then exit with it)
+        from .hosts import wait_for_chunks
+
+        wait_for_chunks(store, plan.num_chunks, hosts, say)
     if not collect:
-        return RunOutput({}, elapsed=elapsed, sets_computed=plan.sets_in(todo))
+        return RunOutput({}, elapsed=elapsed, sets_computed=plan.sets_in(todo), merged=False)
     parts = []
     for c in range(plan.num_chunks):
         if c in computed:

@@ -7,11 +7,12 @@ form, measure angle and risk) and hands it to the one chunked runner
 devices, failure reporting and the resumable store (docs/design.md,
 "Data flow").
 
-Several hosts (``jax.distributed``): start one process per host, each with
-``jax.distributed.initialize()`` and the same ``jaxdistill run ... --out
-/shared/run1`` command (see ``cli/run.py``); process i computes the chunks
-c with c % P == i and process 0 writes the summary.  The Python API
-computes everything on the local devices of the process that calls it.
+Several hosts (``jax.distributed``): start one process per host with the
+same ``jaxdistill run ... --out /shared/run1 --coordinator HOST:PORT
+--num-processes P --process-id I`` command (``hosts.py``); process i
+computes the chunks c with c % P == i and process 0 writes the summary.
+``distill`` itself computes everything on the local devices of the
+process that calls it (``runner.run_program(hosts=...)`` splits a run).
 """
 
 from __future__ import annotations

@@ -206,20 +206,22 @@ def test_cli_refuses_mixed_without_labels(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_cli_refuses_multi_host_k_class_runs(monkeypatch, tmp_path, capsys):
-    """K-class runs are single-host: --wait-timeout (multi-host only) is refused by name on one host, and a
-    run under jax.process_count() > 1 (two hosts simulated) is refused before anything is computed or written."""
-    base = ["run", "--task", "gaussian", "--classes", "3", "--d", "10", "--n", "3", "--num-sets", "2", "--quiet"]
+def test_cli_k_class_runs_split_over_hosts(monkeypatch, tmp_path, capsys):
+    """K-class runs take several hosts as binary ones do (tests/test_hosts.py runs two real processes): with
+    jax.process_count() patched to 2, process 1 writes only its chunks (c % 2 == 1) and no summary (then waits
+    for process 0's, here in vain: --wait-timeout); on one host --wait-timeout (multi-host only) is refused by name."""
+    base = ["run", "--task", "gaussian", "--classes", "3", "--d", "10", "--n", "3", "--num-sets", "8",
+            "--chunk-size", "2", "--method", "closed-form", "--num-test", "100", "--quiet"]
     out = tmp_path / "two_hosts"
-    for hosts in (1, 2):
-        monkeypatch.setattr(jax, "process_count", lambda: hosts)
-        assert main([*base, "--out", str(out), "--wait-timeout", "10"]) == 2
-        err = capsys.readouterr().err
-        assert ("--wait-timeout" if hosts == 1 else "K-class") in err and "multi-host" in err, err
-    assert main([*base, "--out", str(out)]) == 2
+    assert main([*base, "--out", str(out), "--wait-timeout", "10"]) == 2
     err = capsys.readouterr().err
-    assert "multi-host" in err and "jax.process_count() = 2" in err and "K-class" in err, err
-    assert not out.exists() or not any(out.iterdir())
+    assert "--wait-timeout" in err and "multi-host" in err, err
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    assert main([*base, "--out", str(out), "--wait-timeout", "0.5"]) == 2
+    assert "--wait-timeout: 2 chunks" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "chunks").iterdir()) == ["chunk_00001.npz", "chunk_00003.npz"]
+    assert not (out / "summary.json").exists()
 
 
 def test_gaussian_k_classes_task():

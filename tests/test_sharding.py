@@ -98,9 +98,10 @@ def test_padding_and_process_partition():
 
 
 def test_multi_host_mode_splits_chunks_and_process_0_summarises(tmp_path, monkeypatch):
-    """Two 'hosts' (process_count patched to 2) share one --out: each writes
-    only its chunks (c % 2 == i); process 0 writes the summary, equal to a
-    single-process run's."""
+    """Two 'hosts' (process_count patched to 2, run one after the other) share one --out: each writes
+    only its chunks (c % 2 == i), then waits for the other's (process 1, run first, gives up after
+    --wait-timeout with its chunks kept); process 0 writes the summary, equal to a single-process run's.
+    tests/test_hosts.py runs two real processes."""
     import jax
 
     args = ["run", "--d", str(D), "--n", str(N), "--num-sets", "10", "--chunk-size", "2", "--method", "closed-form",
@@ -110,7 +111,7 @@ def test_multi_host_mode_splits_chunks_and_process_0_summarises(tmp_path, monkey
     shared = tmp_path / "shared"
     monkeypatch.setattr(jax, "process_count", lambda: 2)
     monkeypatch.setattr(jax, "process_index", lambda: 1)
-    assert main([*args, "--out", str(shared)]) == 0
+    assert main([*args, "--out", str(shared), "--wait-timeout", "0.5"]) == 2
     assert sorted(p.name for p in (shared / "chunks").iterdir()) == ["chunk_00001.npz", "chunk_00003.npz"]
     assert not (shared / "summary.json").exists()
     monkeypatch.setattr(jax, "process_index", lambda: 0)

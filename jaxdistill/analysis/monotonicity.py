@@ -402,7 +402,8 @@ def monotonicity_index(
     coupling: str = "shared",
     kind: str = "angle",
     sampler: str = "inputs",
-) -> MonotonicityEstimate | RiskMonotonicityEstimate:
+    hosts=None,
+) -> MonotonicityEstimate | RiskMonotonicityEstimate | None:
     """Estimate the monotonicity index (eq. 34) of a learner on a task.
 
     Runs through the library's chunked runner (sharded over devices, failed
@@ -438,6 +439,10 @@ def monotonicity_index(
             a pair whatever d: the symmetric tasks, n + 1 < d, the flow or
             the closed form, exact risk; refused with the reason elsewhere)
             or "auto" (gram where it applies).  Same law, not the same draws.
+        hosts: a ``hosts.Hosts`` of a multi-host run (needs ``out`` in a
+            folder shared by all processes): this process computes its
+            chunks of the pairs; process 0 merges them, the other
+            processes return None.
 
     Returns:
         ``MonotonicityEstimate`` (kind "angle") or ``RiskMonotonicityEstimate``
@@ -488,7 +493,9 @@ def monotonicity_index(
         if sampler == "gram":  # inputs-sampler stores keep resuming
             config["sampler"] = "gram"
         store = RunStore(out, config)
-    run = run_program(program, key, plan, shared=X_test, dtype=dtype, store=store, progress=progress)
+    run = run_program(program, key, plan, shared=X_test, dtype=dtype, store=store, progress=progress, hosts=hosts)
+    if not run.merged:
+        return None
     a = run.arrays
     if kind == "risk":
         return monotonicity_from_risks(a["risk_X"], a["risk_plus"], run.ok, atol=atol, risk_method=risk,

@@ -10,10 +10,11 @@ recomputed, and the result equals an uninterrupted run's.  A different
 configuration on the same folder is refused (exit status 2).
 
 Several devices are used automatically (each chunk is sharded over the
-local devices).  Several hosts: run the same command on every host after
-``jax.distributed.initialize()`` with a shared ``--out``; process i of P
-computes the chunks c with c % P == i and process 0 writes the summary
-(see ``jaxdistill.simulate``).
+local devices).  Several hosts: run the same command in every process with
+``--coordinator HOST:PORT --num-processes P --process-id I`` (or JAX's
+environment) and a shared ``--out``; process i of P computes the chunks
+c with c % P == i (of the run and of ``--monotonicity``'s pairs) and
+process 0 writes the summary (``jaxdistill.hosts``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 
 from ..defaults import DEFAULTS
 from ..students.discrete import OPTIMISERS
 from ..students.flow_config import SOLVER_NAMES
 from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_label
+from .hosts import add_host_options
 from .run_estimands import add_estimand_arguments, monotonicity_summary, multiclass_monotonicity_summary
 from .run_nonlinear import add_student_arguments
 
@@ -119,52 +120,43 @@ def add_run_arguments(p) -> None:
                         "inputs: draw the inputs X [n, d] (docs/design.md fact 13)")
     g.add_argument("--strict", action="store_true", help="exit with status 3 if any transfer set failed")
     g.add_argument("--quiet", action="store_true", help="no progress bar and no resume/progress messages")
-    g.add_argument("--wait-timeout", type=finite_float("--wait-timeout", gt=0.0), default=None,
-                   help="multi-host runs only: seconds process 0 waits for the other hosts' chunks (default 86400)")
     g.add_argument("--json", action="store_true",
                    help="print summary.json instead of the readable report (failed_sets listed up to "
                         f"{DEFAULTS.failed_sets_shown}; summary.json keeps them all)")
     add_estimand_arguments(p)
     add_student_arguments(p)
+    add_host_options(p)
 
 
 def main(args) -> int:
-    import jax
-
+    from .hosts import initialize_from_args
     from ..results import describe_failures, write_run_files
-    from ..runner import chunks_for_process, run_program
+    from ..runner import run_program
     from ..runstore import RunStore
-    from ..validation import JaxDistillError
     from .run_multiclass import multiclass_report
 
+    hosts = initialize_from_args(args)  # before anything touches a JAX backend
     setup = setup_from_args(args)
     task, multiclass = setup.task, setup.multiclass
     plan = setup.plan
-    pid, nproc = jax.process_index(), jax.process_count()
-    if nproc > 1 and multiclass:
-        raise JaxDistillError(f"multi-host runs (jax.process_count() = {nproc} > 1) are not supported for K-class "
-                              "tasks and kernel / network students yet; run on one host (several local devices are "
-                              "used as they are)")
-    if nproc > 1 and not args.out:
-        raise JaxDistillError("a multi-host run (jax.process_count() > 1) needs --out on a filesystem shared by all hosts")
+    if hosts.several and not args.out:
+        from ..validation import JaxDistillError
+
+        raise JaxDistillError(f"a multi-host run ({hosts.process_count} processes) needs --out on a filesystem "
+                              "shared by all processes")
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     store = RunStore(args.out, setup.config) if args.out else None
-    mine = chunks_for_process(plan.num_chunks, pid, nproc) if nproc > 1 else None
-    if nproc > 1:
-        say(f"process {pid} of {nproc}: computing the chunks c with c % {nproc} == {pid}")
-    run = run_program(setup.program, setup.key, plan, shared=setup.shared, dtype=setup.dtype, store=store, chunks=mine,
-                      progress=not args.quiet, say=say, collect=nproc == 1)
-    if nproc > 1:
-        if pid != 0:
-            say(f"process {pid} of {nproc}: done; process 0 writes {args.out}/summary.json")
-            return 0
-        _wait_for_chunks(store, plan.num_chunks, 86400.0 if args.wait_timeout is None else args.wait_timeout, say)
-        mine_done = run
-        run = run_program(setup.program, setup.key, plan, shared=setup.shared, dtype=setup.dtype, store=store,
-                          chunks=[], progress=False, say=say)
-        run.elapsed, run.sets_computed = mine_done.elapsed, mine_done.sets_computed
+    if hosts.several:
+        say(f"process {hosts.process_index} of {hosts.process_count}: computing the chunks c with "
+            f"c % {hosts.process_count} == {hosts.process_index}")
+    run = run_program(setup.program, setup.key, plan, shared=setup.shared, dtype=setup.dtype, store=store,
+                      progress=not args.quiet, say=say, hosts=hosts)
+    info = estimand_info(args, setup, store.root if store else None, hosts)  # every process: its chunks of the pairs
+    if not run.merged:
+        say(f"process {hosts.process_index} of {hosts.process_count}: done; process 0 writes {args.out}/summary.json")
+        return 0
     result = setup.result(run)
-    result.info.update(estimand_info(args, setup, store.root if store else None))
+    result.info.update(info)
     summary = write_run_files(store.root, result, save_students=args.save_students) if store else result.summary()
     if args.json:
         print(json.dumps(printable_summary(summary), indent=2))
@@ -194,13 +186,15 @@ def setup_from_args(args):
                      keep_students=args.save_students, dtype=args.dtype, sampler=args.sampler)
 
 
-def estimand_info(args, setup, out_dir=None) -> dict:
+def estimand_info(args, setup, out_dir=None, hosts=None) -> dict:
     """The summary keys of the estimands beside the run (``--monotonicity``,
-    stored under ``out_dir/monotonicity`` when given); {} without them."""
+    stored under ``out_dir/monotonicity`` when given); {} without them (and
+    on the processes other than 0 of a multi-host run, ``hosts``, which
+    compute their chunks of the estimand's run)."""
     mono_dir = None if out_dir is None else out_dir / "monotonicity"
     if setup.multiclass:
-        return multiclass_monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir)
-    return monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir)
+        return multiclass_monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir, hosts)
+    return monotonicity_summary(args, setup.task, setup.learner, setup.targets, mono_dir, hosts)
 
 
 def printable_summary(summary: dict) -> dict:
@@ -212,22 +206,6 @@ def printable_summary(summary: dict) -> dict:
         return summary
     return {**summary, "failed_sets": failed[:DEFAULTS.failed_sets_shown],
             "failed_sets_listed": f"{DEFAULTS.failed_sets_shown} of {len(failed)} (summary.json lists every one)"}
-
-
-def _wait_for_chunks(store, num_chunks: int, timeout: float, say) -> None:
-    """Multi-host: process 0 waits for the chunk files of the other hosts."""
-    from ..validation import JaxDistillError
-
-    t0 = time.monotonic()
-    missing = [c for c in range(num_chunks) if not store.has_chunk(c)]
-    if missing:
-        say(f"waiting for {len(missing)} chunks from the other hosts")
-    while missing:
-        if time.monotonic() - t0 > timeout:
-            raise JaxDistillError(f"--wait-timeout: {len(missing)} chunks (first: {missing[0]}) never arrived; "
-                                  "rerun the same command to compute them")
-        time.sleep(1.0)
-        missing = [c for c in missing if not store.has_chunk(c)]
 
 
 def _report(task, args, s, result) -> None:

@@ -55,8 +55,6 @@ def estimand_learner(args, method: str | None, flow_options: dict, gd_options: d
     builds it), after refusing the options that do not apply.  ``method``
     is the run's training method (``spec.method_of``: w_hat's for w_delta,
     None for the hard-target learners)."""
-    import jax
-
     from ..students import FlowConfig, GDConfig, solver_from_name
     from ..students.hard import HardTargetLearner
     from ..students.wdelta import WDeltaLearner
@@ -69,8 +67,6 @@ def estimand_learner(args, method: str | None, flow_options: dict, gd_options: d
                               "second fit of each nested pair)")
     if args.monotonicity_kind is not None and not args.monotonicity:
         raise JaxDistillError("--monotonicity-kind applies only with --monotonicity")
-    if args.monotonicity and jax.process_count() > 1:
-        raise JaxDistillError("--monotonicity applies only to single-host runs (jax.process_count() == 1)")
     if args.learner == "distill":
         return None
     if getattr(args, "t_end", None) is not None:
@@ -138,11 +134,12 @@ def monotonicity_kind(args, is_multiclass: bool) -> str:
     return MONOTONICITY_KIND if has_teacher_angle(args, is_multiclass) else "risk"
 
 
-def monotonicity_summary(args, task, learner, targets, out_dir=None) -> dict:
+def monotonicity_summary(args, task, learner, targets, out_dir=None, hosts=None) -> dict:
     """With ``--monotonicity`` on a binary task: ``analysis.monotonicity_index``
     of ``learner`` (kind of ``monotonicity_kind``) on the run's task, n, number
     of sets, seed, risk and dtype; the keys added to summary.json.  Without
-    it: {}."""
+    it, and on the processes other than 0 of a multi-host run (``hosts``:
+    they compute their chunks of the pairs): {}."""
     if not args.monotonicity:
         return {}
     from ..analysis.monotonicity import monotonicity_index
@@ -153,16 +150,16 @@ def monotonicity_summary(args, task, learner, targets, out_dir=None) -> dict:
                              risk=args.risk, num_test=10_000 if args.num_test is None else args.num_test,
                              dtype=args.dtype, progress=not args.quiet, coupling=coupling, kind=kind,
                              sampler=args.sampler,
-                             out=None if out_dir is None else str(out_dir))
-    return _monotonicity_keys(est, kind, coupling)
+                             out=None if out_dir is None else str(out_dir), hosts=hosts)
+    return {} if est is None else _monotonicity_keys(est, kind, coupling)
 
 
-def multiclass_monotonicity_summary(args, task, learner, targets, out_dir=None) -> dict:
+def multiclass_monotonicity_summary(args, task, learner, targets, out_dir=None, hosts=None) -> dict:
     """With ``--monotonicity`` on a K-class task (any ``AbstractSoftmaxLearner``:
     linear, kernel, network students): ``nonlinear.risk_monotonicity_index`` on
     the run's task, n, number of sets, seed, held-out size and dtype (the risk
     kind: there is no teacher vector); the keys added to summary.json.
-    Without it: {}."""
+    Without it, and on the processes other than 0 of a multi-host run: {}."""
     if not args.monotonicity:
         return {}
     from ..nonlinear.monotonicity import risk_monotonicity_index
@@ -171,8 +168,9 @@ def multiclass_monotonicity_summary(args, task, learner, targets, out_dir=None) 
     num_test = None if task.risk_is_exact else (10_000 if args.num_test is None else args.num_test)
     est = risk_monotonicity_index(args.seed, task, args.n, args.num_sets, learner, targets, coupling=coupling,
                                   num_test=num_test, chunk_size=args.chunk_size, dtype=args.dtype,
-                                  out=None if out_dir is None else str(out_dir), progress=not args.quiet)
-    return _monotonicity_keys(est, "risk", coupling)
+                                  out=None if out_dir is None else str(out_dir), progress=not args.quiet,
+                                  hosts=hosts)
+    return {} if est is None else _monotonicity_keys(est, "risk", coupling)
 
 
 def _monotonicity_keys(est, kind: str, coupling: str) -> dict:

@@ -149,8 +149,6 @@ def learner_from_args(args):
 def check_common_options(args) -> None:
     """Options whose relevance is the same on every path (binary, K-class,
     kernel, network)."""
-    import jax
-
     from ..validation import JaxDistillError
 
     if args.dtype == "float32" and args.newton_tol is not None and args.newton_tol < FLOAT32_MIN_NEWTON_TOL:
@@ -158,8 +156,6 @@ def check_common_options(args) -> None:
                               f"(float32 cannot certify a smaller relative distance), got {args.newton_tol:g}")
     if args.save_students and not args.out:
         raise JaxDistillError("--save-students needs --out (the students are stored in the output folder)")
-    if args.wait_timeout is not None and jax.process_count() == 1:
-        raise JaxDistillError(f"--wait-timeout applies only to multi-host runs (jax.process_count() > 1); see {DOCS_OPTIONS}")
 
 
 def check_binary_options(args, task) -> None:

@@ -24,10 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from .hosts import HOST_OPTIONS
 from .run import add_run_arguments
 
 # options of ``run`` that are not settings of a point (or not an axis of a sweep)
-NOT_SETTINGS = ("out", "quiet", "json", "strict", "wait_timeout", "func", "command")
+NOT_SETTINGS = ("out", "quiet", "json", "strict", *HOST_OPTIONS, "func", "command")
 SWEEP_METRICS = ("risk_mean", "error_mean", "monotonicity", "bound", "risk_se", "num_failed", "seconds")
 
 
@@ -39,7 +40,9 @@ def add_parser(sub) -> None:
                                    "bandwidth, num-sets, ...).  Writes OUT/points/<axis=value,...>/ (the run folder "
                                    "of each point, resumable), OUT/sweep.csv (one row per point), OUT/sweep.json and "
                                    "OUT/sweep.png.  Rerunning the same command resumes; a finished sweep computes "
-                                   "nothing.")
+                                   "nothing.  Several hosts: the chunks of all points are numbered in one sequence "
+                                   "and process i of P computes those with number % P == i; process 0 writes every "
+                                   "point's summary and the sweep's files.")
     add_run_arguments(p)
     g = p.add_argument_group("sweep")
     g.add_argument("--grid", action="append", default=None, metavar="AXIS=V1,V2,...",
@@ -188,6 +191,7 @@ def check_axes(args, axes: list[str], parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    from .hosts import initialize_from_args
     from ..validation import JaxDistillError
 
     if args.json:
@@ -198,6 +202,7 @@ def main(args) -> int:
     if (args.grid is None) == (args.points is None):
         raise JaxDistillError("jaxdistill sweep needs either --grid AXIS=V1,V2,... (repeatable) or --points FILE")
     points = grid_points(parse_grid_options(args.grid)) if args.grid else read_points_file(args.points)
+    hosts = initialize_from_args(args)  # before anything touches a JAX backend
     parser = run_parser()
     check_axes(args, list(points[0]), parser)
     base = copy.copy(args)
@@ -205,7 +210,11 @@ def main(args) -> int:
     settings = {a.dest: getattr(args, a.dest) for a in _actions(parser).values() if a.dest not in axes}
     res = run_sweep(base, points, args.out, with_bound=args.with_bound, progress=not args.quiet,
                     settings=settings, plot={"metric": args.metric, "facet": args.facet, "logx": args.logx,
-                                             "logy": args.logy})
+                                             "logy": args.logy}, hosts=hosts)
+    if res is None:
+        print(f"jaxdistill sweep: process {hosts.process_index} of {hosts.process_count}: its chunks are done; "
+              f"process 0 writes {args.out}/sweep.csv")
+        return 0
     print(res.format_table())
     print(f"written {args.out}/sweep.csv, sweep.json, sweep.png ({len(res.table)} points, "
           f"{res.info['sets_computed']} sets computed, {res.info['compilations']} compilations, "
@@ -216,9 +225,11 @@ def main(args) -> int:
     return 0
 
 
-def run_point(args, label: str, out: Path | None, bar) -> tuple:
+def run_point(args, label: str, out: Path | None, bar, hosts=None) -> tuple:
     """One point: computed (resuming its folder) or, when finished, loaded.
-    Returns its ``RunSetup``, its result and the number of sets computed."""
+    Returns its ``RunSetup``, its result and the number of sets computed.
+    On the processes other than 0 of a multi-host run (``hosts``): computes
+    this process's chunks of the point; the result is None."""
     from ..results import SUMMARY_FILE, load, write_run_files
     from ..runner import run_program
     from ..runstore import RunStore
@@ -227,6 +238,7 @@ def run_point(args, label: str, out: Path | None, bar) -> tuple:
     from .run import estimand_info, setup_from_args
 
     setup = setup_from_args(args)
+    share = setup.plan.num_sets if hosts is None else hosts.sets_of(setup.plan)
     root = None if out is None else out / POINTS_DIR / label
     store = None
     if root is not None:
@@ -235,32 +247,44 @@ def run_point(args, label: str, out: Path | None, bar) -> tuple:
         except JaxDistillError as e:
             raise JaxDistillError(f"point {label}: {e}") from None
         if (root / SUMMARY_FILE).exists():
-            bar.update(setup.plan.num_sets)
-            return setup, load(root), 0
+            bar.update(share)
+            return setup, load(root) if hosts is None or hosts.merges else None, 0
     run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
-                      on_sets=bar.update)
-    bar.update(setup.plan.num_sets - run.sets_computed)  # the chunks a killed run had finished
+                      on_sets=bar.update, hosts=hosts)
+    bar.update(share - run.sets_computed)  # the chunks a killed run had finished
+    info = estimand_info(args, setup, root, hosts)
+    if not run.merged:
+        return setup, None, run.sets_computed
     result = setup.result(run)
-    result.info.update(estimand_info(args, setup, root))
+    result.info.update(info)
     if root is not None:
         write_run_files(root, result, save_students=args.save_students)
     return setup, result, run.sets_computed
 
 
 def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bool = True, settings: dict,
-              plot: dict | None = None):
+              plot: dict | None = None, hosts=None):
     """Run every point (``base``: parsed ``run`` options; each point's values
     are put in) and write the sweep's files into ``out`` (when given).
     Every point is validated before anything is computed; the XLA
-    compilations of the whole sweep are counted."""
+    compilations of the whole sweep are counted.  ``hosts``: a multi-host
+    run (``out`` shared by all processes); the chunks of all points are
+    numbered in one sequence and split over the processes; process 0 returns
+    the ``SweepResult`` and writes the files, the others return None."""
     from ..results import jsonable
     from ..sweep import CompileCounter, SweepResult, write_sweep_files
 
     t0 = time.perf_counter()
     out = None if out is None else Path(out)
+    if hosts is not None and hosts.several and out is None:
+        from ..validation import JaxDistillError
+
+        raise JaxDistillError("a multi-host sweep needs --out on a filesystem shared by all processes")
     with CompileCounter() as compiles:
         point_args = validate_points(base, points)
-        results, rows, computed = run_points(point_args, out, with_bound, progress)
+        results, rows, computed = run_points(point_args, out, with_bound, progress, hosts)
+    if hosts is not None and not hosts.merges:
+        return None
     info = {"settings": jsonable(settings), "axes": list(points[0]), "points": [v for _, _, v, _ in point_args],
             "with_bound": with_bound, "monotonicity": bool(base.monotonicity), "compilations": compiles.count,
             "sets_computed": computed, "seconds": time.perf_counter() - t0}
@@ -271,17 +295,12 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
 
 
 def validate_points(base, points: list) -> list:
-    """[(point's run options, its number of sets, its axis values, its label)],
+    """[(point's run options, its ``ChunkPlan``, its axis values, its label)],
     every point resolved (and refused where an axis does not apply) as ``run`` would."""
     from ..sweep import point_label
     from ..validation import JaxDistillError
     from .run import setup_from_args
 
-    import jax
-
-    if jax.process_count() > 1:
-        raise JaxDistillError("a sweep runs in one process (jax.process_count() = 1); run the points' "
-                              "'jaxdistill run' commands on several hosts instead")
     axes = list(points[0])
     for p in points:
         if list(p) != axes:
@@ -292,35 +311,43 @@ def validate_points(base, points: list) -> list:
         try:
             a = with_values(base, p, parser)
             a.quiet = True  # one bar for the whole sweep
-            num_sets = setup_from_args(a).plan.num_sets  # refuses an axis that does not apply
+            plan = setup_from_args(a).plan  # refuses an axis that does not apply
         except JaxDistillError as e:
             raise JaxDistillError(f"sweep point {point_label(p)}: {e}") from None
         values = {k: getattr(a, axis_name(k, parser)) for k in p}
-        out.append((a, num_sets, values, point_label(values)))
+        out.append((a, plan, values, point_label(values)))
     labels = [x[3] for x in out]
     if len(set(labels)) < len(labels):
         raise JaxDistillError("the sweep has the same point twice: " + next(x for x in labels if labels.count(x) > 1))
     return out
 
 
-def run_points(point_args: list, out: Path | None, with_bound: bool, progress: bool) -> tuple:
-    """Run (or load) every point under one progress bar: (results, table rows, sets computed)."""
+def run_points(point_args: list, out: Path | None, with_bound: bool, progress: bool, hosts=None) -> tuple:
+    """Run (or load) every point under one progress bar: (results, table rows,
+    sets computed).  Multi-host (``hosts``): the chunks of all points are
+    numbered in one sequence (point k's chunk c is number offset_k + c) and
+    split over the processes by that number; only process 0 has results."""
     from ..progress import progress_bar
     from ..sweep import table_row, thm3_of
 
-    bar = progress_bar(sum(x[1] for x in point_args), progress, desc="sweep")
+    several = hosts is not None and hosts.several
+    offsets = [sum(x[1].num_chunks for x in point_args[:k]) for k in range(len(point_args))]
+    share = (lambda k, plan: hosts.shifted(offsets[k]).sets_of(plan)) if several else (lambda k, plan: plan.num_sets)
+    bar = progress_bar(sum(share(k, x[1]) for k, x in enumerate(point_args)), progress, desc="sweep")
     results, rows, computed = [], [], 0
     try:
-        for a, _, values, label in point_args:
+        for k, (a, _, values, label) in enumerate(point_args):
             bar.set_description(f"sweep {label}")
-            setup, res, k = run_point(a, label, out, bar)
+            setup, res, sets = run_point(a, label, out, bar, hosts.shifted(offsets[k]) if several else None)
+            computed += sets
+            if res is None:
+                continue
             bound = thm3_of(setup.task, a.n) if with_bound else None
             results.append(res)
             rows.append(table_row(values, res.summary(), bound, with_bound, bool(a.monotonicity)))
-            computed += k
             r = rows[-1]
             bar.write(f"{label}: risk {_num(r['risk_mean'])} +- {_num(r['risk_se'])} ({r['num_sets']} sets, "
-                      f"{r['num_failed']} failed, {k} computed now, {r['seconds']:.2f} s)", file=sys.stderr)
+                      f"{r['num_failed']} failed, {sets} computed now, {r['seconds']:.2f} s)", file=sys.stderr)
     finally:
         bar.close()
     return results, rows, computed

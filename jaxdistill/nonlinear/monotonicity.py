@@ -126,7 +126,8 @@ def risk_monotonicity_index(
     dtype: str = "float64",
     out: str | None = None,
     progress: bool = False,
-) -> RiskMonotonicityEstimate:
+    hosts=None,
+) -> RiskMonotonicityEstimate | None:
     """Risk-monotonicity index of a K-class student (module docstring;
     docs/design.md fact 12): the share of nested pairs where adding one input
     strictly lowers the transfer risk, with its SE, ties and increases.
@@ -154,6 +155,10 @@ def risk_monotonicity_index(
         dtype: "float64" (default) or "float32".
         out: a folder for the resumable store of the per-pair results.
         progress: show a progress bar.
+        hosts: a ``hosts.Hosts`` of a multi-host run (needs ``out`` in a
+            folder shared by all processes): this process computes its
+            chunks of the pairs; process 0 merges them, the other
+            processes return None.
 
     Returns:
         ``analysis.RiskMonotonicityEstimate`` (``kind == "risk"``).
@@ -202,7 +207,9 @@ def risk_monotonicity_index(
                   "n": n, "num_sets": num_sets, "seed": seed_repr, "chunk_size": plan.chunk_size,
                   "risk": risk_method, "num_test": num_test, "dtype": dtype, "coupling": coupling}
         store = RunStore(out, config)
-    run = run_program(program, key, plan, shared=shared, dtype=dtype, store=store, progress=progress)
+    run = run_program(program, key, plan, shared=shared, dtype=dtype, store=store, progress=progress, hosts=hosts)
+    if not run.merged:
+        return None
     a = run.arrays
     return monotonicity_from_risks(a["risk_X"], a["risk_plus"], run.ok, atol=0.0, risk_method=risk_method,
                                    num_test=num_test, failed=run.failed_sets(), coupling=coupling)
