@@ -50,3 +50,13 @@ def test_gpu_check_options_are_refused_where_they_do_nothing(argv, message, monk
     with pytest.raises(SystemExit):
         main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_kclass_row_runs_at_small_size(monkeypatch):
+    """The digits K-class row (issue 23 point 4) at a small size: every set converges to its limit."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.rows import row_kclass
+
+    out = row_kclass(B=4, n=6, chunk=2)
+    assert out["sets_per_s"] > 0 and out["sets_per_cpu_s"] > 0 and out["failed"] == 0
+    assert out["max_rel_err"] < 2e-9 and (out["d"], out["n"]) == (64, 6) and out["mean_steps"] > 0
