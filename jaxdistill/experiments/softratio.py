@@ -64,10 +64,9 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
         rhos=None, tasks=None, temperature: float = 1.0, num_test: int | None = None,
         hard_horizon: float = HARD_HORIZON, limit_by_closed_form=()) -> list[dict]:
     """Error and risk vs rho on each task.  Defaults: both tasks, 200 sets per
-    point on the Gaussian task (10,000 test inputs) and 64 on the digits task,
-    whose rho = 0 flow (K = 10, implicit solver, to t = 1e4) costs seconds of
-    CPU per set (the Gaussian task, 8 sets, rho in {0, 0.5, 1} and 2,000 test
-    inputs with ``quick``); ``num_sets`` sets the number for every task.  The
+    point on the Gaussian task (10,000 test inputs) and 64 on the digits task
+    (the Gaussian task, 8 sets, rho in {0, 0.5, 1} and 2,000 test inputs with
+    ``quick``); ``num_sets`` sets the number for every task.  The
     rho = 0 flow stops at t = ``hard_horizon``.  Tasks named in
     ``limit_by_closed_form`` take their rho > 0 students from the flow's
     exact limit by its closed form (``closed_form_limit``) instead of
