@@ -59,6 +59,7 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("jaxdistill flow, Kvaerno3 (previous default)", "flow", {"B": 200, "solver": "Kvaerno3"}),
             ("sweep of 4 points vs one run", "sweep", {"kappas": [0.5, 2.0], "ns": [10, 30], "d": 100,
                                                        "num_sets": 100}),
+            ("K-class flow, digits K=10 d=64, n=20", "kclass", {"B": 256, "n": 20}),
         ]
         scaling = [(d, n, s, 100) for d in (100, 1000) for n in (5, 20) for s in SAMPLERS]
     else:
@@ -104,6 +105,12 @@ def plan(quick: bool) -> list[tuple[str, str, dict]]:
             ("kernel student (rbf), flow, one batch of 2048", "kernel", {"B": 2048, "chunk": 2048}),
             ("jaxdistill flow, Kvaerno3 (previous default)", "flow", {"B": 1000, "solver": "Kvaerno3"}),
             ("sweep of 50 points (kappa x n) vs one run", "sweep", {}),
+            ("K-class flow, digits K=10 d=64, n=20", "kclass", {"B": 2048, "n": 20}),
+            ("K-class closed form, digits K=10 d=64, n=20", "kclass", {"B": 2048, "n": 20, "method": "closed-form"}),
+            # n = 100 > d: every digits set of 100 images has rank < 64 (3 pixels are 0 in every image), so
+            # each flow is rank-deficient and runs to its step limit: capped here to measure a rate at all
+            ("K-class flow, digits K=10 d=64, n=100 (rank-deficient, max_steps 64)", "kclass",
+             {"B": 16, "n": 100, "chunk": 16, "max_steps": 64}),
         ]
         scaling = [(d, n, s, scaling_sets(d, n, s)) for s in SAMPLERS for n in SCALING_N for d in SCALING_D
                    if n < d and (s == "gram" or n * d <= INPUTS_MAX_ND)]

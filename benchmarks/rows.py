@@ -18,6 +18,7 @@ Rows (peers measured in the same run):
                   sampling, the fit, statistics + exact risk + runner, CLI files
   kernel          kernel students (docs/design.md fact 9), d = 10, n = 40, ReLU-network teacher:
                   the function-space flow vs the closed-form interpolant on the same sets
+  kclass          K-class students on the digits task (K = 10, d = 64): distill end to end, after compilation
 """
 
 from __future__ import annotations
@@ -344,6 +345,42 @@ def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, t
     return {"sets_per_s": B / steady, "compile_s": first - steady, "max_rel_err": float(rel.max()), "num_sets": B,
             "failed": int((status != 0).sum()), "mean_steps": float(np.asarray(out.num_steps).mean()),
             "note": f"{kernel} kernel, d={d}, n={n}, {method}, chunks of {chunk}" + (f", solver {solver}" if solver else "")}
+
+
+def row_kclass(B=1024, n=20, method="flow", chunk=None, max_steps=None):
+    """K-class students on the shipped digits task (K = 10, d = 64): ``distill``
+    end to end (sampling, the fit, the exact limit, exact risk over the test
+    images) in chunks of ``chunk`` (default: the runner's), after
+    compilation (one chunk run first, as the ``scaling`` row); the error is
+    the largest distance of a set's student to its own exact limit
+    (``rel_dist_closed_form``).  ``max_steps`` caps the flow (a rate for
+    sets that cannot converge, e.g. rank-deficient ones)."""
+    import jaxdistill as jd
+    from jaxdistill.runner import default_chunk_size
+
+    task = jd.digits_task()
+    kw = dict(method=method, keep_students=False)
+    if chunk:
+        kw["chunk_size"] = chunk
+    if max_steps:
+        kw["flow"] = jd.FlowConfig(max_steps=max_steps)
+    warm = chunk or min(B, default_chunk_size(n, task.d))
+    t0 = time.perf_counter()
+    jd.distill(1, task, n, warm, **kw)
+    first = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = jd.distill(0, task, n, B, **kw)
+    steady, cpu = time.perf_counter() - t0, time.process_time() - c0
+    s = res.summary()
+    steps = res.arrays.get("num_steps")
+    # sets per CPU second of this process: less sensitive than the wall clock to other processes on a shared
+    # machine (not immune: contention slows the CPU time too)
+    return {"sets_per_s": B / steady, "sets_per_cpu_s": B / cpu, "compile_s": max(first - steady * warm / B, 0.0),
+            "max_rel_err": s["max_rel_dist_closed_form"], "num_sets": B, "failed": s["num_failed"],
+            "mean_steps": float(np.mean(steps)) if steps is not None else None, "risk_mean": s["risk_mean"],
+            "d": task.d, "n": n,
+            "note": f"digits K=10 d=64, n={n}, {method}, distill end to end, chunks of {warm}"
+                    + (f", max_steps {max_steps}" if max_steps else "")}
 
 
 INPUTS_SET_BYTES = 256 * 2**20

@@ -63,3 +63,13 @@ def test_sweep_row_compares_a_study_with_one_run_of_its_size(monkeypatch):
     assert r["points"] == 4 and r["num_sets"] == 32 and r["failed"] == 0
     assert r["compilations"] >= 1
     assert r["ratio_to_one_run"] == pytest.approx(r["sets_per_s"] / r["run_sets_per_s"])
+
+
+def test_kclass_row_runs_at_small_size(monkeypatch):
+    """The digits K-class row (issue 23 point 4) at a small size: every set converges to its limit."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.rows import row_kclass
+
+    out = row_kclass(B=4, n=6, chunk=2)
+    assert out["sets_per_s"] > 0 and out["sets_per_cpu_s"] > 0 and out["failed"] == 0
+    assert out["max_rel_err"] < 2e-9 and (out["d"], out["n"]) == (64, 6) and out["mean_steps"] > 0

@@ -12,7 +12,10 @@ thin QR X^T = Q R (``students.closed_form.reduce_data``):
   W^T = Q R^{-T} Z exactly;
 * n > d: the state is B = Q^T W^T [r, K], dB/dt = -(1/n) R (softmax(R^T B) - P).
 
-Both are the d-dimensional flow exactly, at O(n^2 K) a step.  Its limit is
+Both are the d-dimensional flow exactly, at O(n^2 K) a step.  Rodas3 solves
+the logit flow's (n K)-square stage systems through K n-square ones
+(``logit_shifted_solver``, docs/design.md fact 14); the span flow's
+(r K)-square ones are still factored densely.  Its limit is
 the minimum-norm interpolant of the class-centred log targets
 (``softmax_closed_form``) when one exists (n <= d, or a linear teacher:
 for soft targets of W* it is C W* P_X / T); otherwise (n > d, a nonlinear
@@ -107,6 +110,43 @@ def helmert_basis(K: int, dtype) -> Float[Array, "K Km1"]:
         H[j, j - 1] = -j
         H[:, j - 1] /= np.sqrt(j * (j + 1))
     return jnp.asarray(H, dtype)
+
+
+def logit_shifted_solver(Gn: Float[Array, "n n"]):
+    """The ``rosenbrock.FieldWithJacobian.shifted_solver`` of the logit flow
+    dZ/dt = -Gn (softmax(Z) - P) (Gn = G / n): solves (c I - s J) x = rhs,
+    J = -(Gn kron I_K) blockdiag_i(diag(s_i) - s_i s_i^T), on the centred
+    subspace, by K systems of size n instead of one of size n K.
+
+    With y_i = s_i . x_i and xi_k = x_k - y (columns of x [n, K]), column k
+    of the system reads A_k xi_k = rhs_k - c y, A_k = c I + s Gn diag(s_k);
+    the rows of xi are s-weighted-centred (sum_k s_k * xi_k = 0), which gives
+    N (c y) = sum_k s_k * A_k^{-1} rhs_k, N = sum_k diag(s_k) A_k^{-1} [n, n].
+    x = y 1^T + xi, and y 1^T lies along the all-ones directions, which J
+    annihilates: the centred part of x is centre(xi), exact for a centred
+    rhs (the flow's own: the centred subspace is invariant under the flow
+    and under J), and c y is found without dividing by c, so the stage
+    solves stay accurate as the steps grow (c = 1 / (gamma h) -> 0); the
+    dense solve would put rhs's rounding along the ones / c.
+    Cost: K n-square inverses and one n-square LU a step, O(K n^2) a stage
+    (the dense solve: one (n K)-square LU, K^2 / 2 ... K^2 times more)."""
+    n = Gn.shape[0]
+
+    def shifted_solver(t, Z, args, c, s):
+        S = jax.nn.softmax(Z, axis=-1).T  # [K, n]: s_k
+        A = c * jnp.eye(n, dtype=Z.dtype)[None] + (s * Gn)[None] * S[:, None, :]  # [K, n, n]
+        Ainv = jnp.linalg.inv(A)
+        lu = jax.scipy.linalg.lu_factor(jnp.einsum("ki,kij->ij", S, Ainv))  # N
+
+        def solve(rhs):
+            a = jnp.einsum("kij,jk->ki", Ainv, rhs.reshape(n, -1))  # A_k^{-1} rhs_k, [K, n]
+            cy = jax.scipy.linalg.lu_solve(lu, jnp.sum(S * a, axis=0))
+            xi = a - jnp.einsum("kij,j->ki", Ainv, cy)
+            return centre(xi.T).reshape(-1)
+
+        return solve
+
+    return shifted_solver
 
 
 def reduced_newton_system(R: Float[Array, "r n"], Z: Float[Array, "n K"], logp: Float[Array, "n K"],
@@ -284,7 +324,8 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
             H = softmax_jacobians(jax.nn.softmax(Z, axis=-1))
             return -jnp.einsum("ij,jkl->ikjl", G, H).reshape(n * K, n * K) / n
 
-        vf = FieldWithJacobian(lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n, jacobian)
+        vf = FieldWithJacobian(lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n, jacobian,
+                               logit_shifted_solver(G / n))
         to_W = lambda Z: (Q @ w_coords(centre(Z))).T
         logits = lambda Z: Z
     else:
@@ -410,4 +451,4 @@ def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDC
 __all__ = ["SoftmaxOutput", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
            "SoftmaxGDLearner", "make_softmax_learner", "softmax_form", "softmax_closed_form", "softmax_gradient_flow",
            "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax",
-           "SOFTMAX_METHODS", "reduced_closed_form", "reduced_newton_system"]
+           "SOFTMAX_METHODS", "reduced_closed_form", "reduced_newton_system", "logit_shifted_solver"]

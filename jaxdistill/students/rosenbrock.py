@@ -69,10 +69,18 @@ class FieldWithJacobian(eqx.Module):
     the [m, m] matrix J[i, j] = d f_i / d y_j of the flattened state
     (``jax.flatten_util.ravel_pytree`` order: row-major for one array; tests
     check the flows' Jacobians against ``jax.jacfwd``).
+
+    ``shifted_solver`` (optional): ``shifted_solver(t, y, args, c, s)``
+    returns a function rhs -> x solving (c I - s J) x = rhs for flattened
+    vectors (J = ``jacobian(t, y, args)``, s = +-1 the time direction), by
+    whatever structure the field has; ``Rodas3`` then factors nothing
+    itself.  The K-class flow (``multiclass.learners``) solves its
+    n K-square stage systems through K n-square ones this way.
     """
 
     field: Callable[[Any, Any, Any], Any]
     jacobian: Callable[[Any, Any, Any], Any]
+    shifted_solver: Callable[[Any, Any, Any, Any, Any], Callable[[Any], Any]] | None = None
 
     def __call__(self, t, y, args):
         return self.field(t, y, args)
@@ -125,12 +133,17 @@ class Rodas3(diffrax.AbstractAdaptiveSolver):
         h = t1 - t0
         f0, dfdt = jax.jvp(lambda t: f(t, y0_flat), (t0,), (jnp.ones_like(t0),))
         field = getattr(term, "vector_field", None)
-        if isinstance(field, FieldWithJacobian):  # s J(s t, y): the Jacobian of f
-            J = direction * field.jacobian(direction * t0, y0, args)
+        if isinstance(field, FieldWithJacobian) and field.shifted_solver is not None:
+            # the field solves (I / (gamma h) - s J) x = rhs by its own structure
+            solve = field.shifted_solver(direction * t0, y0, args, 1.0 / (GAMMA * h), direction)
         else:
-            J = jax.jacfwd(lambda y: f(t0, y))(y0_flat)
-        W = jnp.eye(y0_flat.shape[0], dtype=y0_flat.dtype) / (GAMMA * h) - J
-        lu = jax.scipy.linalg.lu_factor(W)
+            if isinstance(field, FieldWithJacobian):  # s J(s t, y): the Jacobian of f
+                J = direction * field.jacobian(direction * t0, y0, args)
+            else:
+                J = jax.jacfwd(lambda y: f(t0, y))(y0_flat)
+            W = jnp.eye(y0_flat.shape[0], dtype=y0_flat.dtype) / (GAMMA * h) - J
+            lu = jax.scipy.linalg.lu_factor(W)
+            solve = lambda rhs: jax.scipy.linalg.lu_solve(lu, rhs)
         K: list = []
         F = f0
         for i in range(4):
@@ -146,7 +159,7 @@ class Rodas3(diffrax.AbstractAdaptiveSolver):
                     rhs = rhs + (C[i, j] / h) * K[j]
             if STAGE_GAMMAS[i]:
                 rhs = rhs + (STAGE_GAMMAS[i] * h) * dfdt
-            K.append(jax.scipy.linalg.lu_solve(lu, rhs))
+            K.append(solve(rhs))
         y1_flat = y0_flat + sum(m * k for m, k in zip(M, K) if m)
         f1 = f(t1, y1_flat)
         y1 = unravel(y1_flat)
