@@ -77,7 +77,7 @@ def lift_traced(tree):
                 continue
             v = getattr(node, f.name)
             if f.metadata.get(TRACED) and _is_number(v):
-                updates[f.name] = jnp.asarray(float(v))
+                updates[f.name] = jax.device_put(float(v))  # weakly typed, working precision; compiles nothing
             elif isinstance(v, (eqx.Module, list, tuple, dict)) or dataclasses.is_dataclass(v):
                 new = lift_traced(v)
                 if new is not v:
