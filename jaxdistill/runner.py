@@ -16,6 +16,10 @@ else (docs/design.md, "Data flow"):
   on every output; no ``shard_map``, see docs/jax-cpu-lapack-deadlock.md);
   the compiled batch is the chunk size rounded up to a multiple of the
   device count, with at least 2 sets per device (``padded_batch``);
+* compilations: one per program structure and shape; the scalar settings
+  a program declares traced (``traced.traced_field``: kappa, margin,
+  temperature, delta, ...) are arguments of the compiled chunk, so runs
+  that differ only in them, or in the seed, reuse it;
 * failures: a per-set ``status`` (``status.Status``) travels with the
   outputs; a set whose outputs named in ``finite_outputs`` are not finite is
   marked ``NON_FINITE``; ``RunOutput.failed_sets()`` lists every failed set
@@ -47,6 +51,7 @@ from jaxtyping import Array, Int, PRNGKeyArray
 from ._precision import precision
 from .progress import progress_bar
 from .status import STATUS_NAMES, Status, is_success
+from .traced import lift_traced
 from .validation import JaxDistillError, check_int
 
 SETS_AXIS = "sets"
@@ -179,7 +184,9 @@ def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int
         shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
     lo, _ = plan.bounds(c)
     idx = jax.device_put(np.arange(lo, lo + padded_batch(plan.chunk_size, mesh.size), dtype=np.int32), sharding)
-    return _compiled_chunk(program, key, idx, shared, sharding)
+    # settings declared traced (kappa, margin, temperature, delta, ...) become arguments of the compiled chunk,
+    # so runs that differ only in them share one compilation (jaxdistill.traced)
+    return _compiled_chunk(lift_traced(program), key, idx, shared, sharding)
 
 
 def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks: Iterable[int], *, shared=None,

@@ -79,7 +79,7 @@ class DistillProgram(SetProgram):
 
     task: Task
     learner: AbstractLearner
-    targets: TargetSpec = eqx.field(static=True)
+    targets: TargetSpec  # a pytree: its temperature is traced (jaxdistill.traced)
     n: int = eqx.field(static=True)
     risk_method: str = eqx.field(static=True)
     keep_students: bool = eqx.field(static=True, default=True)

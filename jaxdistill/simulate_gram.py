@@ -58,7 +58,7 @@ class GramDistillProgram(SetProgram):
 
     task: Task
     learner: AbstractLearner
-    targets: TargetSpec = eqx.field(static=True)
+    targets: TargetSpec  # a pytree: its temperature is traced (jaxdistill.traced)
     n: int = eqx.field(static=True)
     risk_method: str = eqx.field(static=True, default="exact")  # the only one (the students are never formed)
 

@@ -11,10 +11,13 @@ chunk, and a finished point is read back with ``results.load``.  The study
 itself is ``out/sweep.csv`` (one row per point), ``out/sweep.json``
 (settings, axes, points, compilations, time) and ``out/sweep.png``.
 
-Points that differ only in traced values (the seed) reuse the compiled
-chunk; an axis that changes a shape (n, d, the chunk size) or a static
-field of the task or learner (kappa, margin, the method) compiles once per
-value.  ``sweep.json`` records the number of XLA compilations measured.
+Points that differ only in traced values reuse the compiled chunk: the
+seed and every setting declared traced (``jaxdistill.traced``: kappa,
+margin, temperature, delta, bandwidth, teacher scale) are arguments of the
+one compiled program.  An axis that changes a shape (n, d, K, widths, the
+test size, the chunk size) or the program's structure (the method, the
+learner, the targets' kind, the soft ratio) compiles once per value.
+``sweep.json`` records the number of XLA compilations measured.
 """
 
 from __future__ import annotations

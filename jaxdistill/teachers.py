@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .traced import register_traced_dataclass, scalar_div, traced_field
 from .validation import check_choice, check_real
 
 TARGET_KINDS = ("soft", "hard")
 
 
+@register_traced_dataclass
 @dataclass(frozen=True)
 class TargetSpec:
     """Which targets the teacher gives.
@@ -27,10 +29,13 @@ class TargetSpec:
         kind: "soft" (sigma(w*.x / T), eq. 1 with T = 1) or "hard" (1{w*.x >= 0}).
         temperature: T > 0 for soft targets; the flow then converges to the
             projection of w*/T (Thm 1 with teacher w*/T).
+
+    A pytree whose leaf is the temperature (``kind`` is static), so runs
+    that differ only in T share one compiled program.
     """
 
     kind: str = "soft"
-    temperature: float = 1.0
+    temperature: float = traced_field(default=1.0)  # a traced argument of the compiled run (jaxdistill.traced)
 
     def __post_init__(self):
         check_choice("targets", self.kind, TARGET_KINDS)
@@ -48,7 +53,7 @@ def teacher_logits(
     raw = X @ w_star
     if spec.kind == "hard":
         return jnp.where(raw >= 0, jnp.inf, -jnp.inf)
-    return raw / spec.temperature
+    return scalar_div(raw, spec.temperature)
 
 
 def soft_labels(X, w_star, temperature: float = 1.0):

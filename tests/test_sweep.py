@@ -139,3 +139,66 @@ def test_figure_has_title_labels_ticks_at_the_grid_and_at_most_six_lines(study):
     assert len(fig.axes) == 4  # 2 facets x (8 lines -> 6 + 2)
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_title() == "d=10 (1/2)"
     assert all(len(ax.get_legend().get_texts()) <= 6 for ax in fig.axes)
+
+
+# --- one compile per shape: settings that change no shape are traced arguments (jaxdistill.traced) ------------------
+
+
+def _same_arrays(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all((a[k] == b[k]).all() or (a[k] != a[k]).all() for k in a)
+
+
+def test_a_kappa_sweep_compiles_as_often_as_one_point_and_each_point_is_distill(study):
+    # shapes the other tests do not compile (n = 3 and 4 at d = 20); the study fixture warmed the rest
+    one = jd.sweep(grid={"kappa": [0.7]}, d=20, n=3, method="closed-form", num_sets=8, progress=False)
+    kappas = [0.5, 1.0, 2.0, 3.0, 1.3]  # 1, 2 and 3 (and 1/2) are the exponents XLA rewrites when compiled in
+    res = jd.sweep(grid={"kappa": kappas}, d=20, n=4, method="closed-form", num_sets=8, progress=False)
+    assert one.info["compilations"] >= 1 and res.info["compilations"] == one.info["compilations"]
+    assert len({r["risk_mean"] for r in res.table}) == len(kappas)
+    with CompileCounter() as compiles:
+        for kappa, got in zip(kappas, res.results):
+            want = jd.distill(0, jd.KappaPolynomialTask(20, kappa), 4, 8, method="closed-form")
+            assert _same_arrays(got.arrays, want.arrays)
+    assert compiles.count == 0
+
+
+def test_a_temperature_sweep_compiles_as_often_as_one_point_and_each_point_is_distill(study):
+    # the gradient flow (Gram sampler): it tends to the projection of w*/T, so its path depends on T
+    settings = dict(d=20, n=3, method="flow", num_sets=8)
+    one = jd.sweep(grid={"temperature": [1.0]}, **{**settings, "n": 4}, progress=False)
+    temps = [0.5, 2.0, 3.0]
+    res = jd.sweep(grid={"temperature": temps}, **settings, progress=False)
+    assert one.info["compilations"] >= 1 and res.info["compilations"] == one.info["compilations"]
+    with CompileCounter() as compiles:
+        for t, got in zip(temps, res.results):
+            want = jd.distill(0, jd.KappaPolynomialTask(20, 1.0), 3, 8, targets=jd.TargetSpec("soft", t))
+            assert _same_arrays(got.arrays, want.arrays)
+    assert compiles.count == 0
+    loss = [r.arrays["loss"] for r in res.results]  # the temperature reached the compiled program
+    assert not (loss[0] == loss[1]).all() and not (loss[1] == loss[2]).all()
+
+
+def test_traced_settings_keep_the_bits_and_the_working_dtype():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxdistill._precision import precision
+    from jaxdistill.traced import lift_traced, scalar_pow
+
+    u = np.random.default_rng(0).uniform(size=4096)
+    for p in (0.5, 1.0, 2.0, 3.0, 1 / 3, 1.3, 4.0):
+        with precision("float64"):
+            want = jax.jit(lambda x: x ** p)(u)
+            got = jax.jit(scalar_pow)(u, jnp.asarray(p))
+        assert np.array_equal(want, got), p
+    task = jd.AngularMarginTask(20, 0.3, 2.0)
+    for dtype in ("float64", "float32"):
+        with precision(dtype):
+            lifted = lift_traced(task.cast(dtype))
+            assert lifted.kappa.dtype == lifted.w_star.dtype == jnp.dtype(dtype) and lifted.kappa.weak_type
+            assert task.kappa == 2.0 and isinstance(task.kappa, float)  # Python code still sees the float
+    spec = lift_traced(jd.TargetSpec("soft", 2.0))
+    assert spec.kind == "soft" and isinstance(spec.temperature, jax.Array)
+    with pytest.raises(jd.JaxDistillError, match="kappa"):
+        jd.KappaPolynomialTask(20, -1.0)  # checked as a Python number at construction, as before

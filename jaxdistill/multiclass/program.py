@@ -45,7 +45,7 @@ class MultiClassProgram(SetProgram):
 
     task: AbstractMultiClassTask
     learner: AbstractSoftmaxLearner
-    targets: MultiTargetSpec = eqx.field(static=True)
+    targets: MultiTargetSpec  # a pytree: temperature and soft ratio are traced (jaxdistill.traced)
     n: int = eqx.field(static=True)
     keep_students: bool = eqx.field(static=True, default=True)
 

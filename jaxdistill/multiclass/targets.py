@@ -24,11 +24,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from ..traced import register_traced_dataclass, scalar_div, traced_field
 from ..validation import JaxDistillError, check_choice, check_real
 
 MULTI_TARGET_KINDS = ("soft", "hard", "mixed")
 
 
+@register_traced_dataclass
 @dataclass(frozen=True)
 class MultiTargetSpec:
     """Which targets a K-class teacher gives.
@@ -38,10 +40,16 @@ class MultiTargetSpec:
             "mixed" (rho softmax(u / T) + (1 - rho) onehot(y)).
         temperature: T > 0 (soft and mixed targets).
         soft_ratio: rho in [0, 1] (mixed targets only; None otherwise).
+
+    A pytree whose leaf is the temperature, so runs that differ only in T
+    share one compiled program (``jaxdistill.traced``).  ``kind`` and the
+    soft ratio are static: traced, rho moves the last bits of mixed targets
+    (XLA reassociates the compiled-in constants of
+    log(rho) + log p - log1p(-rho)), so each rho compiles its own program.
     """
 
     kind: str = "soft"
-    temperature: float = 1.0
+    temperature: float = traced_field(default=1.0)
     soft_ratio: float | None = None
 
     def __post_init__(self):
@@ -84,7 +92,7 @@ def target_log_probs(U: Float[Array, "n K"], y: Int[Array, " n"] | None, spec: M
     U = jnp.asarray(U)
     K = U.shape[-1]
     if spec.kind == "soft":
-        return U / spec.temperature
+        return scalar_div(U, spec.temperature)
     if spec.kind == "hard":
         y = jnp.argmax(U, axis=-1)
     elif y is None:
@@ -92,7 +100,7 @@ def target_log_probs(U: Float[Array, "n K"], y: Int[Array, " n"] | None, spec: M
     onehot = jax.nn.one_hot(y, K, dtype=U.dtype) > 0
     if spec.kind == "hard" or spec.soft_ratio == 0.0:
         return jnp.where(onehot, 0.0, -jnp.inf).astype(U.dtype)
-    logp = jax.nn.log_softmax(U / spec.temperature, axis=-1)
+    logp = jax.nn.log_softmax(scalar_div(U, spec.temperature), axis=-1)
     if spec.soft_ratio == 1.0:
         return logp
     rho = spec.soft_ratio

@@ -23,6 +23,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..traced import scalar_div, traced_field
 from ..validation import JaxDistillError, check_choice, check_real
 
 KERNEL_NAMES = ("rbf", "arccos", "ntk")
@@ -75,7 +76,7 @@ class RBFKernel(AbstractKernel):
         bandwidth: l > 0, in the units of the inputs.
     """
 
-    bandwidth: float = eqx.field(static=True)
+    bandwidth: float = traced_field()  # a traced argument of the compiled run (jaxdistill.traced)
     name: ClassVar[str] = "rbf"
 
     def __init__(self, bandwidth: float):
@@ -83,7 +84,7 @@ class RBFKernel(AbstractKernel):
 
     def __call__(self, A, B):
         sq = (jnp.sum(A * A, axis=-1)[:, None] + jnp.sum(B * B, axis=-1)[None, :] - 2.0 * (A @ B.T))
-        return jnp.exp(-jnp.maximum(sq, 0.0) / (2.0 * self.bandwidth ** 2))
+        return jnp.exp(scalar_div(-jnp.maximum(sq, 0.0), 2.0 * self.bandwidth ** 2))
 
     def config(self) -> dict:
         return {"kernel": self.name, "bandwidth": self.bandwidth}

@@ -29,6 +29,7 @@ from jaxtyping import Array, Float
 
 from ..multiclass.tasks import AbstractIIDMultiClassTask, AbstractMultiClassTask
 from ..tasks import AbstractTask
+from ..traced import traced_field
 from ..validation import JaxDistillError, check_int, check_real
 
 DEFAULT_TEACHER_SCALE = 4.0
@@ -56,7 +57,8 @@ class ReluTeacherTask(AbstractIIDMultiClassTask):
     classes: int = eqx.field(static=True)
     teacher_width: int = eqx.field(static=True)
     seed: int = eqx.field(static=True)
-    teacher_scale: float = eqx.field(static=True)
+    teacher_scale: float = traced_field()  # traced arguments of the compiled run (jaxdistill.traced)
+    logit_scale: float = traced_field()  # teacher_scale / sqrt(teacher_width), taken in Python as before
     W1: Float[Array, "H d"]
     A: Float[Array, "O H"]
     name: ClassVar[str] = "relu-teacher"
@@ -68,6 +70,7 @@ class ReluTeacherTask(AbstractIIDMultiClassTask):
         self.classes = check_int("num_classes", num_classes, minimum=2)
         self.seed = check_int("seed", seed, minimum=0)
         self.teacher_scale = check_real("teacher_scale", teacher_scale, gt=0.0)
+        self.logit_scale = self.teacher_scale / math.sqrt(self.teacher_width)
         outputs = 1 if self.classes == 2 else self.classes
         self.W1, self.A = relu_teacher_weights(self.dim, self.teacher_width, outputs, self.seed)
 
@@ -84,7 +87,7 @@ class ReluTeacherTask(AbstractIIDMultiClassTask):
         W1, A = jnp.asarray(self.W1), jnp.asarray(self.A)
         mean = jnp.linalg.norm(W1, axis=1) / math.sqrt(2.0 * math.pi)  # E_x relu(w_j . x), x ~ N(0, I)
         hidden = jax.nn.relu(X @ W1.T) - mean
-        out = (self.teacher_scale / math.sqrt(self.teacher_width)) * hidden @ A.T
+        out = self.logit_scale * hidden @ A.T
         return jnp.concatenate([jnp.zeros_like(out), out], axis=1) if self.classes == 2 else out
 
     def draw(self, key, num):

@@ -44,6 +44,7 @@ from ..status import Status
 from ..tasks import Task
 from ..tasks.riskmath import signed_angle
 from ..teachers import TargetSpec, cross_entropy
+from ..traced import scalar_div
 from ..validation import JaxDistillError, check_choice
 from .base import AbstractLearner, ClosedFormLearner, FlowLearner, LearnerOutput
 from .flow import gram_gradient_flow
@@ -239,7 +240,7 @@ def logits_from_raw(raw, targets: TargetSpec):
     """Teacher logits from raw ones w*.x (``teachers.teacher_logits`` after X w*)."""
     if targets.kind == "hard":
         return jnp.where(raw >= 0, jnp.inf, -jnp.inf)
-    return raw / targets.temperature
+    return scalar_div(raw, targets.temperature)
 
 
 def gram_problem(task: Task, n: int, learner: AbstractLearner, risk_method: str, keep_students: bool,

@@ -34,6 +34,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..status import Status
 from ..sequencing import after
 from ..teachers import TargetSpec, cross_entropy
+from ..traced import traced_field
 from ..validation import JaxDistillError, check_choice, check_real
 from .base import AbstractLearner, LearnerOutput, needs_soft_targets
 from .closed_form import ReducedData, reduce_data, reduced_target
@@ -101,7 +102,7 @@ class WDeltaLearner(AbstractLearner):
         >>> res = jaxdistill.distill(0, task, n=100, num_sets=500, learner=WDeltaLearner(delta=10.0))
     """
 
-    delta: float = 0.0
+    delta: float = traced_field(default=0.0)  # a traced argument of the compiled run (jaxdistill.traced)
     base: str = "closed-form"
     flow: FlowConfig | None = None
     name: ClassVar[str] = "w-delta"

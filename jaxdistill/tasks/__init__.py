@@ -76,7 +76,11 @@ A law that is not symmetric but has a closed-form risk overrides
 overrides ``check_n``, ``sample_nested``, ``held_out`` and ``finite_support``
 as ``PoolTask`` does.  ``tests/test_tasks.py`` runs such tasks end to end.
 Keep fields that change shapes or control flow static
-(``eqx.field(static=True)``); arrays are leaves, cast by ``cast``.
+(``eqx.field(static=True)``); arrays are leaves, cast by ``cast``.  A
+scalar parameter that changes no shape (as kappa) can be declared with
+``jaxdistill.traced.traced_field()``: it stays a Python float, and runs
+that differ only in it share one compiled program (raise to it with
+``traced.scalar_pow``, divide by it with ``traced.scalar_div``).
 
 Tasks never import learners or analysis (docs/design.md, direction of
 imports); the formulas they share with ``analysis`` live in

@@ -10,6 +10,7 @@ is then known exactly and so is the transfer risk (docs/design.md fact 3).
 from __future__ import annotations
 
 import abc
+import math
 from typing import ClassVar, final
 
 import equinox as eqx
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..traced import scalar_div, scalar_pow, traced_field
 from ..validation import check_int, check_real
 from .base import AbstractSymmetricTask, teacher_for
 from .gram import angular_frame, bartlett_factor, check_gram_n, gram_of_frame
@@ -77,7 +79,7 @@ class KappaPolynomialTask(AbstractAngularTask):
 
     d: int = eqx.field(static=True)
     w_star: Float[Array, " d"]
-    kappa: float = eqx.field(static=True)
+    kappa: float = traced_field()  # a traced argument of the compiled run (jaxdistill.traced)
     name: ClassVar[str] = "kappa"
 
     def __init__(self, d: int, kappa: float = 1.0, *, w_star=None, teacher_norm: float = 1.0):
@@ -87,11 +89,11 @@ class KappaPolynomialTask(AbstractAngularTask):
 
     def boundary_angle(self, u):
         # P[g <= s] = P[a >= pi/2 - s] = (2 s / pi)^kappa
-        return HALF_PI * u ** (1.0 / self.kappa)
+        return HALF_PI * scalar_pow(u, 1.0 / self.kappa)
 
     def p_theta(self, theta):
         theta = jnp.clip(jnp.asarray(theta), 0.0, HALF_PI)
-        return (1.0 - theta / HALF_PI) ** self.kappa
+        return scalar_pow(1.0 - theta / HALF_PI, self.kappa)
 
     def config(self) -> dict:
         return {"task": self.name, "d": self.d, "kappa": self.kappa}
@@ -118,27 +120,33 @@ class AngularMarginTask(AbstractAngularTask):
 
     d: int = eqx.field(static=True)
     w_star: Float[Array, " d"]
-    margin: float = eqx.field(static=True)
-    kappa: float = eqx.field(static=True)
+    margin: float = traced_field()  # traced arguments of the compiled run (jaxdistill.traced)
+    kappa: float = traced_field()
+    tan_margin: float = traced_field()  # math.tan(margin), taken in Python (XLA's tan differs in the last bit)
     name: ClassVar[str] = "margin"
 
     def __init__(self, d: int, margin: float = 0.2, kappa: float = 1.0, *, w_star=None, teacher_norm: float = 1.0):
         self.d = check_int("d", d, minimum=2, maximum=10**8)
         self.margin = check_real("margin", margin, ge=0.0, lt=HALF_PI)
         self.kappa = check_real("kappa", kappa, gt=0.0)
+        self.tan_margin = math.tan(self.margin)
         self.w_star = teacher_for(self.d, w_star, teacher_norm)
 
     @property
     def risk_wedge(self) -> float:
         return self.margin
 
+    @property
+    def risk_wedge_tan(self) -> float:
+        return self.tan_margin
+
     def boundary_angle(self, u):
-        return self.margin + (HALF_PI - self.margin) * u ** (1.0 / self.kappa)
+        return self.margin + (HALF_PI - self.margin) * scalar_pow(u, 1.0 / self.kappa)
 
     def p_theta(self, theta):
         theta = jnp.clip(jnp.asarray(theta), 0.0, HALF_PI)
         width = HALF_PI - self.margin
-        return jnp.clip((width - theta) / width, 0.0, 1.0) ** self.kappa
+        return scalar_pow(jnp.clip(scalar_div(width - theta, width), 0.0, 1.0), self.kappa)
 
     def config(self) -> dict:
         return {"task": self.name, "d": self.d, "margin": self.margin, "kappa": self.kappa}

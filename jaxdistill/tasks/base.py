@@ -169,6 +169,14 @@ class AbstractTask(eqx.Module):
         theta >= pi/2 - risk_wedge.  0 unless the task has an angular margin."""
         return 0.0
 
+    @property
+    def risk_wedge_tan(self):
+        """tan(risk_wedge), as the quadrature uses it: None to take it from
+        ``risk_wedge`` (math.tan of a Python float); a task whose wedge is a
+        traced setting gives the tangent taken in Python at construction
+        (``jaxdistill.traced``)."""
+        return None
+
     def risk_from_angle(self, phi: Float[Array, "..."]) -> Float[Array, "..."]:
         """R(phi) of docs/design.md fact 3: the exact risk of a student at
         signed angle phi (eq. 28) to w*, for a rotationally symmetric task."""
@@ -176,7 +184,7 @@ class AbstractTask(eqx.Module):
             raise JaxDistillError(
                 f"risk_from_angle needs a rotationally symmetric task, got {type(self).__name__}"
             )
-        return symmetric_risk(self.p_theta, self.d, phi, wedge=self.risk_wedge)
+        return symmetric_risk(self.p_theta, self.d, phi, wedge=self.risk_wedge, tan_wedge=self.risk_wedge_tan)
 
     # ------------------------------------------------------------ Gram sampling
 

@@ -94,6 +94,7 @@ def symmetric_risk(
     phi: Float[Array, "..."],
     *,
     wedge: float = 0.0,
+    tan_wedge=None,
 ) -> Float[Array, "..."]:
     """R(phi) of docs/design.md fact 3: the exact transfer risk (eq. 4) of a
     student at signed angle phi to w* under a rotationally symmetric P_x.
@@ -106,7 +107,10 @@ def symmetric_risk(
         wedge: a Python float in [0, pi/2): P_x has no input within this
             angle of the teacher's decision boundary (p(theta) = 0 for
             theta >= pi/2 - wedge); the quadrature starts where the integrand
-            leaves 0.  0 for tasks without a margin.
+            leaves 0.  0 for tasks without a margin.  May be a traced scalar
+            (``jaxdistill.traced``), then with ``tan_wedge``.
+        tan_wedge: tan(wedge) (default: ``math.tan(wedge)``, or ``jnp.tan``
+            of a traced wedge).
 
     Returns:
         The exact transfer risk, same shape as phi.
@@ -124,7 +128,9 @@ def symmetric_risk(
         weights = jnp.asarray(weights, phi.dtype)
         s_max = min(1.0, 14.0 / math.sqrt(d - 2))
         # integrand is 0 for arctan(s tan phi) < wedge
-        s_lo = jnp.where(tan_phi > 0, jnp.minimum(math.tan(wedge) / jnp.maximum(tan_phi, 1e-300), s_max), s_max)
+        if tan_wedge is None:
+            tan_wedge = math.tan(wedge) if isinstance(wedge, (int, float)) else jnp.tan(wedge)
+        s_lo = jnp.where(tan_phi > 0, jnp.minimum(tan_wedge / jnp.maximum(tan_phi, 1e-300), s_max), s_max)
         s_lo = jnp.where(wedge > 0, s_lo, 0.0)
         if d == 3:
             # the density (1 - s^2)^(-1/2)/pi is infinite at s = 1, and nodes within rounding of 1 would

@@ -1,0 +1,65 @@
+"""Issue 22 point 2, "one compile per shape": the issue's study as one sweep
+and as 12 separate ``jd.distill`` calls, in one process.
+
+    python -m benchmarks.sweep_compiles OUT.json
+
+The study: kappa in {0.5, 2} x n in {2, 5, 10, 20, 35, 49}, d = 50, closed
+form, the default sampler ("auto": Gram), 1,000 sets a point.  First the
+sweep (``jaxdistill sweep ... --out DIR``, cold: nothing compiled yet), then
+``jax.clear_caches()`` and the 12 calls, each timed with the XLA
+compilations counted (``sweep.CompileCounter``); then the 12 calls again
+with the sweep's programs still compiled (the calls reuse them).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+
+
+def main(out: str) -> None:
+    import jax
+
+    import jaxdistill as jd
+    from jaxdistill.cli import main as cli
+    from jaxdistill.sweep import CompileCounter
+
+    kappas, ns = (0.5, 2.0), (2, 5, 10, 20, 35, 49)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["sweep", "--task", "kappa", "--d", "50", "--method", "closed-form", "--num-sets", "1000",
+               "--grid", "kappa=0.5,2", "--grid", "n=2,5,10,20,35,49", "--quiet", "--out", f"{tmp}/study"]
+        with CompileCounter() as c:
+            t = time.perf_counter()
+            assert cli(cmd) == 0
+            rows["sweep"] = {"seconds": time.perf_counter() - t, "compilations": c.count}
+        info = json.loads(open(f"{tmp}/study/sweep.json").read())
+        rows["sweep"]["compilations_in_sweep_json"] = info["compilations"]
+        table = info["table"]
+
+    def calls(label):
+        with CompileCounter() as c:
+            t = time.perf_counter()
+            risks = [jd.distill(0, jd.KappaPolynomialTask(50, k), n, 1000, method="closed-form").summary()["risk_mean"]
+                     for k in kappas for n in ns]
+            rows[label] = {"seconds": time.perf_counter() - t, "compilations": c.count}
+        return risks
+
+    jax.clear_caches()
+    risks = calls("12 distill calls, caches cleared")
+    calls("12 distill calls, after the sweep (compiled programs reused)")
+    same = risks == [r["risk_mean"] for r in table]
+    result = {"study": " ".join(cmd[:-2]), "rows": rows, "sweep_rows_equal_distill_bitwise": same,
+              "speedup_sweep_vs_cold_calls": rows["12 distill calls, caches cleared"]["seconds"] / rows["sweep"]["seconds"],
+              "jax": jax.__version__, "jaxdistill": getattr(jd, "__version__", "?"), "python": platform.python_version(),
+              "cpu_count": __import__("os").cpu_count()}
+    print(json.dumps(result, indent=1))
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
