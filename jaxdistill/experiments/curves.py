@@ -159,7 +159,7 @@ def plot(rows, path, *, d=D, delta=DELTA):
         ax.set_title(f"{label} task, d={d}")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel(f"expected transfer risk (0 drawn at {FLOOR:g})")
-    axes[1].legend(fontsize=7, loc="lower left")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle("Learning curves: risk vs n with the paper's bounds")
     savefig(fig, path)
 
