@@ -60,7 +60,10 @@ def plot(rows, path):
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.set_title(label)
-    axes[0].legend(fontsize=7, loc="lower left")
+        ax.set_xlabel("$x_1$ (along the teacher $w^*$)")
+    axes[0].set_ylabel("$x_2$")
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, -0.04))
     fig.suptitle("Fig. 2: margin condition (left) and polynomial condition (centre, right)")
     savefig(fig, path)
 
