@@ -138,7 +138,8 @@ def plot(rows, path):
         limit = "closed form of the limit" if any(r.get("student") == "closed_form_limit" for r in rs) else "flow"
         ax.set_title(f"{name} (n = {rs[0]['n']}; $\\rho$ > 0: {limit})", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].set_ylabel("share of test inputs misclassified")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle("Mixed targets with an imperfect teacher", fontsize=10)
     savefig(fig, path)
 
