@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import jaxdistill as jd
@@ -38,6 +38,7 @@ def _named(exc: Exception, name: str) -> bool:
 
 @FAST
 @given(d=weird_numbers, kappa=weird_numbers, margin=weird_numbers, norm=weird_numbers)
+@example(d=2, kappa=1.0, margin=0.2, norm=5e-324)  # a subnormal norm: ||w*|| underflowed to 0, now refused
 def test_task_constructors_refuse_or_build_valid_tasks(d, kappa, margin, norm):
     for make, params in (
         (lambda: jd.KappaPolynomialTask(d, kappa, teacher_norm=norm), ("d", "kappa", "teacher_norm")),

@@ -23,8 +23,10 @@ EXTRA_STREAM = 0xE87A  # fold_in tag of the extra input x of sample_nested
 
 
 def default_teacher(d: int, teacher_norm: float) -> np.ndarray:
-    """w* = teacher_norm * e_1 (float64), after checking teacher_norm > 0."""
-    check_real("teacher_norm", teacher_norm, gt=0.0)
+    """w* = teacher_norm * e_1 (float64), after checking teacher_norm in
+    [1e-100, 1e100] (beyond, ||w*||^2 under- or overflows in float64 and the
+    teacher's norm, angles and risk are not computable)."""
+    check_real("teacher_norm", teacher_norm, ge=1e-100, le=1e100)
     w = np.zeros(d)
     w[0] = teacher_norm
     return w
