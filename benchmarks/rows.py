@@ -421,14 +421,16 @@ def row_memory(B=100_000, d=1000, n=20, chunk_size=1000, sampler="inputs"):
             "note": f"sampler {sampler}, chunks of {chunk_size}; time includes compilation"}
 
 
-def _cli_seconds(args: list[str]) -> float:
+def _cli_seconds(args: list[str], *, command: str = "run", out: str | None = None) -> float:
+    """Wall seconds of ``jaxdistill COMMAND ARGS --out OUT --quiet`` in a fresh
+    process (start-up included); OUT is a temporary folder unless given."""
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "jaxdistill.cli", "run", *args, "--out", tmp + "/run", "--quiet"],
-                       check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "jaxdistill.cli", command, *args, "--out", out or tmp + "/run",
+                        "--quiet"], check=True, capture_output=True)
         return time.perf_counter() - t0
 
 
@@ -555,16 +557,6 @@ def row_numpy_pipeline(B=1000, d=1000, n=20, chunk=100):
             "note": f"numpy sample + batched QR, chunks of {chunk}; sampling {100 * t_sample / el:.0f}% of the time"}
 
 
-def _cli_run_seconds(command: str, args: list[str], out: str) -> float:
-    """Wall seconds of ``jaxdistill COMMAND ARGS --out OUT --quiet`` in a fresh process (start-up included)."""
-    import subprocess
-
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "jaxdistill.cli", command, *args, "--out", out, "--quiet"], check=True,
-                   capture_output=True)
-    return time.perf_counter() - t0
-
-
 def row_sweep(kappas=(0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0), ns=(10, 15, 20, 25, 30), d=1000,
               num_sets=1000, method="flow", sampler="gram"):
     """A study against one run of the same total size, both end to end from
@@ -582,11 +574,11 @@ def row_sweep(kappas=(0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0), ns=(1
     n_mean = round(sum(ns) / len(ns))
     common = ["--task", "kappa", "--d", str(d), "--method", method, "--sampler", sampler]
     with tempfile.TemporaryDirectory() as tmp:
-        t_sweep = _cli_run_seconds("sweep", [*common, "--num-sets", str(num_sets),
-                                             "--grid", "kappa=" + ",".join(f"{k:g}" for k in kappas),
-                                             "--grid", "n=" + ",".join(str(n) for n in ns)], tmp + "/sweep")
+        t_sweep = _cli_seconds([*common, "--num-sets", str(num_sets),
+                                "--grid", "kappa=" + ",".join(f"{k:g}" for k in kappas),
+                                "--grid", "n=" + ",".join(str(n) for n in ns)], command="sweep", out=tmp + "/sweep")
         info = _json.loads(open(tmp + "/sweep/sweep.json").read())
-        t_run = _cli_run_seconds("run", [*common, "--n", str(n_mean), "--num-sets", str(total)], tmp + "/run")
+        t_run = _cli_seconds([*common, "--n", str(n_mean), "--num-sets", str(total)], out=tmp + "/run")
         s = _json.loads(open(tmp + "/run/summary.json").read())
     failed = sum(r["num_failed"] for r in info["table"])
     return {"sets_per_s": total / t_sweep, "compile_s": None, "max_rel_err": None, "num_sets": total,
