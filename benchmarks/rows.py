@@ -481,7 +481,7 @@ def row_profile(B=20_000, B0=2_000, d=1000, n=20, method="flow", chunk=256):
     import jaxdistill as jd
     from jaxdistill import precision
     from jaxdistill.keys import as_key, set_key_pair
-    from jaxdistill.students.gram import gram_fit
+    from jaxdistill.design import GramDesign, two_class_logits
 
     task = jd.KappaPolynomialTask(d, 1.0)
     learner = jd.make_learner(method)
@@ -494,7 +494,7 @@ def row_profile(B=20_000, B0=2_000, d=1000, n=20, method="flow", chunk=256):
 
         def fit(i):
             G, u = sample(i)
-            return gram_fit(learner, G, u).w
+            return learner.fit(set_key_pair(key, i)[1], GramDesign(G, d), two_class_logits(u)).w
 
         stage = {}
         for name, fn in (("sample", sample), ("sample_fit", fit)):

@@ -26,7 +26,9 @@ from .sweep import SweepResult, load_sweep, sweep
 from .runner import ChunkPlan, RunOutput, SetProgram, run_program
 from .status import Status, STATUS_NAMES, SUCCESS_CODES
 from .checks import CheckResult, check_lemma1, check_thm3, format_report, run_checks
+from .design import AbstractDesign, GramDesign, InputsDesign, two_class_logits
 from .students import (
+    AbstractBinaryLearner,
     AbstractLearner,
     DeepGDLearner,
     LearnerOutput,
@@ -124,6 +126,11 @@ __all__ = [
     "iter_transfer_sets",
     "sample_transfer_sets",
     "AbstractLearner",
+    "AbstractBinaryLearner",
+    "AbstractDesign",
+    "InputsDesign",
+    "GramDesign",
+    "two_class_logits",
     "DeepGDLearner",
     "LearnerOutput",
     "deep_learner",

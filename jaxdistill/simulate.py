@@ -28,6 +28,7 @@ from jaxtyping import Array, Float
 from ._precision import check_dtype, precision
 from .analysis.angles import signed_angle
 from .analysis.risk import RISK_METHODS, mc_risk, resolve_risk_method
+from .design import InputsDesign, two_class_logits
 from .finite import replace_non_finite
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
 from .defaults import DEFAULTS
@@ -94,7 +95,7 @@ class DistillProgram(SetProgram):
         stand_in = jnp.eye(n, task.d, dtype=X.dtype)
         finite, (X, u) = replace_non_finite((X, u), (stand_in, teacher_logits(stand_in, task.w_star, targets)),
                                             allow_inf=(False, not targets.is_soft))
-        out = self.learner.fit(k_learn, X, u)
+        out = self.learner.fit(k_learn, InputsDesign(X), two_class_logits(u))
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
         if targets.is_soft:
             w_hat = closed_form(after(X, out.w), u)

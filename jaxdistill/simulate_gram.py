@@ -32,13 +32,14 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 
+from .design import GramDesign, two_class_logits
 from .finite import replace_non_finite
 from .keys import set_key_pair
 from .runner import SetProgram
 from .sequencing import after
 from .status import Status
 from .students.base import AbstractLearner
-from .students.gram import (SAMPLERS, gram_fit, gram_problem, gram_student_stats, logits_from_raw,
+from .students.gram import (SAMPLERS, gram_problem, gram_student_stats, logits_from_raw,
                              resolve_sampler)
 from .tasks import Task
 from .teachers import TargetSpec
@@ -70,7 +71,7 @@ class GramDistillProgram(SetProgram):
         G, u_raw = task.sample_gram(k_data, n)
         finite, (G, u_raw) = replace_non_finite((G, u_raw), (jnp.eye(n, dtype=G.dtype), jnp.zeros_like(u_raw)))
         u = logits_from_raw(u_raw, targets)
-        out = gram_fit(self.learner, G, u, key=k_learn, d=task.d)  # the learner key: w_delta's direction
+        out = self.learner.fit(k_learn, GramDesign(G, task.d), two_class_logits(u))  # the learner key: w_delta's direction
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
         stats = gram_student_stats(after(G, out.w), out.w, u, u_raw, jnp.linalg.norm(task.w_star), targets.is_soft)
         outputs = {"status": status, "num_steps": out.num_steps, "loss": out.loss, "angle": stats.angle,

@@ -29,7 +29,7 @@ from jaxdistill.analysis import (
 )
 from typing import ClassVar
 
-from jaxdistill.students.base import AbstractLearner, LearnerOutput
+from jaxdistill.students.base import AbstractBinaryLearner, LearnerOutput
 from jaxdistill.status import Status
 
 HALF_PI = math.pi / 2
@@ -232,7 +232,7 @@ def test_thm3_bound_never_below_simulated_expected_risk(task):
 
 # ---------------------------------------------------------------- monotonicity
 
-class IgnoreDataLearner(AbstractLearner):
+class IgnoreDataLearner(AbstractBinaryLearner):
     """Returns a Gaussian vector independent of X's values; its randomness comes
     from the set's learner key folded with the set size, so w(X) and w([X; x])
     are independent draws."""
@@ -242,13 +242,13 @@ class IgnoreDataLearner(AbstractLearner):
     def check_targets(self, targets):
         pass
 
-    def fit(self, key, X, u):
+    def fit_logits(self, key, X, u):
         w = jax.random.normal(jax.random.fold_in(key, X.shape[0]), (X.shape[1],), X.dtype)
         return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32), num_steps=jnp.asarray(0, jnp.int32),
                              loss=jnp.asarray(0.0, X.dtype))
 
 
-class KeyOnlyLearner(AbstractLearner):
+class KeyOnlyLearner(AbstractBinaryLearner):
     """w = normal(key): identical for X and [X; x] iff both fits get the same key."""
 
     name: ClassVar[str] = "key-only"
@@ -256,7 +256,7 @@ class KeyOnlyLearner(AbstractLearner):
     def check_targets(self, targets):
         pass
 
-    def fit(self, key, X, u):
+    def fit_logits(self, key, X, u):
         w = jax.random.normal(key, (X.shape[1],), X.dtype)
         return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32), num_steps=jnp.asarray(0, jnp.int32),
                              loss=jnp.asarray(0.0, X.dtype))

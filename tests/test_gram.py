@@ -32,14 +32,20 @@ from jaxdistill.keys import as_key, set_keys
 from jaxdistill.simulate_gram import gram_problem, resolve_sampler
 from jaxdistill.students.closed_form import closed_form
 from jaxdistill.students.flow import gradient_flow, gram_gradient_flow
-from jaxdistill.students.gram import (complement_direction, gram_closed_form, gram_fit, gram_learner_problem,
+from jaxdistill.design import GramDesign, two_class_logits
+from jaxdistill.students.gram import (gram_learner_problem,
                                      gram_student_stats)
-from jaxdistill.students.wdelta import orthogonal_gaussian, w_delta_from
+from jaxdistill.students.wdelta import complement_direction, orthogonal_gaussian, w_delta_from
 from jaxdistill.tasks.riskmath import signed_angle
 from jaxdistill.validation import JaxDistillError
 
 M = 2000
 ALPHA = 1e-3
+
+
+def gram_closed_form(G, u):
+    """The closed form of Thm 1 fitted on the Gram design of G (its coordinates c_hat = L^{-1} u)."""
+    return jd.ClosedFormLearner().fit(None, GramDesign(G, G.shape[0]), two_class_logits(u))
 
 
 def _tasks(d):
@@ -255,8 +261,9 @@ def test_sampler_resolution_and_refusals():
     plain = jd.WDeltaLearner(delta=2.0, base="flow", flow=jd.FlowConfig(coordinates="plain"))
     assert "coordinates='plain'" in gram_learner_problem(plain)
     assert resolve_sampler("auto", kappa, 5, plain, "exact", False) == "inputs"
-    with pytest.raises(ValueError, match="learner key"):
-        gram_fit(jd.WDeltaLearner(delta=1.0), jnp.eye(3), jnp.ones(3))  # w_delta needs its key and d
+    for needs_inputs in (jd.GDLearner(), jd.FlowLearner(jd.FlowConfig(coordinates="plain")), jd.DeepLearner(depth=2)):
+        with pytest.raises(JaxDistillError, match=f"{type(needs_inputs).__name__} needs the inputs"):
+            needs_inputs.fit(jax.random.PRNGKey(0), GramDesign(jnp.eye(3), 5), two_class_logits(jnp.ones(3)))
     with pytest.raises(JaxDistillError, match="students"):
         jd.distill(0, kappa, 5, 4, sampler="gram", keep_students=True)  # the students need the inputs
     with pytest.raises(JaxDistillError):

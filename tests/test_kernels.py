@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdistill as jd
+from jaxdistill.design import InputsDesign
 import pytest
 
 from jaxdistill import precision
@@ -77,7 +78,7 @@ def test_flow_reaches_the_interpolant(kernel, K):
         X, U = _problem(K)
         V = target_log_probs(U, None, MultiTargetSpec())
         flow = KernelLearner(kernel, make_softmax_learner("flow"))
-        out = flow.fit(jax.random.PRNGKey(0), X, V)
+        out = flow.fit(jax.random.PRNGKey(0), InputsDesign(X), V)
         W_hat = flow.limit(X, V)
         assert int(out.status) == Status.CONVERGED
         assert float(jnp.linalg.norm(out.W - W_hat) / jnp.linalg.norm(W_hat)) <= 1e-6
@@ -110,7 +111,7 @@ def test_linear_kernel_is_the_linear_student():
         W_lin, _, _ = softmax_closed_form(X, V)
         for method in ("closed-form", "flow"):
             learner = KernelLearner(lin, make_softmax_learner(method))
-            out = learner.fit(jax.random.PRNGKey(0), X, V)
+            out = learner.fit(jax.random.PRNGKey(0), InputsDesign(X), V)
             np.testing.assert_allclose(np.asarray(learner.predict(out.W, X, X_test)), np.asarray(X_test @ W_lin.T),
                                        rtol=1e-6, atol=1e-8)
 
@@ -120,7 +121,7 @@ def test_k2_kernel_flow_is_the_binary_flow_on_the_features():
         X, U = _problem(2)
         V = target_log_probs(U, None, MultiTargetSpec())
         learner = KernelLearner(RBFKernel(2.0), make_softmax_learner("flow"))
-        out = learner.fit(jax.random.PRNGKey(0), X, V)
+        out = learner.fit(jax.random.PRNGKey(0), InputsDesign(X), V)
         L = jnp.linalg.cholesky(RBFKernel(2.0)(X, X))
         res = gradient_flow(L, U[:, 1] - U[:, 0], FlowConfig(t_max=2e35))
         np.testing.assert_allclose(np.asarray(out.W[1] - out.W[0]), np.asarray(res.w), rtol=1e-12, atol=1e-14)
@@ -134,15 +135,15 @@ def test_finite_training_time_matches_small_step_gd_and_tends_to_the_limit():
         V = target_log_probs(U, None, MultiTargetSpec())
         k = NTKKernel()
         fl = KernelLearner(k, make_softmax_learner("flow", flow=FlowConfig(t_end=3.0, rtol=1e-8, atol=1e-12)))
-        out = fl.fit(jax.random.PRNGKey(0), X, V)
+        out = fl.fit(jax.random.PRNGKey(0), InputsDesign(X), V)
         assert int(out.status) == Status.FINITE_HORIZON
         gd = KernelLearner(k, make_softmax_learner("gd", gd=GDConfig(learning_rate=1e-3, steps=3000)))
-        W_gd = gd.fit(jax.random.PRNGKey(0), X, V).W
+        W_gd = gd.fit(jax.random.PRNGKey(0), InputsDesign(X), V).W
         assert float(jnp.linalg.norm(out.W - W_gd) / jnp.linalg.norm(out.W)) <= 2e-3
         W_hat = fl.limit(X, V)
         assert float(jnp.linalg.norm(out.W - W_hat) / jnp.linalg.norm(W_hat)) >= 1e-2  # t = 3 is not the limit
         far = KernelLearner(k, make_softmax_learner("flow", flow=FlowConfig(t_end=1e8)))
-        W_far = far.fit(jax.random.PRNGKey(0), X, V).W
+        W_far = far.fit(jax.random.PRNGKey(0), InputsDesign(X), V).W
         assert float(jnp.linalg.norm(W_far - W_hat) / jnp.linalg.norm(W_hat)) <= 1e-6
 
 
@@ -151,7 +152,7 @@ def test_duplicate_inputs_are_rank_deficient_not_nan():
         X, U = _problem(2)
         X = X.at[1].set(X[0])
         V = target_log_probs(U, None, MultiTargetSpec())
-        out = KernelLearner(RBFKernel(2.0), make_softmax_learner("flow")).fit(jax.random.PRNGKey(0), X, V)
+        out = KernelLearner(RBFKernel(2.0), make_softmax_learner("flow")).fit(jax.random.PRNGKey(0), InputsDesign(X), V)
         assert int(out.status) == Status.RANK_DEFICIENT
 
 

@@ -48,7 +48,7 @@ def test_w_delta_learner_matches_function_and_is_unique_for_n_ge_d():
     task = jd.IsotropicGaussianTask(6)
     with precision():
         X, u = _sets(task, 9, 4)  # n > d: span(X) = R^d, no orthogonal complement
-        out = jax.vmap(lambda k, a, b: WDeltaLearner(delta=50.0).fit(k, a, b))(jax.random.split(jax.random.PRNGKey(0), 4), X, u)
+        out = jax.vmap(lambda k, a, b: WDeltaLearner(delta=50.0).fit_logits(k, a, b))(jax.random.split(jax.random.PRNGKey(0), 4), X, u)
         assert np.all(np.asarray(orthogonal_gaussian(jax.random.PRNGKey(3), X[0])) == 0.0)
     np.testing.assert_allclose(np.asarray(out.w), np.tile(np.asarray(task.w_star), (4, 1)), atol=1e-10)
     assert np.all(np.asarray(out.status) == Status.CONVERGED)
@@ -337,13 +337,13 @@ def test_user_defined_learner_runs_through_distill():
     missing pieces are caught when the class is instantiated."""
     from typing import ClassVar
 
-    from jaxdistill.students import AbstractLearner, LearnerOutput
+    from jaxdistill.students import AbstractBinaryLearner, AbstractLearner, LearnerOutput
 
-    class ScaledClosedForm(AbstractLearner):
+    class ScaledClosedForm(AbstractBinaryLearner):
         scale: float = 0.5
         name: ClassVar[str] = "scaled-closed-form"
 
-        def fit(self, key, X, u):
+        def fit_logits(self, key, X, u):
             w = self.scale * jd.closed_form(X, u)
             return LearnerOutput(w=w, status=jnp.asarray(Status.CONVERGED, jnp.int32),
                                  num_steps=jnp.asarray(0, jnp.int32), loss=jnp.asarray(0.0, X.dtype))

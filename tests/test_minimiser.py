@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import jaxdistill as jd
+from jaxdistill.design import InputsDesign
 from jaxdistill import precision
 from jaxdistill.multiclass import (LimitKind, MultiClassGaussianTask, MultiTargetSpec, SoftmaxFlowLearner,
                                    softmax_closed_form, softmax_limit, softmax_minimiser, target_log_probs)
@@ -47,7 +48,7 @@ def _rel(A, Bm):
 _minimiser = jax.jit(jax.vmap(softmax_minimiser))
 _limit = jax.jit(jax.vmap(softmax_limit))
 _closed_form = jax.jit(jax.vmap(softmax_closed_form))
-_flow = jax.jit(jax.vmap(lambda x, v: SoftmaxFlowLearner().fit(None, x, v)))
+_flow = jax.jit(jax.vmap(lambda x, v: SoftmaxFlowLearner().fit(None, InputsDesign(x), v)))
 _gradients = jax.jit(jax.vmap(_gradient))
 
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdistill as jd
+from jaxdistill.design import InputsDesign
 import pytest
 
 from jaxdistill import precision
@@ -130,7 +131,7 @@ def test_mlp_approaches_ntk_kernel_student_as_width_grows(problem):
         keys = jax.random.split(jax.random.PRNGKey(7), 3)
         for M in widths:
             learner = make_mlp_learner(M, gd=GDConfig(learning_rate=ETA, steps=STEPS))
-            Z = jax.jit(jax.vmap(lambda key: learner.predict(learner.fit(key, X, V).W, X, X_test)))(keys)
+            Z = jax.jit(jax.vmap(lambda key: learner.predict(learner.fit(key, InputsDesign(X), V).W, X, X_test)))(keys)
             to_flow[M] = float(np.mean([_rel(z, problem["Z_flow"]) for z in Z]))
             to_gd[M] = float(np.mean([_rel(z, problem["Z_gd"]) for z in Z]))
     print("MLP vs ntk kernel flow:", to_flow, "vs kernel GD:", to_gd)

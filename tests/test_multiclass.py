@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxdistill as jd
+from jaxdistill.design import InputsDesign
 from jaxdistill import precision
 from jaxdistill.cli import main
 from jaxdistill.multiclass import (MultiClassGaussianTask, MultiClassPoolTask, MultiTargetSpec, SoftmaxFlowLearner,
@@ -36,7 +37,7 @@ def test_k2_equals_binary_closed_form_and_flow():
         assert bool(rank_ok)
         assert float(jnp.linalg.norm(W[1] - W[0] - w_hat) / jnp.linalg.norm(w_hat)) <= 1e-12
         assert float(jnp.max(jnp.abs(W.sum(0)))) <= 1e-15
-        out = SoftmaxFlowLearner().fit(None, X, V)
+        out = SoftmaxFlowLearner().fit(None, InputsDesign(X), V)
         ref = gradient_flow(X, u)
         assert float(jnp.linalg.norm(out.W[1] - out.W[0] - ref.w)) <= 1e-12 * float(jnp.linalg.norm(ref.w))
         assert int(out.status) == int(ref.status) == jd.Status.CONVERGED
@@ -66,7 +67,7 @@ def test_flow_equals_closed_form(n, d, K):
         V = target_log_probs(X @ jnp.asarray(W_star).T, None, MultiTargetSpec("soft", 0.7))
         W_hat, rank_ok, realisable = softmax_closed_form(X, V)
         assert bool(rank_ok) and bool(realisable)
-        out = SoftmaxFlowLearner().fit(None, X, V)
+        out = SoftmaxFlowLearner().fit(None, InputsDesign(X), V)
         assert int(out.status) == jd.Status.CONVERGED
         assert float(jnp.linalg.norm(out.W - W_hat) / jnp.linalg.norm(W_hat)) <= 1e-6
         # Thm 1 for K classes: W_inf = C W* P_X / T
@@ -122,7 +123,7 @@ def test_temperature_invariance_converged_and_its_failure_at_finite_time():
         preds, scaled, early = [], [], []
         for T in (0.5, 1.0, 2.0, 4.0):
             V = target_log_probs(U, None, MultiTargetSpec("soft", T))
-            out = SoftmaxFlowLearner().fit(None, X, V)
+            out = SoftmaxFlowLearner().fit(None, InputsDesign(X), V)
             assert int(out.status) == jd.Status.CONVERGED
             preds.append(np.asarray(jnp.argmax(X_test @ out.W.T, axis=1)))
             scaled.append(np.asarray(out.W) * T)
@@ -146,7 +147,7 @@ def test_mixed_target_limit_interpolates_centred_log_targets():
         V = target_log_probs(U, y, MultiTargetSpec("mixed", T, rho))
         p = rho * np.asarray(jax.nn.softmax(U / T, axis=1)) + (1 - rho) * np.eye(3)[np.asarray(y)]
         np.testing.assert_allclose(np.asarray(jax.nn.softmax(V, axis=1)), p, rtol=1e-13)
-        out = SoftmaxFlowLearner().fit(None, X, V)
+        out = SoftmaxFlowLearner().fit(None, InputsDesign(X), V)
         assert int(out.status) == jd.Status.CONVERGED
         logp = np.log(p)
         target = logp - logp.mean(axis=1, keepdims=True)

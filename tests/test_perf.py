@@ -5,19 +5,19 @@ from typing import ClassVar
 import numpy as np
 
 import jaxdistill as jd
-from jaxdistill.students.base import AbstractLearner, FlowLearner
+from jaxdistill.students.base import AbstractBinaryLearner, FlowLearner
 
 TRACES = []
 
 
-class CountingLearner(AbstractLearner):
+class CountingLearner(AbstractBinaryLearner):
     """A flow learner that records every time JAX traces (compiles) it."""
 
     name: ClassVar[str] = "flow"
 
-    def fit(self, key, X, u):
+    def fit_logits(self, key, X, u):
         TRACES.append(X.shape)
-        return FlowLearner().fit(key, X, u)
+        return FlowLearner().fit_logits(key, X, u)
 
     def check_targets(self, targets):
         pass

@@ -16,9 +16,10 @@ import jaxdistill as jd
 from jaxdistill.analysis import monotonicity_from_risks, monotonicity_index
 from jaxdistill.cli import main
 from jaxdistill.multiclass import (AbstractSoftmaxLearner, MultiClassGaussianTask, MultiClassPoolTask, MultiTargetSpec,
-                                   SoftmaxOutput, make_softmax_learner)
+                                   make_softmax_learner)
 from jaxdistill.nonlinear import KernelLearner, RBFKernel, risk_monotonicity_index
 from jaxdistill.status import STATUS_NAMES, Status
+from jaxdistill.students.base import LearnerOutput
 from jaxdistill.validation import JaxDistillError
 
 
@@ -92,11 +93,11 @@ class KeyOnlySoftmax(AbstractSoftmaxLearner):
     fail_plus: int = 0
     name: ClassVar[str] = "key-only"
 
-    def fit(self, key, X, V):
+    def fit_inputs(self, key, X, V):
         W = jax.random.normal(key, (V.shape[-1], X.shape[1]), X.dtype)
         bad = (X.shape[0] == self.fail_plus) & (jax.random.normal(jax.random.fold_in(key, 7), ()) < -0.5)
         status = jnp.where(bad, Status.NOT_CONVERGED, Status.CONVERGED).astype(jnp.int32)
-        return SoftmaxOutput(W=W, status=status, num_steps=jnp.asarray(0, jnp.int32), loss=jnp.asarray(0.0, X.dtype))
+        return LearnerOutput(w=W, status=status, num_steps=jnp.asarray(0, jnp.int32), loss=jnp.asarray(0.0, X.dtype))
 
 
 def test_a_learner_ignoring_its_data_has_index_zero_shared_and_symmetric_independent():

@@ -50,6 +50,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._precision import check_dtype, precision
+from ..design import GramDesign, InputsDesign, two_class_logits
 from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..runner import SetProgram, plan_chunks, run_program
@@ -57,7 +58,7 @@ from ..runstore import RunStore
 from ..sequencing import after
 from ..status import SUCCESS_CODES, Status
 from ..students.base import AbstractLearner, FlowLearner
-from ..students.gram import gram_fit, gram_student_stats, logits_from_raw, resolve_sampler
+from ..students.gram import gram_student_stats, logits_from_raw, resolve_sampler
 from ..tasks import EXTRA_STREAM, Task
 from ..teachers import TargetSpec, teacher_logits
 from ..validation import JaxDistillError, check_choice, check_int, check_real
@@ -315,10 +316,10 @@ class NestedSetProgram(SetProgram):
         finite, (X, u, Xp, up) = replace_non_finite(
             (X, u, Xp, up), (stand_in[:n], teacher_logits(stand_in[:n], w_star, targets), stand_in,
                              teacher_logits(stand_in, w_star, targets)), allow_inf=(False, not targets.is_soft) * 2)
-        out0 = self.learner.fit(k_learn, X, u)
+        out0 = self.learner.fit(k_learn, InputsDesign(X), two_class_logits(u))
         Xp = after(Xp, out0.w)
         k_plus = k_learn if self.coupling == "shared" else jax.random.fold_in(k_learn, 1)
-        out1 = self.learner.fit(k_plus, Xp, up)
+        out1 = self.learner.fit(k_plus, InputsDesign(Xp), two_class_logits(up))
         ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
         status = jnp.where(finite, jnp.where(ok0, out1.status, out0.status), Status.NON_FINITE).astype(out0.status.dtype)
         return {"w_X": out0.w, "w_plus": out1.w, "status": status, "status_X": out0.status,
@@ -359,14 +360,15 @@ class GramNestedSetProgram(SetProgram):
 
     def one_set(self, key, index, shared):
         n, targets = self.n, self.targets
-        k_data, _ = set_key_pair(key, index)
+        k_data, k_learn = set_key_pair(key, index)  # k_learn: unused by these deterministic learners
         Gp, up_raw = self.task.sample_gram(k_data, n + 1)
         finite, (Gp, up_raw) = replace_non_finite((Gp, up_raw), (jnp.eye(n + 1, dtype=Gp.dtype), jnp.zeros_like(up_raw)))
         G, u_raw = Gp[:n, :n], up_raw[:n]
         w_norm = jnp.linalg.norm(self.task.w_star)
-        out0 = gram_fit(self.learner, G, logits_from_raw(u_raw, targets))
+        d = self.task.d
+        out0 = self.learner.fit(k_learn, GramDesign(G, d), two_class_logits(logits_from_raw(u_raw, targets)))
         Gp = after(Gp, out0.w)  # sequential factorisations (docs/design.md fact 11)
-        out1 = gram_fit(self.learner, Gp, logits_from_raw(up_raw, targets))
+        out1 = self.learner.fit(k_learn, GramDesign(Gp, d), two_class_logits(logits_from_raw(up_raw, targets)))
         s0 = gram_student_stats(after(G, out1.w), out0.w, u_raw, u_raw, w_norm, False)
         s1 = gram_student_stats(after(Gp, s0.angle), out1.w, up_raw, up_raw, w_norm, False)
         ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))

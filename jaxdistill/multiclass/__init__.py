@@ -16,7 +16,7 @@ library (w = w_1 - w_0).
 from .datasets import (MultiClassTeacherFit, digits_task, digits_teacher, fit_softmax_regression, load_digits8x8,
                        mnist_multiclass_task, mnist_multiclass_teacher)
 from .learners import (SOFTMAX_METHODS, AbstractSoftmaxLearner, SoftmaxClosedFormLearner, SoftmaxFlowLearner,
-                       SoftmaxGDLearner, SoftmaxOutput, make_softmax_learner, softmax_closed_form,
+                       SoftmaxGDLearner, make_softmax_learner, softmax_closed_form,
                        softmax_gradient_flow)
 from .minimiser import LIMIT_KIND_NAMES, LimitKind, softmax_limit, softmax_minimiser
 from .program import MultiClassProgram, MultiClassSetup, setup_multiclass
@@ -28,7 +28,7 @@ __all__ = [
     "MultiClassTeacherFit", "digits_task", "digits_teacher", "fit_softmax_regression", "load_digits8x8",
     "mnist_multiclass_task", "mnist_multiclass_teacher",
     "SOFTMAX_METHODS", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner", "SoftmaxGDLearner",
-    "SoftmaxOutput", "make_softmax_learner", "softmax_closed_form", "softmax_gradient_flow",
+    "make_softmax_learner", "softmax_closed_form", "softmax_gradient_flow",
     "LIMIT_KIND_NAMES", "LimitKind", "softmax_limit", "softmax_minimiser",
     "MultiClassProgram", "MultiClassSetup", "setup_multiclass",
     "MULTI_TARGET_KINDS", "MultiTargetSpec", "centre", "softmax_cross_entropy", "target_log_probs",

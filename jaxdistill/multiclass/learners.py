@@ -48,7 +48,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
-from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, make_learner
+from ..design import AbstractDesign, inputs_of
+from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, LearnerOutput, make_learner
 from ..students.closed_form import ReducedData, reduce_data, reduced_target
 from ..students.discrete import GDConfig, optimise
 from ..students.flow import flow_to_steady_state, gradient_flow, gram_gradient_flow
@@ -56,22 +57,6 @@ from ..students.flow_config import FlowConfig
 from ..students.rosenbrock import FieldWithJacobian
 from ..validation import JaxDistillError
 from .targets import MultiTargetSpec, centre, softmax_cross_entropy
-
-
-class SoftmaxOutput(eqx.Module):
-    """What a K-class learner returns for one set.
-
-    Attributes:
-        W: the student, [K, d] (rows sum to 0 for the flow and closed form).
-        status: ``status.Status`` code; num_steps: solver / optimiser steps.
-        loss: final mean KL(p_i || softmax(z_i)); extras: per-set scalars.
-    """
-
-    W: Float[Array, "K d"]
-    status: Int[Array, ""]
-    num_steps: Int[Array, ""]
-    loss: Float[Array, ""]
-    extras: dict = eqx.field(default_factory=dict)
 
 
 def log_targets(V: Float[Array, "n K"]) -> Float[Array, "n K"]:
@@ -195,11 +180,12 @@ def softmax_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple
 
 
 class AbstractSoftmaxLearner(AbstractLearner):
-    """A K-class student.  ``fit(key, X [n, d], V [n, K]) -> SoftmaxOutput``
-    for ONE set, V the log targets of ``targets.target_log_probs`` (-inf for
-    zero target probabilities); ``check_targets``; ``for_dtype``; ``config``.
+    """A K-class student.  ``fit(key, design, V [n, K]) -> LearnerOutput``
+    for ONE set (the inputs: ``design.InputsDesign(X)``), V the log targets
+    of ``targets.target_log_probs`` (-inf for zero target probabilities);
+    ``check_targets``; ``for_dtype``; ``config``.
 
-    The student's parameters (``SoftmaxOutput.W``) are a linear W [K, d] here;
+    The student's parameters (``LearnerOutput.W``) are a linear W [K, d] here;
     nonlinear students (``jaxdistill.nonlinear``) keep other parameters and
     override ``predict`` (logits on new inputs, which may need the transfer
     inputs: ``needs_inputs``) and ``limit`` (the exact limit of training, or
@@ -209,9 +195,14 @@ class AbstractSoftmaxLearner(AbstractLearner):
     multiclass: ClassVar[bool] = True
     needs_inputs: ClassVar[bool] = False
 
+    def fit(self, key: PRNGKeyArray, design: AbstractDesign, V: Float[Array, "n K"]) -> LearnerOutput:
+        """Train on one transfer set: the inputs X of ``design`` (K-class
+        students need them: a Gram design is refused by name)."""
+        return self.fit_inputs(key, inputs_of(design, self), V)
+
     @abc.abstractmethod
-    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> SoftmaxOutput:
-        """Train on one transfer set."""
+    def fit_inputs(self, key: PRNGKeyArray, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> LearnerOutput:
+        """Train on one transfer set given its inputs X [n, d] and targets V [n, K]."""
 
     def predict(self, W, X: Float[Array, "n d"] | None, X_new: Float[Array, "M d"]) -> Float[Array, "M K"]:
         """The student's logits on X_new [M, d]; X, the transfer inputs, is
@@ -220,7 +211,7 @@ class AbstractSoftmaxLearner(AbstractLearner):
 
     def reference(self, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[Array | None, Int[Array, ""]]:
         """(limit, kind): the exact limit of training from zero (the flow's
-        limit, fact 8) in the coordinates of ``SoftmaxOutput.W``, or None if
+        limit, fact 8) in the coordinates of ``LearnerOutput.W``, or None if
         it has none, and its ``minimiser.LimitKind`` (int32).  A linear
         student's limit is the interpolant of the centred log targets where
         one exists (n <= d, or realisable targets), else the minimiser of the
@@ -265,12 +256,12 @@ class SoftmaxClosedFormLearner(AbstractSoftmaxLearner):
 
     name: ClassVar[str] = "closed-form"
 
-    def fit(self, key, X, V) -> SoftmaxOutput:
+    def fit_inputs(self, key, X, V) -> LearnerOutput:
         W, rank_ok, realisable = softmax_closed_form(X, V)
         finite = jnp.all(jnp.isfinite(W))
         status = jnp.where(~rank_ok, Status.RANK_DEFICIENT,
                            jnp.where(realisable & finite, Status.CONVERGED, Status.NOT_CONVERGED)).astype(jnp.int32)
-        return SoftmaxOutput(W=W, status=status, num_steps=jnp.asarray(0, jnp.int32),
+        return LearnerOutput(w=W, status=status, num_steps=jnp.asarray(0, jnp.int32),
                              loss=softmax_cross_entropy(X @ W.T, V))
 
     def check_targets(self, targets: MultiTargetSpec) -> None:
@@ -361,16 +352,16 @@ class SoftmaxFlowLearner(AbstractSoftmaxLearner):
     flow: FlowConfig = FlowConfig()
     name: ClassVar[str] = "flow"
 
-    def fit(self, key, X, V) -> SoftmaxOutput:
+    def fit_inputs(self, key, X, V) -> LearnerOutput:
         K = V.shape[-1]
         if K == 2:
             return binary_flow_as_softmax(X, V, self.flow)
         W, status, steps, t_final, newton_rel, loss, _ = softmax_gradient_flow(X, V, self.flow)
-        return SoftmaxOutput(W=W, status=status, num_steps=steps, loss=loss,
+        return LearnerOutput(w=W, status=status, num_steps=steps, loss=loss,
                              extras={"t_final": t_final, "newton_rel": newton_rel})
 
 
-def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"] | None = None) -> SoftmaxOutput:
+def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"] | None = None) -> LearnerOutput:
     """K = 2 through the binary flow: u = v_1 - v_0, W = [-w/2, w/2].  The
     centred K = 2 flow at time t is the binary flow at time 2t, so the
     horizon is doubled and t_final halved.  With ``gram`` (= X X^T) the
@@ -384,7 +375,7 @@ def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"
         binary_config = eqx.tree_at(lambda c: c.dt0, binary_config, 2.0 * config.dt0)
     res = gradient_flow(X, u, binary_config) if gram is None else gram_gradient_flow(gram, u, binary_config)
     W = jnp.stack([-0.5 * res.w, 0.5 * res.w])
-    return SoftmaxOutput(W=W, status=res.status, num_steps=res.num_steps, loss=res.loss,
+    return LearnerOutput(w=W, status=res.status, num_steps=res.num_steps, loss=res.loss,
                          extras={"t_final": res.t_final / 2.0, "newton_rel": res.newton_rel})
 
 
@@ -401,7 +392,7 @@ class SoftmaxGDLearner(AbstractSoftmaxLearner):
     gd: GDConfig = GDConfig()
     name: ClassVar[str] = "gd"
 
-    def fit(self, key, X, V) -> SoftmaxOutput:
+    def fit_inputs(self, key, X, V) -> LearnerOutput:
         n, d = X.shape
         K = V.shape[-1]
         logp = log_targets(V)
@@ -411,7 +402,7 @@ class SoftmaxGDLearner(AbstractSoftmaxLearner):
 
         W = optimise(grad, jnp.zeros((K, d), X.dtype), self.gd)
         finite = jnp.all(jnp.isfinite(W))
-        return SoftmaxOutput(W=W, status=jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32),
+        return LearnerOutput(w=W, status=jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32),
                              num_steps=jnp.asarray(self.gd.steps, jnp.int32), loss=softmax_cross_entropy(X @ W.T, V))
 
 
@@ -448,7 +439,7 @@ def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDC
     return softmax_form(make_learner(method, flow=flow, gd=gd))
 
 
-__all__ = ["SoftmaxOutput", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
+__all__ = ["AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
            "SoftmaxGDLearner", "make_softmax_learner", "softmax_form", "softmax_closed_form", "softmax_gradient_flow",
            "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax",
            "SOFTMAX_METHODS", "reduced_closed_form", "reduced_newton_system", "logit_shifted_solver"]

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import check_dtype, precision
+from ..design import InputsDesign
 from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..sequencing import after
@@ -58,7 +59,7 @@ class MultiClassProgram(SetProgram):
         V = target_log_probs(U, y, self.targets)
         finite, (X, U, V) = replace_non_finite((X, U, V), (jnp.eye(n, task.d, dtype=X.dtype), jnp.zeros_like(U),
                                                            jnp.eye(n, K, dtype=X.dtype)), allow_inf=(False, False, True))
-        out = self.learner.fit(k_learn, X, V)
+        out = self.learner.fit(k_learn, InputsDesign(X), V)
         # the limit's factorisations wait for every output of the fit (its final Newton solve included);
         # limit_kind: the reference is the interpolant or the convex minimiser (minimiser.LimitKind)
         if self.targets.has_finite_minimiser:

@@ -13,7 +13,7 @@ learners run unchanged on L (closed form, flow with its stopping test and
 ``max_rel_dist_closed_form``, optax), and
 
 * the student in feature coordinates is w [K, n] (the rows of
-  ``SoftmaxOutput.W``), alpha = L^{-T} w^T, and its RKHS norm is ||w||
+  ``LearnerOutput.W``), alpha = L^{-T} w^T, and its RKHS norm is ||w||
   (so the distance to the closed form is measured in the RKHS norm);
 * its logits on new inputs are f(x) = alpha k(X, x) (``predict``);
 * the limit is the minimum-RKHS-norm interpolant of the centred target
@@ -33,11 +33,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..multiclass.learners import (AbstractSoftmaxLearner, SoftmaxFlowLearner, SoftmaxOutput, binary_flow_as_softmax,
+from ..multiclass.learners import (AbstractSoftmaxLearner, SoftmaxFlowLearner, binary_flow_as_softmax,
                                    make_softmax_learner, softmax_closed_form)
 from ..multiclass.minimiser import LimitKind
 from ..multiclass.targets import MultiTargetSpec
 from ..status import Status
+from ..students.base import LearnerOutput
 from ..validation import JaxDistillError
 from .kernels import AbstractKernel, as_kernel
 
@@ -72,7 +73,7 @@ class KernelLearner(AbstractSoftmaxLearner):
             ``NTKKernel``, or ``UserKernel(fn)`` for any function).
         base: the linear learner (``make_softmax_learner(...)``); default flow.
 
-    ``SoftmaxOutput.W`` is the student in feature coordinates, [K, n].
+    ``LearnerOutput.W`` is the student in feature coordinates, [K, n].
     """
 
     kernel: AbstractKernel
@@ -87,7 +88,7 @@ class KernelLearner(AbstractSoftmaxLearner):
             raise JaxDistillError(f"base must be a linear K-class learner (make_softmax_learner), got {base!r}")
         self.base = base
 
-    def fit(self, key, X, V) -> SoftmaxOutput:
+    def fit_inputs(self, key, X, V) -> LearnerOutput:
         if self._binary_gram_flow(V):
             # K = 2: the flow straight from the kernel matrix; its c = L^{-1} z are the
             # feature coordinates (the same Cholesky factor) and its own rank test marks
@@ -95,9 +96,9 @@ class KernelLearner(AbstractSoftmaxLearner):
             # a jaxlib stall of Cholesky -> L L^T -> Cholesky under vmap (docs/design.md fact 11)
             return binary_flow_as_softmax(None, V, self.base.flow, gram=kernel_matrix(self.kernel, X))
         L, ok = kernel_features(self.kernel, X)
-        out = self.base.fit(key, L, V)
+        out = self.base.fit_inputs(key, L, V)
         status = jnp.where(ok, out.status, Status.RANK_DEFICIENT).astype(out.status.dtype)
-        return SoftmaxOutput(W=out.W, status=status, num_steps=out.num_steps, loss=out.loss, extras=out.extras)
+        return LearnerOutput(w=out.W, status=status, num_steps=out.num_steps, loss=out.loss, extras=out.extras)
 
     def _binary_gram_flow(self, V) -> bool:
         return (isinstance(self.base, SoftmaxFlowLearner) and V.shape[-1] == 2

@@ -40,7 +40,7 @@ eta S = t fixed, the ``ntk`` kernel student trained by the flow to
 
 Parameters are stored as ONE array per set, ``params [M, d + K]``: row j is
 (w_j, a_j).  The runner's chunk files hold one array per output per set,
-so ``SoftmaxOutput.W`` is this array and ``predict`` unpacks it.  There is
+so ``LearnerOutput.W`` is this array and ``predict`` unpacks it.  There is
 no exact limit of training (``limit`` is None; ``rel_dist_closed_form`` is
 NaN).
 """
@@ -55,10 +55,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..multiclass.learners import AbstractSoftmaxLearner, SoftmaxOutput, log_targets, softmax_residual
+from ..multiclass.learners import AbstractSoftmaxLearner, log_targets, softmax_residual
 from ..multiclass.minimiser import LimitKind
 from ..multiclass.targets import softmax_cross_entropy
 from ..status import Status
+from ..students.base import LearnerOutput
 from ..students.discrete import GDConfig, optimise
 from ..validation import JaxDistillError, check_int
 
@@ -116,7 +117,7 @@ class MLPLearner(AbstractSoftmaxLearner):
         width: M, even, >= 2.
         gd: ``GDConfig`` (default plain SGD, learning rate 1, 10,000 steps).
 
-    ``SoftmaxOutput.W`` holds the parameters [M, d + K] (rows (w_j, a_j));
+    ``LearnerOutput.W`` holds the parameters [M, d + K] (rows (w_j, a_j));
     ``predict`` gives the network's logits; ``limit`` is None.
     """
 
@@ -131,7 +132,7 @@ class MLPLearner(AbstractSoftmaxLearner):
             raise JaxDistillError(f"gd must be a GDConfig, got {gd!r}")
         self.gd = gd
 
-    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> SoftmaxOutput:
+    def fit_inputs(self, key: PRNGKeyArray, X: Float[Array, "n d"], V: Float[Array, "n K"]) -> LearnerOutput:
         n, d = X.shape
         K = V.shape[-1]
         logp = log_targets(V)
@@ -145,7 +146,7 @@ class MLPLearner(AbstractSoftmaxLearner):
         loss = softmax_cross_entropy(mlp_logits(params, X), V)
         finite = jnp.all(jnp.isfinite(params)) & jnp.isfinite(loss)
         status = jnp.where(finite, Status.FINITE_HORIZON, Status.NON_FINITE).astype(jnp.int32)
-        return SoftmaxOutput(W=params, status=status, num_steps=jnp.asarray(self.gd.steps, jnp.int32), loss=loss)
+        return LearnerOutput(w=params, status=status, num_steps=jnp.asarray(self.gd.steps, jnp.int32), loss=loss)
 
     def predict(self, W: Float[Array, "M dK"], X: Float[Array, "n d"] | None,
                 X_new: Float[Array, "m d"]) -> Float[Array, "m K"]:

@@ -44,6 +44,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._precision import check_dtype, precision
 from ..analysis.monotonicity import COUPLINGS, RiskMonotonicityEstimate, monotonicity_from_risks
+from ..design import InputsDesign
 from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..multiclass.learners import AbstractSoftmaxLearner
@@ -85,10 +86,10 @@ class RiskNestedSetProgram(SetProgram):
                                                                jnp.eye(n + 1, K, dtype=Xp.dtype)),
                                                   allow_inf=(False, False, True))
         X, V = Xp[:n], Vp[:n]
-        out0 = self.learner.fit(k_learn, X, V)
+        out0 = self.learner.fit(k_learn, InputsDesign(X), V)
         Xp = after(Xp, out0)  # the second fit waits for every output of the first
         k_plus = k_learn if self.coupling == "shared" else jax.random.fold_in(k_learn, 1)
-        out1 = self.learner.fit(k_plus, Xp, Vp)
+        out1 = self.learner.fit(k_plus, InputsDesign(Xp), Vp)
         ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
         status = jnp.where(ok0, out1.status, out0.status)
         status = jnp.where(finite, status, Status.NON_FINITE).astype(out0.status.dtype)

@@ -7,10 +7,13 @@ abstract ``AbstractLearner`` declares the interface, every concrete learner
 is final (it is not subclassed further) and has no array fields.
 
 * ``name``: a class-level string (the run config's "method").
-* ``fit(key, X, u) -> LearnerOutput`` for ONE transfer set (gymnax style:
-  the key comes first, one function for one set, ``vmap`` for many).
-  ``key`` is the set's own key, for learners with randomness (deep-linear
-  init, w_delta); deterministic learners ignore it.
+* ``fit(key, design, V) -> LearnerOutput`` for ONE transfer set (gymnax
+  style: the key comes first, one function for one set, ``vmap`` for many):
+  ``design`` is the set as the student sees it (``jaxdistill.design``: its
+  inputs X, or only their Gram matrix for the Gram sampler) and V [n, K]
+  its K-class targets, as logits (any per-row shift; -inf for a zero
+  target probability).  ``key`` is the set's own key, for learners with
+  randomness (deep-linear init, w_delta); deterministic learners ignore it.
 * ``check_targets(targets)``: raises ``JaxDistillError`` when the learner
   cannot use these targets (e.g. the closed form with hard targets).
 * ``for_dtype(dtype)``: the learner as it runs in float64 (unchanged) or
@@ -18,8 +21,17 @@ is final (it is not subclassed further) and has no array fields.
   ``FLOAT32_MIN_NEWTON_TOL``).
 * ``config()``: a JSON-able dict ``{"method": name, ...}``.
 
-To add a learner: subclass ``AbstractLearner``, give it ``name:
-ClassVar[str]``, implement ``fit`` and ``check_targets``.
+Binary = K = 2 in logit-difference coordinates: the binary learners
+(``AbstractBinaryLearner``: the linear learners here, w_delta, hard-target,
+deep) read K = 2 targets as the teacher logits u = v_1 - v_0 (exactly u for
+``design.two_class_logits(u)``) and return the student w [d] whose logit is
+w.x; they implement ``fit_logits(key, X, u)`` (and ``fit_gram`` where a
+Gram-space form exists).  The K-class learners (``multiclass``,
+``nonlinear``) return W [K, d] or their own parameters.
+
+To add a learner: subclass ``AbstractBinaryLearner`` (implement
+``fit_logits`` and ``check_targets``) or ``AbstractLearner`` (implement
+``fit`` and ``check_targets``), and give it ``name: ClassVar[str]``.
 """
 
 from __future__ import annotations
@@ -33,30 +45,39 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._precision import check_dtype
+from ..design import AbstractDesign, GramDesign, inputs_of, logit_difference
 from ..status import Status
 from ..teachers import TargetSpec, cross_entropy
 from ..validation import JaxDistillError, check_choice
 from .closed_form import reduce_data, reduced_target
 from .discrete import GDConfig, gradient_descent
-from .flow import FlowConfig, gradient_flow
+from .flow import FlowConfig, gradient_flow, gram_gradient_flow
 
 
 class LearnerOutput(eqx.Module):
     """What every learner returns for one set.
 
     Attributes:
-        w: the student, [d].
+        w: the student's parameters: w [d] for a binary learner on inputs
+            (its n (+ 2) span coordinates on a ``GramDesign``), W [K, d] for
+            a linear K-class learner (``W`` is the same array), [K, n]
+            feature coordinates for a kernel student, the weights of a network.
         status: status code (``jaxdistill.status.Status``).
         num_steps: solver / optimiser steps (0 for closed forms).
-        loss: final training loss L^1 (eq. 1).
+        loss: final training loss (eq. 1; K-class: the mean cross-entropy).
         extras: learner-specific per-set scalars (e.g. the eq. 76 bound).
     """
 
-    w: Float[Array, " d"]
+    w: Array
     status: Int[Array, ""]
     num_steps: Int[Array, ""]
     loss: Float[Array, ""]
     extras: dict = eqx.field(default_factory=dict)
+
+    @property
+    def W(self) -> Array:
+        """The student's parameters (``w``), the name K-class code reads them by."""
+        return self.w
 
 
 def _describe(value):
@@ -85,12 +106,14 @@ class AbstractLearner(eqx.Module):
     name: eqx.AbstractClassVar[str]
     multiclass: ClassVar[bool] = False
     """True for learners of K-class students (``multiclass.AbstractSoftmaxLearner``:
-    targets V [n, K], students W [K, d] or feature coefficients); False for
-    the binary learners, whose ``fit(key, X, u)`` takes logits u [n]."""
+    students W [K, d] or feature coefficients); False for the binary learners
+    (``AbstractBinaryLearner``: K = 2 targets, students w [d])."""
 
     @abc.abstractmethod
-    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
-        """Train on ONE transfer set: X [n, d], teacher logits u [n] (+-inf for hard targets)."""
+    def fit(self, key: PRNGKeyArray, design: AbstractDesign, V: Float[Array, "n K"]) -> LearnerOutput:
+        """Train on ONE transfer set: its design (inputs X [n, d], or their
+        Gram matrix) and its K-class target logits V [n, K] (-inf for a zero
+        target probability; K = 2 for a binary task)."""
 
     @abc.abstractmethod
     def check_targets(self, targets: TargetSpec) -> None:
@@ -124,14 +147,39 @@ class AbstractLearner(eqx.Module):
         return cfg
 
 
+class AbstractBinaryLearner(AbstractLearner):
+    """A learner of the binary student w [d] (K = 2 in logit-difference
+    coordinates): ``fit`` reads the targets as the teacher logits
+    u = v_1 - v_0 [n] (+-inf for hard labels) and hands the inputs to
+    ``fit_logits``, or a Gram matrix to ``fit_gram`` (learners with a
+    Gram-space form, ``students.gram``; the others refuse it by name)."""
+
+    def fit(self, key: PRNGKeyArray, design: AbstractDesign, V: Float[Array, "n 2"]) -> LearnerOutput:
+        u = logit_difference(V, self)
+        if isinstance(design, GramDesign):
+            return self.fit_gram(key, design, u)
+        return self.fit_logits(key, inputs_of(design, self), u)
+
+    @abc.abstractmethod
+    def fit_logits(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
+        """Train on ONE transfer set: X [n, d], teacher logits u [n] (+-inf for hard targets)."""
+
+    def fit_gram(self, key: PRNGKeyArray, design: GramDesign, u: Float[Array, " n"]) -> LearnerOutput:
+        """The Gram-space fit (``w``: the student's coordinates in the
+        orthonormal basis X^T L^{-T} of span X); refused for learners
+        that need the inputs."""
+        inputs_of(design, self)  # raises, naming the learner
+        raise AssertionError  # unreachable
+
+
 @final
-class ClosedFormLearner(AbstractLearner):
+class ClosedFormLearner(AbstractBinaryLearner):
     """Thm 1 (eq. 6): w_hat, computed with a thin QR (no Gram inverse).
     Soft targets only (hard labels have no finite minimiser)."""
 
     name: ClassVar[str] = "closed-form"
 
-    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
+    def fit_logits(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
         red = reduce_data(X)
         w = red.Q @ reduced_target(red, u)  # = closed_form(X, u), one QR
         ok = red.rank_ok & jnp.all(jnp.isfinite(w))
@@ -142,12 +190,26 @@ class ClosedFormLearner(AbstractLearner):
             loss=cross_entropy(X @ w, u),
         )
 
+    def fit_gram(self, key, design: GramDesign, u) -> LearnerOutput:
+        """Thm 1 (eq. 6) in Gram space: w_hat = X^T G^{-1} u; ``w`` holds its
+        coordinates c_hat = L^{-1} u in the orthonormal basis X^T L^{-T} of
+        span X, [n] (docs/design.md fact 13)."""
+        fac = design.factor()
+        c = fac.L_inv @ u
+        ok = fac.rank_ok & jnp.all(jnp.isfinite(c))
+        return LearnerOutput(
+            w=c,
+            status=jnp.where(ok, Status.CONVERGED, Status.RANK_DEFICIENT).astype(jnp.int32),
+            num_steps=jnp.asarray(0, jnp.int32),
+            loss=cross_entropy(fac.L @ c, u),
+        )
+
     def check_targets(self, targets: TargetSpec) -> None:
         needs_soft_targets(self, targets, "the closed form of Thm 1 is the limit of the flow on soft labels")
 
 
 @final
-class FlowLearner(AbstractLearner):
+class FlowLearner(AbstractBinaryLearner):
     """Gradient flow of eq. 3 (N = 1) with diffrax, to a steady state
     (soft targets) or to ``flow.t_max`` (hard targets: "finite_horizon").
 
@@ -158,22 +220,27 @@ class FlowLearner(AbstractLearner):
     flow: FlowConfig = FlowConfig()
     name: ClassVar[str] = "flow"
 
-    def fit(self, key, X, u) -> LearnerOutput:
-        res = gradient_flow(X, u, self.flow)
-        return LearnerOutput(
-            w=res.w,
-            status=res.status,
-            num_steps=res.num_steps,
-            loss=res.loss,
-            extras={"t_final": res.t_final, "newton_rel": res.newton_rel},
-        )
+    def fit_logits(self, key, X, u) -> LearnerOutput:
+        return _flow_output(gradient_flow(X, u, self.flow))
+
+    def fit_gram(self, key, design: GramDesign, u) -> LearnerOutput:
+        """The logit flow from G alone (``gram_gradient_flow``); ``w`` holds
+        the student's coordinates c = L^{-1} z (docs/design.md fact 13)."""
+        if self.flow.coordinates != "reduced":
+            inputs_of(design, self)  # the plain d-dimensional flow needs the inputs: refused by name
+        return _flow_output(gram_gradient_flow(design.gram(), u, self.flow))
 
     def check_targets(self, targets: TargetSpec) -> None:
         return None
 
 
+def _flow_output(res) -> LearnerOutput:
+    return LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss,
+                         extras={"t_final": res.t_final, "newton_rel": res.newton_rel})
+
+
 @final
-class GDLearner(AbstractLearner):
+class GDLearner(AbstractBinaryLearner):
     """Discrete optimiser (optax) for a fixed number of steps (soft or hard targets).
 
     Attributes:
@@ -183,7 +250,7 @@ class GDLearner(AbstractLearner):
     gd: GDConfig = GDConfig()
     name: ClassVar[str] = "gd"
 
-    def fit(self, key, X, u) -> LearnerOutput:
+    def fit_logits(self, key, X, u) -> LearnerOutput:
         res = gradient_descent(X, u, self.gd)
         return LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss)
 

@@ -16,9 +16,10 @@ the library measures about it needs only G = X X^T and the teacher logits:
   ``riskmath.signed_angle``), and ||w - w_hat|| / ||w_hat|| =
   ||c - L^{-1} u|| / ||L^{-1} u|| (the G-norm of alpha - alpha_hat).
 
-``gram_fit`` runs the Gram-space version of a learner where one exists
-(``supports_gram_learner``): ``FlowLearner`` (reduced coordinates),
-``ClosedFormLearner`` and ``WDeltaLearner`` (section 5.2).  w_delta leaves
+A learner fitted on a ``design.GramDesign`` runs its Gram-space version
+where one exists (``supports_gram_learner``, ``AbstractBinaryLearner.fit_gram``):
+``FlowLearner`` (reduced coordinates), ``ClosedFormLearner`` and
+``WDeltaLearner`` (section 5.2).  w_delta leaves
 span X along a random direction q of the complement (section 5.2):
 q / ||q|| is uniform on the unit sphere of that (d - n)-dimensional space and
 independent of w*, so its component along the unit direction e_perp of
@@ -26,7 +27,7 @@ w* - P_X w* is s = g_1 / sqrt(g_1^2 + chi^2_{d-n-1}) (g_1 ~ N(0, 1)), and
 in the frame (Q, e_perp, e_rest), e_rest the unit direction of the rest of
 q, w_delta has the n + 2 coordinates (c_hat, delta ||c_hat|| s,
 delta ||c_hat|| sqrt(1 - s^2)) against the teacher's (c*, r, 0): exact in
-law (``gram_w_delta``).  Learners whose student leaves span X otherwise
+law (``WDeltaLearner.fit_gram``).  Learners whose student leaves span X otherwise
 (deep students from a random start) or that are not rotation equivariant
 (Adam, user learners) need the inputs, and so does w_delta on nested sets
 (the monotonicity index: its draws for X and for [X; x] are coupled through
@@ -36,18 +37,16 @@ one Gaussian g in R^d, which one Gram draw does not represent).
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float
 
-from ..status import Status
 from ..tasks import Task
 from ..tasks.riskmath import signed_angle
-from ..teachers import TargetSpec, cross_entropy
+from ..teachers import TargetSpec
 from ..traced import scalar_div
 from ..validation import JaxDistillError, check_choice
-from .base import AbstractLearner, ClosedFormLearner, FlowLearner, LearnerOutput
-from .flow import gram_gradient_flow
+from ..design import GramFactor, gram_factor
+from .base import AbstractLearner, ClosedFormLearner, FlowLearner
 from .wdelta import WDeltaLearner
 
 PLAIN_FLOW_PROBLEM = "the flow in plain d-dimensional coordinates (coordinates='plain') needs the inputs"
@@ -75,117 +74,8 @@ def gram_learner_problem(learner, nested: bool = False) -> str | None:
 
 
 def supports_gram_learner(learner, nested: bool = False) -> bool:
-    """True when ``gram_fit`` can run ``learner`` from (G, u) alone."""
+    """True when ``learner`` can be fitted on a ``GramDesign`` (from (G, u) alone)."""
     return gram_learner_problem(learner, nested) is None
-
-
-class GramFactor(eqx.Module):
-    """G = L L^T with its inverse factor and a numerical-rank check (the same
-    test as the logit flow)."""
-
-    L: Float[Array, "n n"]
-    L_inv: Float[Array, "n n"]
-    rank_ok: Array
-
-
-def gram_factor(G: Float[Array, "n n"]) -> GramFactor:
-    n = G.shape[0]
-    L = jnp.linalg.cholesky(G)
-    diag = jnp.abs(jnp.diagonal(L))
-    rank_ok = jnp.all(jnp.isfinite(diag)) & (jnp.min(diag) > jnp.finfo(G.dtype).eps * n * jnp.max(diag))
-    L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(n, dtype=G.dtype), lower=True)
-    return GramFactor(L=L, L_inv=L_inv, rank_ok=rank_ok)
-
-
-def gram_closed_form(G: Float[Array, "n n"], u: Float[Array, " n"]) -> LearnerOutput:
-    """Thm 1 (eq. 6) in Gram space: w_hat = X^T G^{-1} u.  ``w`` of the
-    output holds its coordinates c_hat = L^{-1} u in the orthonormal basis
-    X^T L^{-T} of span X, [n]."""
-    fac = gram_factor(G)
-    c = fac.L_inv @ u
-    ok = fac.rank_ok & jnp.all(jnp.isfinite(c))
-    return LearnerOutput(
-        w=c,
-        status=jnp.where(ok, Status.CONVERGED, Status.RANK_DEFICIENT).astype(jnp.int32),
-        num_steps=jnp.asarray(0, jnp.int32),
-        loss=cross_entropy(fac.L @ c, u),
-    )
-
-
-def complement_direction(key: PRNGKeyArray, k: int, dtype) -> Float[Array, " 2"]:
-    """(s, sqrt(1 - s^2)) for a direction q / ||q|| uniform on the unit sphere
-    of a k-dimensional space: s its component along a fixed unit vector e,
-    sqrt(1 - s^2) the norm of the rest (its component along the rest's own
-    unit direction).  s = g_1 / sqrt(g_1^2 + chi^2_{k-1})
-    with g_1 ~ N(0, 1) (a standard Gaussian q in that space has g_1 = q.e and
-    chi^2_{k-1} = ||q - (q.e) e||^2); k = 1: s = +-1 with probability 1/2
-    each; k <= 0 (no complement): (0, 0).  ``k`` is a Python int."""
-    if k <= 0:
-        return jnp.zeros((2,), dtype)
-    k_g, k_chi = jax.random.split(key)
-    g1 = jax.random.normal(k_g, (), dtype)
-    if k == 1:
-        return jnp.stack([jnp.where(g1 >= 0, 1.0, -1.0).astype(dtype), jnp.zeros((), dtype)])
-    chi2 = 2.0 * jax.random.gamma(k_chi, (k - 1) / 2.0, (), dtype)
-    v = jnp.stack([g1, jnp.sqrt(chi2)])
-    return v / jnp.linalg.norm(v)
-
-
-def gram_w_delta(learner: WDeltaLearner, key: PRNGKeyArray, G: Float[Array, "n n"], u: Float[Array, " n"],
-                 d: int) -> LearnerOutput:
-    """The reduced-bias learner w_delta = w_hat + delta ||w_hat|| q / ||q||
-    (section 5.2) in Gram space, exact in law for inputs in R^d (n <= d,
-    full rank; ``d`` a Python int).
-
-    w_hat = Q c_hat is the closed form of Thm 1 (eq. 6; base "closed-form")
-    or the flow of eq. 3 (base "flow", ``learner.flow``), as
-    ``gram_closed_form`` / ``gram_gradient_flow`` give it.  q / ||q|| is
-    uniform on the unit sphere of the (d - n)-dimensional complement of
-    span X and independent of X and w*; ``complement_direction`` draws, from
-    ``key`` (the set's learner key), its component s along a unit vector
-    e_perp of the complement fixed beforehand and the norm of the rest.
-
-    Returns:
-        ``LearnerOutput`` whose ``w`` holds n + 2 coordinates: c_hat (span X,
-        basis X^T L^{-T}), then delta ||c_hat|| s along e_perp and
-        delta ||c_hat|| sqrt(1 - s^2) along e_rest, the unit direction of
-        q - (q.e_perp) e_perp; ``gram_student_stats`` takes e_perp as the
-        direction of w* - P_X w* (any fixed e_perp gives the same law).  Status, steps and loss are w_hat's (X w_delta =
-        X w_hat, Lemma B.3); extras {"rel_offset": ||w_delta - w_hat|| /
-        ||w_hat||} (= |delta|; 0 where w_hat = 0 or n >= d), as
-        ``WDeltaLearner.fit``.
-    """
-    n = G.shape[0]
-    base = gram_fit(FlowLearner(learner.flow) if learner.base == "flow" else ClosedFormLearner(), G, u)
-    c_hat = base.w
-    norm = jnp.linalg.norm(c_hat)
-    off = jnp.asarray(learner.delta, c_hat.dtype) * norm * complement_direction(key, d - n, c_hat.dtype)
-    rel_offset = jnp.linalg.norm(off) / jnp.maximum(norm, jnp.finfo(c_hat.dtype).tiny)
-    return LearnerOutput(w=jnp.concatenate([c_hat, off]), status=base.status, num_steps=base.num_steps,
-                         loss=base.loss, extras={"rel_offset": rel_offset})
-
-
-def gram_fit(learner, G: Float[Array, "n n"], u: Float[Array, " n"], key: PRNGKeyArray | None = None,
-             d: int | None = None) -> LearnerOutput:
-    """The Gram-space fit of ``learner`` on one set: ``w`` holds the
-    student's coordinates c [n] in the orthonormal basis X^T L^{-T} of
-    span X (G = L L^T), or for w_delta the n + 2 coordinates of
-    ``gram_w_delta``; extras as the learner's own ``fit``.
-
-    ``key`` (the set's learner key) and ``d`` (the input dimension) are
-    needed by w_delta only."""
-    problem = gram_learner_problem(learner)
-    if problem is not None:
-        raise ValueError(problem)
-    if isinstance(learner, ClosedFormLearner):
-        return gram_closed_form(G, u)
-    if isinstance(learner, WDeltaLearner):
-        if key is None or d is None:
-            raise ValueError("gram_fit of w_delta needs the set's learner key and the input dimension d")
-        return gram_w_delta(learner, key, G, u, d)
-    res = gram_gradient_flow(G, u, learner.flow)
-    return LearnerOutput(w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss,
-                         extras={"t_final": res.t_final, "newton_rel": res.newton_rel})
 
 
 class GramStudentStats(eqx.Module):
@@ -207,7 +97,7 @@ def gram_student_stats(G: Float[Array, "n n"], c: Float[Array, " m"], u: Float[A
     X, e_perp, the rest) as c with (c*, r, 0).
 
     Args:
-        G: X X^T = L L^T; c: the student's coordinates (``gram_fit``, [n] or
+        G: X X^T = L L^T; c: the student's coordinates (``fit`` on a ``GramDesign``, [n] or
             [n + 2]); u: the logits it was trained on; u_raw: X w*; w_norm:
             ||w*||.
     """
@@ -283,10 +173,6 @@ __all__ = [
     "GramFactor",
     "GramStudentStats",
     "gram_factor",
-    "gram_closed_form",
-    "complement_direction",
-    "gram_w_delta",
-    "gram_fit",
     "gram_learner_problem",
     "gram_student_stats",
     "supports_gram_learner",

@@ -37,7 +37,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ..status import Status
 from ..teachers import TargetSpec, cross_entropy
 from ..validation import JaxDistillError, check_choice, check_int, check_real
-from .base import AbstractLearner, LearnerOutput
+from .base import AbstractBinaryLearner, LearnerOutput
 from .discrete import GDConfig, gradient_descent
 from .flow import FlowConfig, gradient_flow
 
@@ -122,7 +122,7 @@ def max_margin(
 
 
 @final
-class HardTargetLearner(AbstractLearner):
+class HardTargetLearner(AbstractBinaryLearner):
     """Logistic regression on the teacher's hard labels (section 5.3).
 
     Attributes:
@@ -176,7 +176,7 @@ class HardTargetLearner(AbstractLearner):
     def check_targets(self, targets: TargetSpec) -> None:
         return None  # binarises soft and hard targets alike
 
-    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
+    def fit_logits(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
         uh = hard_logits(u)
         if self.method == "max-margin":
             s = jnp.where(u >= 0, 1.0, -1.0).astype(X.dtype)

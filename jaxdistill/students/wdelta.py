@@ -18,7 +18,7 @@ delta sweep shows the effect of delta alone.  When n >= d the complement is
 {0}: w_delta = w_hat for every delta (the unique minimiser).
 
 With the Gram sampler (``distill(sampler="gram")``, docs/design.md fact 13)
-the same learner runs from (G, X w*) alone: ``students.gram.gram_w_delta``
+the same learner runs from (G, X w*) alone: ``WDeltaLearner.fit_gram``
 draws, from the same learner key, only the component of q / ||q|| along
 w* - P_X w* (same law, not the same draw as here).
 """
@@ -36,7 +36,8 @@ from ..sequencing import after
 from ..teachers import TargetSpec, cross_entropy
 from ..traced import traced_field
 from ..validation import JaxDistillError, check_choice, check_real
-from .base import AbstractLearner, LearnerOutput, needs_soft_targets
+from ..design import GramDesign
+from .base import AbstractBinaryLearner, ClosedFormLearner, FlowLearner, LearnerOutput, needs_soft_targets
 from .closed_form import ReducedData, reduce_data, reduced_target
 from .flow import FlowConfig, gradient_flow
 
@@ -83,8 +84,27 @@ def w_delta(key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"], de
     return w_delta_from(w_hat, orthogonal_gaussian(key, X, red), delta)
 
 
+def complement_direction(key: PRNGKeyArray, k: int, dtype) -> Float[Array, " 2"]:
+    """(s, sqrt(1 - s^2)) for a direction q / ||q|| uniform on the unit sphere
+    of a k-dimensional space: s its component along a fixed unit vector e,
+    sqrt(1 - s^2) the norm of the rest (its component along the rest's own
+    unit direction).  s = g_1 / sqrt(g_1^2 + chi^2_{k-1})
+    with g_1 ~ N(0, 1) (a standard Gaussian q in that space has g_1 = q.e and
+    chi^2_{k-1} = ||q - (q.e) e||^2); k = 1: s = +-1 with probability 1/2
+    each; k <= 0 (no complement): (0, 0).  ``k`` is a Python int."""
+    if k <= 0:
+        return jnp.zeros((2,), dtype)
+    k_g, k_chi = jax.random.split(key)
+    g1 = jax.random.normal(k_g, (), dtype)
+    if k == 1:
+        return jnp.stack([jnp.where(g1 >= 0, 1.0, -1.0).astype(dtype), jnp.zeros((), dtype)])
+    chi2 = 2.0 * jax.random.gamma(k_chi, (k - 1) / 2.0, (), dtype)
+    v = jnp.stack([g1, jnp.sqrt(chi2)])
+    return v / jnp.linalg.norm(v)
+
+
 @final
-class WDeltaLearner(AbstractLearner):
+class WDeltaLearner(AbstractBinaryLearner):
     """Reduced-bias distillation learner w_delta (section 5.2).
 
     Attributes:
@@ -121,7 +141,7 @@ class WDeltaLearner(AbstractLearner):
     def check_targets(self, targets: TargetSpec) -> None:
         needs_soft_targets(self, targets, "w_hat is the distillation solution of eq. 6")
 
-    def fit(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
+    def fit_logits(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
         if self.base == "flow":
             res = gradient_flow(X, u, self.flow)
             w_hat, status, steps = res.w, res.status, res.num_steps
@@ -139,4 +159,37 @@ class WDeltaLearner(AbstractLearner):
         off = jnp.linalg.norm(w - w_hat) / jnp.maximum(jnp.linalg.norm(w_hat), jnp.finfo(w.dtype).tiny)
         return LearnerOutput(w=w, status=status, num_steps=steps, loss=cross_entropy(X @ w, u),
                              extras={"rel_offset": off})
+
+    def fit_gram(self, key: PRNGKeyArray, design: GramDesign, u: Float[Array, " n"]) -> LearnerOutput:
+        """w_delta = w_hat + delta ||w_hat|| q / ||q|| (section 5.2) in Gram
+        space, exact in law for inputs in R^d (n <= d, full rank).
+
+        w_hat = Q c_hat is the closed form of Thm 1 (eq. 6; base
+        "closed-form") or the flow of eq. 3 (base "flow"), fitted on the
+        Gram design.  q / ||q|| is uniform on the unit sphere of the
+        (d - n)-dimensional complement of span X and independent of X and
+        w*; ``complement_direction`` draws, from ``key`` (the set's learner
+        key), its component s along a unit vector e_perp of the complement
+        fixed beforehand and the norm of the rest.
+
+        Returns:
+            ``LearnerOutput`` whose ``w`` holds n + 2 coordinates: c_hat
+            (span X, basis X^T L^{-T}), then delta ||c_hat|| s along e_perp
+            and delta ||c_hat|| sqrt(1 - s^2) along e_rest, the unit
+            direction of q - (q.e_perp) e_perp; ``gram.gram_student_stats``
+            takes e_perp as the direction of w* - P_X w* (any fixed e_perp
+            gives the same law).  Status, steps and loss are w_hat's
+            (X w_delta = X w_hat, Lemma B.3); extras {"rel_offset":
+            ||w_delta - w_hat|| / ||w_hat||} (= |delta|; 0 where w_hat = 0
+            or n >= d), as ``fit_logits``.
+        """
+        n = design.n
+        base_learner = FlowLearner(self.flow) if self.base == "flow" else ClosedFormLearner()
+        base = base_learner.fit_gram(key, design, u)
+        c_hat = base.w
+        norm = jnp.linalg.norm(c_hat)
+        off = jnp.asarray(self.delta, c_hat.dtype) * norm * complement_direction(key, design.d - n, c_hat.dtype)
+        rel_offset = jnp.linalg.norm(off) / jnp.maximum(norm, jnp.finfo(c_hat.dtype).tiny)
+        return LearnerOutput(w=jnp.concatenate([c_hat, off]), status=base.status, num_steps=base.num_steps,
+                             loss=base.loss, extras={"rel_offset": rel_offset})
 

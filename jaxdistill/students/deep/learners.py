@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from ..._precision import check_dtype
 from ...teachers import TargetSpec, cross_entropy
 from ...validation import JaxDistillError, check_choice, check_int, check_real
-from ..base import AbstractLearner, LearnerOutput
+from ..base import AbstractBinaryLearner, LearnerOutput
 from ..closed_form import reduce_data, reduced_target
 from ..discrete import GDConfig
 from ..flow import FlowConfig
@@ -88,7 +88,7 @@ def _extras(ini, w, w_hat, soft, bound, eq11_ok, defect, t_final, newton_rel, or
 
 
 @final
-class DeepLearner(AbstractLearner):
+class DeepLearner(AbstractBinaryLearner):
     """Deep linear student (Thm 2) trained by gradient flow to its steady state.
 
     Attributes:
@@ -156,7 +156,7 @@ class DeepLearner(AbstractLearner):
     def check_targets(self, targets: TargetSpec) -> None:
         return None
 
-    def fit(self, key, X, u) -> LearnerOutput:
+    def fit_logits(self, key, X, u) -> LearnerOutput:
         ini, red, b_hat, w_hat, soft, bound, eq11_ok = _init_for_set(
             key, X, u, self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
         res = deep_flow(X, u, ini, integrator=self.integrator, config=self.flow, red=red, b_hat=b_hat)
@@ -167,7 +167,7 @@ class DeepLearner(AbstractLearner):
 
 
 @final
-class DeepGDLearner(AbstractLearner):
+class DeepGDLearner(AbstractBinaryLearner):
     """Deep linear student trained by an optax optimiser on all factors
     (finite horizon: status "finite_horizon").
 
@@ -193,7 +193,7 @@ class DeepGDLearner(AbstractLearner):
     def check_targets(self, targets: TargetSpec) -> None:
         return None
 
-    def fit(self, key, X, u) -> LearnerOutput:
+    def fit_logits(self, key, X, u) -> LearnerOutput:
         ini, red, b_hat, w_hat, soft, bound, eq11_ok = _init_for_set(
             key, X, u, self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
         w, Ws, status = deep_gradient_descent(X, u, ini, self.gd)
