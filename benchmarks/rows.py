@@ -306,7 +306,7 @@ def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced", solve
 def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, teacher_width=50, solver=None,
                chunk=None):
     """Kernel students on B transfer sets of a ReLU-network teacher (binary,
-    soft targets): ``KernelLearner.fit`` vmapped over chunks of ``chunk``
+    soft targets): ``KernelLearner.fit_inputs`` vmapped over chunks of ``chunk``
     sets (default: the runner's ``default_chunk_size``, 256 here, as
     ``jaxdistill run`` uses), timed over all B sets after compilation; the
     error is the largest RKHS-relative distance of each set's student to
@@ -331,7 +331,7 @@ def row_kernel(B=1024, d=10, n=40, method="flow", kernel="rbf", bandwidth=3.0, t
         base = (make_softmax_learner(method) if solver is None else
                 make_softmax_learner(method, flow=jd.FlowConfig(solver=jd.solver_from_name(solver))))
         learner = KernelLearner(make_kernel(kernel, bandwidth=bandwidth if kernel == "rbf" else None), base)
-        f = jax.jit(jax.vmap(learner.fit))
+        f = jax.jit(jax.vmap(learner.fit_inputs))
         parts = [(keys[i:i + chunk], X[i:i + chunk], V[i:i + chunk]) for i in range(0, B, chunk)]
 
         def all_chunks():

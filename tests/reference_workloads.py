@@ -61,7 +61,7 @@ def compute() -> dict[str, np.ndarray]:
         ("mono_hard", mono, HardTargetLearner(), jd.TargetSpec("hard")),
         ("mono_pool", pool, None, jd.TargetSpec()),
     ]:
-        est = monotonicity_index(8, task, 5, 24, learner, targets)
+        est = monotonicity_index(8, task, 5, 24, learner, targets, sampler="inputs")  # the recorded pairs drew inputs
         out[f"{name}/angle_changes"] = np.asarray(est.angle_changes)
         out[f"{name}/scalars"] = np.array([est.index, est.se, est.num_sets, est.risk_X_mean, est.risk_X_se,
                                            est.nonincreasing])

@@ -216,7 +216,7 @@ def test_thm3_bound_never_below_simulated_expected_risk(task):
         X = task.sample(jax.random.PRNGKey(1), 400 * d).reshape(400, d, d)
         u = jd.teacher_logits(X, task.w_star)
         for n in (3, 10, 20, d):
-            W = jax.vmap(jd.ClosedFormLearner().fit, in_axes=(None, 0, 0))(None, X[:, :n], u[:, :n]).w
+            W = jax.vmap(jd.ClosedFormLearner().fit_logits, in_axes=(None, 0, 0))(None, X[:, :n], u[:, :n]).w
             est = jd.analysis.expected_risk(exact_risk(task, W))
             b = thm3_bound(task.p_theta, n, d)
             if n >= d:

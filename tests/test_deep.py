@@ -34,7 +34,7 @@ def test_n_ge_d_recovers_teacher(depth):
     X, u = _sets(task, 8, 6)
     learner = DeepLearner(depth=depth, width=3, init_scale=0.05, flow=FAST)
     with precision():
-        out = jax.vmap(learner.fit)(_keys(6), X, u)
+        out = jax.vmap(learner.fit_logits)(_keys(6), X, u)
     assert np.all(np.asarray(out.status) == Status.CONVERGED)
     err = np.linalg.norm(np.asarray(out.w) - np.asarray(task.w_star)[None], axis=1)
     assert np.max(err) < 1e-7
@@ -127,8 +127,8 @@ def test_discrete_gd_on_factors_matches_flow():
     flow_l = DeepLearner(depth=2, width=3, init_scale=0.05, integrator="reduced", flow=FAST)
     gd_l = DeepGDLearner(depth=2, width=3, init_scale=0.05, gd=jd.GDConfig(learning_rate=0.05, steps=40_000))
     with precision():
-        a = jax.vmap(flow_l.fit)(_keys(3), X, u)
-        b = jax.vmap(gd_l.fit)(_keys(3), X, u)
+        a = jax.vmap(flow_l.fit_logits)(_keys(3), X, u)
+        b = jax.vmap(gd_l.fit_logits)(_keys(3), X, u)
     # GD is the explicit Euler discretisation of the flow: its limit differs by O(eta) (measured 2e-4
     # at eta = 0.05); a wrong gradient or factor update is off by O(1)
     assert np.max(np.abs(np.asarray(a.w) - np.asarray(b.w))) < 1e-3
@@ -273,7 +273,7 @@ def test_default_integrators_reach_the_exact_limit(depth):
                                                                               0.5, "balanced")[0].w0, depth))
                         for b in range(B)])
         for integrator in ("reduced", "induced", "full"):
-            out = jax.vmap(DeepLearner(depth=depth, width=4, integrator=integrator).fit)(keys, X, u)
+            out = jax.vmap(DeepLearner(depth=depth, width=4, integrator=integrator).fit_logits)(keys, X, u)
             assert np.all(np.asarray(out.status) == Status.CONVERGED), integrator
             rel = np.linalg.norm(np.asarray(out.w) - ref, axis=1) / np.linalg.norm(ref, axis=1)
             assert rel.max() <= 1e-8, (integrator, rel.max())

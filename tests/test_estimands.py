@@ -112,7 +112,7 @@ def test_float32_students_accuracy_as_stated(d, bound):
     learner = FlowLearner().for_dtype("float32")
     with precision("float32"):
         u32 = jd.teacher_logits(jnp.asarray(X32), jnp.asarray(task.w_star, jnp.float32))
-        out = jax.jit(jax.vmap(learner.fit))(jax.random.split(jax.random.PRNGKey(0), B), jnp.asarray(X32), u32)
+        out = jax.jit(jax.vmap(learner.fit_logits))(jax.random.split(jax.random.PRNGKey(0), B), jnp.asarray(X32), u32)
     with precision():
         Xd = jnp.asarray(X32.astype(np.float64))
         w_hat = np.asarray(jax.vmap(jd.closed_form)(Xd, jd.teacher_logits(Xd, task.w_star)))

@@ -128,9 +128,9 @@ def test_hard_learner_binarises_targets_and_finite_time_methods():
     X, u = _sets(task, 5, 4, seed=5)
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     with precision():
-        soft = jax.vmap(HardTargetLearner().fit)(keys, X, u)
-        hard = jax.vmap(HardTargetLearner().fit)(keys, X, hard_logits(u))
-        fl = jax.vmap(HardTargetLearner(method="flow", flow=jd.FlowConfig(t_max=1e4)).fit)(keys, X, u)
+        soft = jax.vmap(HardTargetLearner().fit_logits)(keys, X, u)
+        hard = jax.vmap(HardTargetLearner().fit_logits)(keys, X, hard_logits(u))
+        fl = jax.vmap(HardTargetLearner(method="flow", flow=jd.FlowConfig(t_max=1e4)).fit_logits)(keys, X, u)
     np.testing.assert_array_equal(np.asarray(soft.w), np.asarray(hard.w))
     # the finite-time flow fits every hard label (all logits have the teacher's sign)
     assert np.all(np.asarray(fl.status) == Status.FINITE_HORIZON)
@@ -174,12 +174,12 @@ def test_learners_are_equinox_modules_usable_as_static_filter_jit_args():
     @eqx.filter_jit
     def run(learner, keys, X, u):
         traces.append(1)
-        return jax.vmap(learner.fit)(keys, X, u)
+        return jax.vmap(learner.fit_logits)(keys, X, u)
 
     with precision():
         for lr in (FlowLearner(), WDeltaLearner(0.5), DeepLearner(depth=2, width=3)):
             a = run(lr, keys, X, u)
-            b = jax.jit(jax.vmap(lr.fit))(keys, X, u)
+            b = jax.jit(jax.vmap(lr.fit_logits))(keys, X, u)
             np.testing.assert_array_equal(np.asarray(a.w), np.asarray(b.w))
         n = len(traces)
         run(FlowLearner(jd.FlowConfig()), keys, X, u)  # equal learner: no retrace
@@ -326,8 +326,8 @@ def test_w_delta_flow_base_orders_its_factorisations():
     task = jd.KappaPolynomialTask(10, 1.0)
     X, u = _sets(task, 4, 1)
     with precision():
-        flow_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5, base="flow").fit)(jax.random.PRNGKey(0), X[0], u[0]))
-        cf_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5).fit)(jax.random.PRNGKey(0), X[0], u[0]))
+        flow_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5, base="flow").fit_logits)(jax.random.PRNGKey(0), X[0], u[0]))
+        cf_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5).fit_logits)(jax.random.PRNGKey(0), X[0], u[0]))
     assert "is_finite" in flow_jaxpr or " ne " in flow_jaxpr  # after(): an isnan of w_hat feeds q's QR
     assert len(re.findall(r"\bqr\[", cf_jaxpr)) == 1
 

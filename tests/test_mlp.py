@@ -54,11 +54,11 @@ def problem():
         V = 2.0 * jax.nn.relu(X @ W1.T) @ A1 / math.sqrt(H)  # teacher logits = soft log targets (T = 1)
         flow = FlowConfig(t_end=T_END, solver=diffrax.Tsit5(), rtol=1e-9, atol=1e-12)
         kflow = KernelLearner(NTKKernel(), make_softmax_learner("flow", flow=flow))
-        out = jax.jit(kflow.fit)(k, X, V)
+        out = jax.jit(kflow.fit_inputs)(k, X, V)
         assert int(out.status) == Status.FINITE_HORIZON
         Z_flow = kflow.predict(out.W, X, X_test)
         kgd = KernelLearner(NTKKernel(), make_softmax_learner("gd", gd=GDConfig(learning_rate=ETA, steps=STEPS)))
-        Z_gd = kgd.predict(jax.jit(kgd.fit)(k, X, V).W, X, X_test)
+        Z_gd = kgd.predict(jax.jit(kgd.fit_inputs)(k, X, V).W, X, X_test)
     return {"X": X, "V": V, "X_test": X_test, "Z_flow": Z_flow, "Z_gd": Z_gd}
 
 
@@ -103,13 +103,13 @@ def test_kernel_three_way_closed_form_flow_discrete(problem):
     X, V, X_test = problem["X"], problem["V"], problem["X_test"]
     with precision():
         kss = KernelLearner(NTKKernel(), make_softmax_learner("flow"))
-        out = jax.jit(kss.fit)(jax.random.PRNGKey(0), X, V)
+        out = jax.jit(kss.fit_inputs)(jax.random.PRNGKey(0), X, V)
         assert int(out.status) == Status.CONVERGED
         assert _rel(out.W, kss.limit(X, V)) <= 1e-6
         d_half = _rel(problem["Z_gd"], problem["Z_flow"])
         kgd = KernelLearner(NTKKernel(), make_softmax_learner(
             "gd", gd=GDConfig(learning_rate=ETA / 2, steps=2 * STEPS)))
-        d_quarter = _rel(kgd.predict(jax.jit(kgd.fit)(jax.random.PRNGKey(0), X, V).W, X, X_test), problem["Z_flow"])
+        d_quarter = _rel(kgd.predict(jax.jit(kgd.fit_inputs)(jax.random.PRNGKey(0), X, V).W, X, X_test), problem["Z_flow"])
     print(f"kernel GD vs flow at t_end={T_END}: eta={ETA}: {d_half:.3g}, eta={ETA / 2}: {d_quarter:.3g}")
     assert d_half < 1e-2
     assert 1.8 < d_half / d_quarter < 2.2

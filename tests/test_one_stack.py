@@ -45,6 +45,22 @@ def test_python_and_cli_read_their_defaults_from_one_place():
         assert sig[name].default == getattr(DEFAULTS, name), name
 
 
+def test_monotonicity_index_defaults_to_the_runs_sampler_and_matches_the_cli(capsys):
+    from jaxdistill.analysis.monotonicity import monotonicity_index
+
+    assert inspect.signature(monotonicity_index).parameters["sampler"].default == DEFAULTS.sampler
+    d, n, num_sets = 40, 5, 24
+    assert main(["run", "--d", str(d), "--n", str(n), "--num-sets", str(num_sets), "--method", "closed-form",
+                 "--monotonicity", "--json", "--quiet"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    est = monotonicity_index(DEFAULTS.seed, jd.KappaPolynomialTask(d, DEFAULTS.kappa), n, num_sets,
+                             jd.ClosedFormLearner())
+    assert cli["monotonicity"] == est.index and cli["monotonicity_se"] == est.se
+    inputs = monotonicity_index(DEFAULTS.seed, jd.KappaPolynomialTask(d, DEFAULTS.kappa), n, num_sets,
+                                jd.ClosedFormLearner(), sampler="inputs")
+    assert not np.array_equal(np.asarray(inputs.angle_changes), np.asarray(est.angle_changes))  # other draws
+
+
 def test_python_default_run_equals_the_cli_default_run_to_the_last_bit(tmp_path, capsys):
     d, n, num_sets = 60, DEFAULTS.n, 48
     assert main(["run", "--d", str(d), "--num-sets", str(num_sets), "--json", "--quiet"]) == 0

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from ..defaults import DEFAULTS
 from .._precision import check_dtype, precision
 from ..design import GramDesign, InputsDesign, two_class_logits
 from ..finite import replace_non_finite
@@ -403,7 +404,7 @@ def monotonicity_index(
     out: str | None = None,
     coupling: str = "shared",
     kind: str = "angle",
-    sampler: str = "inputs",
+    sampler: str = DEFAULTS.sampler,
     hosts=None,
 ) -> MonotonicityEstimate | RiskMonotonicityEstimate | None:
     """Estimate the monotonicity index (eq. 34) of a learner on a task.
@@ -436,11 +437,13 @@ def monotonicity_index(
         kind: "angle" (default; eq. 34, the unsigned angle to w*) or "risk"
             (the transfer risk of ``risk``, both students on the same
             held-out inputs; docs/design.md fact 12).
-        sampler: "inputs" (default: draw X and x), "gram" (draw the
-            (n+1) x (n+1) Gram matrix of [X; x] and its teacher logits, O(n^2)
-            a pair whatever d: the symmetric tasks, n + 1 < d, the flow or
-            the closed form, exact risk; refused with the reason elsewhere)
-            or "auto" (gram where it applies).  Same law, not the same draws.
+        sampler: "auto" (default, as ``distill`` and the command's
+            ``--sampler``: gram where it applies, else inputs), "inputs"
+            (draw X and x) or "gram" (draw the (n+1) x (n+1) Gram matrix of
+            [X; x] and its teacher logits, O(n^2) a pair whatever d: the
+            symmetric tasks, n + 1 < d, the flow or the closed form, exact
+            risk; refused with the reason elsewhere).  Same law, not the
+            same draws.
         hosts: a ``hosts.Hosts`` of a multi-host run (needs ``out`` in a
             folder shared by all processes): this process computes its
             chunks of the pairs; process 0 merges them, the other
