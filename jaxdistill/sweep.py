@@ -246,6 +246,9 @@ def sweep(grid: dict | None = None, points: list | None = None, out=None, *, wit
     if not pts or not all(isinstance(p, dict) and p for p in pts):
         raise JaxDistillError("points must be a non-empty list of non-empty dicts")
     base = settings_args(settings)
+    if base.save_students and out is None:
+        raise JaxDistillError("keep_students=True needs out=DIR: a sweep writes each point's students to its run "
+                              "folder (out/points/<point>/students.npy)")
     parser = run_parser()
     for axis in pts[0]:
         if axis in settings or axis_name(axis, parser) in settings:

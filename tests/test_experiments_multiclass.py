@@ -31,6 +31,25 @@ def test_temperature_quick(tmp_path):
     assert any(not np.isclose(stop[(n, 0.5)], stop[(n, 4.0)]) for n in (4, 12))
     again = temperature.run(tmp_path, quick=True, progress=False, num_sets=8, ns=(4, 12), temperatures=(0.5, 4.0))
     assert again == rows  # resumed from the stored points
+    assert (tmp_path / "temperature_sweep" / "sweep.csv").exists()
+    # the sweep's points are the experiment's former computation, to the last bit: distill of the softmax flow
+    # (stopped: by its horizon t_max = t_stop, over all sets)
+    former = _former_temperature_point(n=4, T=4.0, num_sets=8)
+    row = next(r for r in rows if (r["n"], r["temperature"], r["flow"]) == (4, 4.0, "stopped"))
+    assert (row["risk_mean"], row["risk_se"], row["num_sets"]) == former
+
+
+def _former_temperature_point(n: int, T: float, num_sets: int) -> tuple:
+    """(risk_mean, risk_se, num_sets) of the stopped flow as temperature.py computed it before it was a sweep."""
+    from jaxdistill.multiclass import MultiClassGaussianTask, MultiTargetSpec, make_softmax_learner
+    from jaxdistill.simulate import distill
+    from jaxdistill.students import FlowConfig
+
+    res = distill(0, MultiClassGaussianTask(temperature.D, temperature.K, seed=0), n, num_sets,
+                  learner=make_softmax_learner("flow", flow=FlowConfig(t_max=temperature.T_STOP)), num_test=2000,
+                  targets=MultiTargetSpec("soft", T), chunk_size=num_sets, keep_students=False)
+    risk = np.asarray(res.arrays["risk"], float)
+    return float(risk.mean()), float(risk.std(ddof=1) / np.sqrt(len(risk))), len(risk)
 
 
 def test_softratio_quick(tmp_path):

@@ -11,6 +11,7 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 import jaxdistill as jd
@@ -95,6 +96,22 @@ def test_points_files(study, tmp_path, kind):
     rows = _csv(out / "sweep.csv")
     assert [(r["n"], r["kappa"]) for r in rows] == [("10", "2.0"), ("2", "0.5")]
     assert [r["risk_mean"] for r in rows] == [full[("2.0", "10")], full[("0.5", "2")]]
+
+
+def test_keep_students_writes_each_points_students_and_needs_out(tmp_path):
+    res = jd.sweep(grid={"n": [2, 5]}, task="kappa", d=20, kappa=2, method="closed-form", num_sets=8,
+                   keep_students=True, out=tmp_path / "k", progress=False)
+    for row, point_dir in zip(res.table, json.loads((tmp_path / "k" / "sweep.json").read_text())["point_dirs"]):
+        students = np.load(tmp_path / "k" / point_dir / "students.npy")
+        assert students.shape == (8, 20) and np.isfinite(students).all()
+        again = jd.distill(0, jd.KappaPolynomialTask(20, 2.0), row["n"], 8, method="closed-form", keep_students=True)
+        np.testing.assert_array_equal(students, np.asarray(again.students))
+        assert row["risk_mean"] == again.summary()["risk_mean"]  # the point is distill with keep_students
+    with pytest.raises(jd.JaxDistillError, match="keep_students=True needs out="):
+        jd.sweep(grid={"n": [2]}, d=20, method="closed-form", num_sets=8, keep_students=True, progress=False)
+    assert main(["sweep", "--d", "20", "--method", "closed-form", "--num-sets", "8", "--grid", "n=2",
+                 "--save-students", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert np.load(tmp_path / "c" / "points" / "n=2" / "students.npy").shape == (8, 20)
 
 
 def test_a_killed_sweep_resumes_computing_only_what_is_missing(study, tmp_path):

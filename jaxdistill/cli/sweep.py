@@ -281,7 +281,7 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
 
         raise JaxDistillError("a multi-host sweep needs --out on a filesystem shared by all processes")
     with CompileCounter() as compiles:
-        point_args = validate_points(base, points)
+        point_args = validate_points(base, points, out)
         results, rows, computed = run_points(point_args, out, with_bound, progress, hosts)
     if hosts is not None and not hosts.merges:
         return None
@@ -294,10 +294,12 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
     return res
 
 
-def validate_points(base, points: list) -> list:
+def validate_points(base, points: list, out: Path | None = None) -> list:
     """[(point's run options, its ``ChunkPlan``, its axis values, its label)],
-    every point resolved (and refused where an axis does not apply) as ``run`` would."""
-    from ..sweep import point_label
+    every point resolved (and refused where an axis does not apply) as ``run`` would.
+    A point's ``out`` is its run folder ``out/points/<label>`` (None without
+    ``out``), so the options that need ``--out`` (``--save-students``) see it."""
+    from ..sweep import POINTS_DIR, point_label
     from ..validation import JaxDistillError
     from .run import setup_from_args
 
@@ -306,20 +308,21 @@ def validate_points(base, points: list) -> list:
         if list(p) != axes:
             raise JaxDistillError(f"every point needs the same axes {axes}, got {list(p)}")
     parser = run_parser()
-    out = []
+    resolved = []
     for p in points:
         try:
             a = with_values(base, p, parser)
+            values = {k: getattr(a, axis_name(k, parser)) for k in p}
             a.quiet = True  # one bar for the whole sweep
+            a.out = None if out is None else str(Path(out) / POINTS_DIR / point_label(values))
             plan = setup_from_args(a).plan  # refuses an axis that does not apply
         except JaxDistillError as e:
             raise JaxDistillError(f"sweep point {point_label(p)}: {e}") from None
-        values = {k: getattr(a, axis_name(k, parser)) for k in p}
-        out.append((a, plan, values, point_label(values)))
-    labels = [x[3] for x in out]
+        resolved.append((a, plan, values, point_label(values)))
+    labels = [x[3] for x in resolved]
     if len(set(labels)) < len(labels):
         raise JaxDistillError("the sweep has the same point twice: " + next(x for x in labels if labels.count(x) > 1))
-    return out
+    return resolved
 
 
 def run_points(point_args: list, out: Path | None, with_bound: bool, progress: bool, hosts=None) -> tuple:

@@ -1,6 +1,8 @@
-"""Shared machinery of the figure reproductions: resumable grids, tables, plots.
+"""Shared machinery of the figure reproductions: studies, resumable grids, tables, plots.
 
-Each experiment is a grid of points (a kappa, a delta, a learner, ...).  A
+An experiment whose points are ``jaxdistill run`` configurations (fig3,
+temperature, nonlinear) is a sweep (``run_study``: ``OUT/NAME_sweep/``, the
+format of ``jd.sweep``).  Any other experiment is a grid of points (a kappa, a delta, a learner, ...).  A
 point's result is a small JSON file written atomically
 (``runstore.write_json``) into ``OUT/NAME_points/``, next to a
 ``manifest.json`` holding the experiment's configuration.  Rerunning the same

@@ -32,15 +32,16 @@ minutes (nor a batch of 8 ntk flows at n = 80 in 2) where the same sets one
 by one take seconds (see the report of this
 experiment's commit).
 
-Per (student, targets, n) point: the risk ``jd.distill(seed, task,
-n, num_sets, learner, targets, num_test)`` (argmax disagreement with the
-teacher on ``num_test`` held-out inputs, mean over the successful sets, its
-SE), and the risk-monotonicity index ``risk_monotonicity_index(seed, task, n,
-num_sets, learner, targets, num_test)`` with the SAME learner and targets
-and the same held-out sample (the same seed): the share of nested pairs
-(X, [X, x]) where the extra input strictly lowers the risk, with its
-binomial SE, the share of ties (no change on the held-out sample) and the
-mean risk change with its SE.
+One sweep per (student, targets) over n (``OUT/nonlinear_sweep/<student>_<targets>/``),
+each point ``jaxdistill run --task relu-teacher --d 10 --teacher-width 32
+--task-seed SEED --monotonicity`` with the student's options
+(``student_settings``): the risk (argmax disagreement with the teacher on
+``num_test`` held-out inputs, mean over the successful sets, its SE) and
+the risk-monotonicity index (``nonlinear.risk_monotonicity_index``) with
+the SAME learner, targets and held-out sample (the same seed): the share
+of nested pairs (X, [X, x]) where the extra input strictly lowers the
+risk, with its binomial SE, the share of ties (no change on the held-out
+sample), the share of increases and the mean risk change with its SE.
 
 Columns: see ``COLUMNS``; ``status`` counts the statuses of the risk run
 (``name:count`` joined by ``;``), ``num_failed`` / ``monotonicity_failed``
@@ -49,7 +50,9 @@ the sets / pairs dropped because a fit failed.
 
 from __future__ import annotations
 
-from ._common import Grid, pyplot, savefig, write_csv
+from pathlib import Path
+
+from ._common import pyplot, run_study, savefig, write_csv
 
 NAME = "nonlinear"
 COLUMNS = ("student", "targets", "n", "risk_mean", "risk_se", "num_sets", "num_failed", "status",
@@ -67,33 +70,28 @@ QUICK_NS = (5, 40)
 QUICK_STUDENTS = ("rbf",)
 
 
-def learner_for(student: str, targets: str, *, horizon: float = HORIZON, mlp_width: int = MLP_WIDTH,
-                bandwidth: float = BANDWIDTH):
-    """The learner of ``student`` for ``targets`` (module docstring)."""
-    from ..multiclass import make_softmax_learner
-    from ..nonlinear import ArcCosKernel, KernelLearner, NTKKernel, RBFKernel, make_mlp_learner
-    from ..students import FlowConfig
-    from ..students.discrete import GDConfig
+def student_settings(student: str, targets: str, *, horizon: float = HORIZON, mlp_width: int = MLP_WIDTH,
+                     bandwidth: float = BANDWIDTH) -> dict:
+    """The ``jaxdistill run`` options of ``student`` for ``targets`` (module docstring)."""
     from ..validation import check_choice
 
     check_choice("student", student, STUDENTS)
     check_choice("targets", targets, TARGETS)
     if student == "mlp":
-        steps = int(round(horizon / MLP_LR))
-        return make_mlp_learner(mlp_width, gd=GDConfig(learning_rate=MLP_LR, steps=steps))
+        return {"student": "mlp", "width": mlp_width, "lr": MLP_LR, "steps": int(round(horizon / MLP_LR))}
     if targets == "hard":
-        base = make_softmax_learner("flow", flow=FlowConfig(t_end=horizon))
+        train = {"method": "flow", "t_end": float(horizon)}
     elif student == "linear":  # n > d: no interpolant, the flow converges to the cross-entropy minimiser
-        base = make_softmax_learner("flow")
+        train = {"method": "flow"}
     else:  # kernel features are n-dimensional: the closed form (the interpolant) always exists
-        base = make_softmax_learner("closed-form")
+        train = {"method": "closed-form"}
     if student == "linear":
-        return base
-    kernel = {"rbf": lambda: RBFKernel(bandwidth), "arccos": ArcCosKernel, "ntk": NTKKernel}[student]()
-    return KernelLearner(kernel, base)
+        return train
+    return {"student": "kernel", "kernel": student, **({"bandwidth": bandwidth} if student == "rbf" else {}), **train}
 
 
-def _status_counts(status) -> str:
+def status_counts(status) -> str:
+    """The statuses of a run as ``name:count`` joined by ``;``."""
     import numpy as np
 
     from ..status import status_name
@@ -109,9 +107,6 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
     Defaults: all five students, n in {5, 20, 80}, 200 sets (pairs)
     per point (100 for the network) and 4,000 held-out inputs (the rbf
     student, n in {5, 40}, 48 sets and 1,000 held-out inputs with ``quick``)."""
-    from ..multiclass import MultiTargetSpec
-    from ..simulate import distill
-    from ..nonlinear import ReluTeacherTask, risk_monotonicity_index
     from ..validation import check_choice
 
     students = tuple(students or (QUICK_STUDENTS if quick else STUDENTS))
@@ -120,40 +115,39 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
     num_sets = num_sets or (48 if quick else 200)
     mlp_num_sets = mlp_num_sets or (num_sets if quick else 100)
     num_test = num_test or (1000 if quick else 4000)
-    ns = tuple(int(n) for n in (ns or (QUICK_NS if quick else NS)))
-    grid = Grid(out_dir, NAME, {"seed": seed, "quick": quick, "num_sets": num_sets, "mlp_num_sets": mlp_num_sets,
-                                "ns": list(ns), "students": list(students), "num_test": num_test,
-                                "horizon": horizon, "mlp_width": mlp_width, "d": D, "teacher_width": TEACHER_WIDTH,
-                                "num_classes": K, "bandwidth": BANDWIDTH, "mlp_lr": MLP_LR})
-    task = ReluTeacherTask(D, TEACHER_WIDTH, K, seed=seed)
-
-    def compute(key):
-        student, targets, n = key.split("_")
-        n = int(n.split("=")[1])
-        learner = learner_for(student, targets, horizon=horizon, mlp_width=mlp_width)
-        spec = MultiTargetSpec(targets)
-        sets = mlp_num_sets if student == "mlp" else num_sets
-        flow_hard = targets == "hard" and student != "mlp"
-        chunk = min(HARD_CHUNK, sets) if flow_hard else min(sets, 100)
-        res = distill(seed, task, n, sets, learner=learner, targets=spec, num_test=num_test,
-                                 chunk_size=chunk, keep_students=False)
-        est = res.expected_risk()
-        mono = risk_monotonicity_index(seed, task, n, sets, learner, spec, num_test=num_test,
-                                       chunk_size=max(chunk // 2, 1))
-        finite = flow_hard or student == "mlp"
-        return [{"student": student, "targets": targets, "n": n, "risk_mean": est.mean, "risk_se": est.se,
-                 "num_sets": est.num_sets, "num_failed": int((~res.ok).sum()),
-                 "status": _status_counts(res.arrays["status"]), "monotonicity": float(mono.index),
-                 "monotonicity_se": float(mono.se), "monotonicity_ties": float(mono.ties),
-                 "monotonicity_increases": float(mono.increases), "monotonicity_sets": int(mono.num_sets),
-                 "monotonicity_failed": int(mono.num_failed), "risk_change_mean": float(mono.risk_change_mean),
-                 "risk_change_se": float(mono.risk_change_se), "horizon": float(horizon) if finite else None}]
-
-    keys = [f"{s}_{t}_n={n}" for s in students for t in TARGETS for n in ns]
-    rows = grid.run(keys, compute, progress=progress)
-    write_csv(grid.out / f"{NAME}.csv", rows, COLUMNS)
-    plot(rows, grid.out / f"{NAME}.png", horizon=horizon)
+    ns = [int(n) for n in (ns or (QUICK_NS if quick else NS))]
+    rows = []
+    for student in students:
+        for targets in TARGETS:
+            sets = mlp_num_sets if student == "mlp" else num_sets
+            flow_hard = targets == "hard" and student != "mlp"
+            study = run_study(Path(out_dir) / f"{NAME}_sweep", f"{student}_{targets}", grid={"n": ns},
+                              progress=progress, task="relu-teacher", d=D, teacher_width=TEACHER_WIDTH, classes=K,
+                              task_seed=seed, seed=seed, targets=targets, num_sets=sets, num_test=num_test,
+                              chunk_size=min(HARD_CHUNK, sets) if flow_hard else min(sets, 100), monotonicity=True,
+                              **student_settings(student, targets, horizon=horizon, mlp_width=mlp_width))
+            finite = flow_hard or student == "mlp"
+            rows += [row_of(student, targets, res, float(horizon) if finite else None) for res in study.results]
+    write_csv(Path(out_dir) / f"{NAME}.csv", rows, COLUMNS)
+    plot(rows, Path(out_dir) / f"{NAME}.png", horizon=horizon)
     return rows
+
+
+def row_of(student: str, targets: str, res, horizon: float | None) -> dict:
+    """The nonlinear.csv row of a point's ``DistillResult`` (run with ``--monotonicity``).
+    ``monotonicity_increases`` is the share of pairs whose risk strictly
+    increased, count / pairs; summary.json has its complement
+    (``monotonicity_nonincreasing``), from which the count is recovered exactly."""
+    s = res.summary()
+    pairs = s["monotonicity_num_sets"]
+    return {"student": student, "targets": targets, "n": s["config"]["n"], "risk_mean": s["risk_mean"],
+            "risk_se": s["risk_se"], "num_sets": s["num_sets"], "num_failed": s["num_failed"],
+            "status": status_counts(res.arrays["status"]), "monotonicity": s["monotonicity"],
+            "monotonicity_se": s["monotonicity_se"], "monotonicity_ties": s["monotonicity_ties"],
+            "monotonicity_increases": round((1.0 - s["monotonicity_nonincreasing"]) * pairs) / pairs,
+            "monotonicity_sets": pairs, "monotonicity_failed": s["monotonicity_num_failed"],
+            "risk_change_mean": s["monotonicity_risk_change_mean"], "risk_change_se": s["monotonicity_risk_change_se"],
+            "horizon": horizon}
 
 
 def plot(rows, path, *, horizon=HORIZON):

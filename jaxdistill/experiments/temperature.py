@@ -1,18 +1,22 @@
-"""Temperature (issue 12, docs/design.md fact 10): transfer risk vs n of
-linear softmax students distilled from a K-class teacher with soft targets
+"""Temperature (docs/design.md fact 10): transfer risk vs n of linear
+softmax students distilled from a K-class teacher with soft targets
 softmax(u / T), for T in {0.5, 1, 2, 4}.
 
 Two students per transfer set: the gradient flow run to convergence (its
 limit is the closed form divided by T, so its predicted classes, and hence
 its risk, do not depend on T) and the same flow stopped at the fixed time
-``t_stop`` (whose predictions do depend on T).  Every T uses the same
-transfer sets (the same seed), so the converged risks agree exactly, up to
-ties of the argmax.
+``t_stop`` (``--t-end``, status "finite_horizon"; its predictions do depend
+on T).  Every T uses the same transfer sets (the same seed), so the
+converged risks agree exactly, up to ties of the argmax.
 
-Task: ``MultiClassGaussianTask(d, K)`` (x ~ N(0, I_d), K random teacher
-rows); risk: argmax disagreement with the teacher on ``num_test`` held-out
-inputs, averaged over transfer sets (all sets for the stopped flow, whose
-status is "not converged" by construction).
+A sweep (``OUT/temperature_sweep/``) over n x temperature x t_end (None:
+converged; ``t_stop``: stopped), each point ``jaxdistill run --task gaussian
+--d 20 --classes 4 --task-seed SEED --method flow --num-test M``.  Task:
+``MultiClassGaussianTask(d, K)`` (x ~ N(0, I_d), K random teacher rows);
+risk: argmax disagreement with the teacher on ``num_test`` held-out inputs,
+averaged over the successful transfer sets.  The temperature is a traced
+setting, so the flows of all temperatures share one compiled program per n
+and flow.
 
 Columns: n, temperature, flow ("converged" / "stopped"), risk_mean,
 risk_se, num_sets.
@@ -20,9 +24,9 @@ risk_se, num_sets.
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from ._common import Grid, pyplot, savefig, write_csv
+from ._common import pyplot, run_study, savefig, write_csv
 
 NAME = "temperature"
 COLUMNS = ("n", "temperature", "flow", "risk_mean", "risk_se", "num_sets")
@@ -37,43 +41,25 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
         num_test: int | None = None) -> list[dict]:
     """Risk vs n for each temperature, converged and stopped flows.  Defaults:
     d = 20, K = 4, n in {2, 4, 8, 12, 16}, 200 sets per point and 10,000
-    test inputs (16 sets, n in {4, 12} and 2,000 test inputs with ``quick``).
-    The full run compiles two programs per (n, T) point (T is static in the
-    targets), a large part of its cost: 40 programs, 6.6 minutes measured on a
-    loaded 2-core CPU; hence 5 sizes and 200 sets (SE ~0.003) rather than more."""
-    from ..multiclass import MultiClassGaussianTask, MultiTargetSpec, make_softmax_learner
-    from ..simulate import distill
-    from ..students import FlowConfig
-
+    test inputs (16 sets, n in {4, 12} and 2,000 test inputs with ``quick``)."""
     num_sets = num_sets or (16 if quick else 200)
     num_test = num_test or (2000 if quick else 10_000)
-    ns = tuple(int(n) for n in (ns or (QUICK_NS if quick else NS)))
-    temperatures = tuple(float(t) for t in temperatures)
-    grid = Grid(out_dir, NAME, {"seed": seed, "quick": quick, "num_sets": num_sets, "ns": list(ns),
-                                "temperatures": list(temperatures), "d": d, "num_classes": num_classes,
-                                "t_stop": t_stop, "num_test": num_test})
-    task = MultiClassGaussianTask(d, num_classes, seed=seed)
-    learners = {"converged": make_softmax_learner("flow"),
-                "stopped": make_softmax_learner("flow", flow=FlowConfig(t_max=t_stop))}
-
-    def compute(key):
-        n, T = (float(v.split("=")[1]) for v in key.split("_"))
-        rows = []
-        for flow, learner in learners.items():
-            res = distill(seed, task, int(n), num_sets, learner=learner, num_test=num_test,
-                                     targets=MultiTargetSpec("soft", T), chunk_size=num_sets, keep_students=False)
-            risk = np.asarray(res.arrays["risk"], float)
-            if flow == "converged":
-                risk = risk[res.ok]
-            rows.append({"n": int(n), "temperature": T, "flow": flow, "risk_mean": float(risk.mean()),
-                         "risk_se": float(risk.std(ddof=1) / np.sqrt(len(risk))) if len(risk) > 1 else float("nan"),
-                         "num_sets": int(len(risk))})
-        return rows
-
-    rows = grid.run([f"n={n}_T={T:g}" for n in ns for T in temperatures], compute, progress=progress)
-    write_csv(grid.out / f"{NAME}.csv", rows, COLUMNS)
-    plot(rows, grid.out / f"{NAME}.png", d=d, num_classes=num_classes, t_stop=t_stop)
+    grid = {"n": [int(n) for n in (ns or (QUICK_NS if quick else NS))],
+            "temperature": [float(t) for t in temperatures], "t_end": [None, float(t_stop)]}
+    study = run_study(out_dir, NAME, grid=grid, progress=progress, task="gaussian", d=d, classes=num_classes,
+                      task_seed=seed, seed=seed, method="flow", num_sets=num_sets, num_test=num_test,
+                      chunk_size=num_sets)
+    rows = [row_of(r) for r in study.table]
+    write_csv(Path(out_dir) / f"{NAME}.csv", rows, COLUMNS)
+    plot(rows, Path(out_dir) / f"{NAME}.png", d=d, num_classes=num_classes, t_stop=t_stop)
     return rows
+
+
+def row_of(point: dict) -> dict:
+    """The temperature.csv row of a sweep row (t_end None: the converged flow)."""
+    return {"n": point["n"], "temperature": point["temperature"],
+            "flow": "converged" if point["t_end"] is None else "stopped", "risk_mean": point["risk_mean"],
+            "risk_se": point["risk_se"], "num_sets": point["num_sets"]}
 
 
 def plot(rows, path, *, d=D, num_classes=K, t_stop=T_STOP):
