@@ -1,13 +1,15 @@
 """``jaxdistill reproduce NAME``: the paper's figures (section 5) and learning curves.
 
 NAME is one of fig1, fig2, fig3, fig4, fig5, curves, temperature (K-class
-soft targets at temperature T, issue 12), softratio (mixed targets, imperfect teacher),
+soft targets at temperature T), softratio (mixed targets, imperfect teacher),
 nonlinear (linear, kernel and ReLU-network students of a ReLU-network teacher,
-soft vs hard targets: risk and risk-monotonicity index vs n, issue 13).  Writes NAME.csv (one
+soft vs hard targets: risk and risk-monotonicity index vs n).  Writes NAME.csv (one
 row per grid point) and NAME.png into --out (default ``results``), prints a
-short table.  Resumable: every finished grid point is a file under
-OUT/NAME_points/ (with a manifest); rerunning the same command skips them,
-and a different configuration on the same --out is refused.
+short table.  Resumable: fig3, temperature and nonlinear are sweeps
+(``jd.sweep``), whose points are run folders under OUT/NAME_sweep/; the
+other experiments keep every finished grid point as a file under
+OUT/NAME_points/ (with a manifest).  Rerunning the same command skips
+finished points, and a different configuration on the same --out is refused.
 """
 
 from __future__ import annotations
