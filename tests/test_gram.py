@@ -252,13 +252,13 @@ def test_sampler_resolution_and_refusals():
     with pytest.raises(JaxDistillError, match="sampler"):
         resolve_sampler("fast", *cases["task"])
     # w_delta (section 5.2) runs in Gram space, with either base, but not on nested sets (monotonicity index)
-    for wd in (jd.WDeltaLearner(delta=2.0), jd.WDeltaLearner(delta=2.0, base="flow")):
+    for wd in (jd.WDeltaLearner(delta=2.0), jd.WDeltaLearner(delta=2.0, base=jd.FlowLearner())):
         assert gram_problem(kappa, 5, wd, "exact", False) is None
         assert resolve_sampler("auto", kappa, 5, wd, "exact", False) == "gram"
         assert resolve_sampler("gram", kappa, 5, wd, "exact", False) == "gram"
         assert "nested" in gram_problem(kappa, 5, wd, "exact", False, nested=True)
         assert resolve_sampler("auto", kappa, 5, wd, "exact", False, nested=True) == "inputs"
-    plain = jd.WDeltaLearner(delta=2.0, base="flow", flow=jd.FlowConfig(coordinates="plain"))
+    plain = jd.WDeltaLearner(delta=2.0, base=jd.FlowLearner(jd.FlowConfig(coordinates="plain")))
     assert "coordinates='plain'" in gram_learner_problem(plain)
     assert resolve_sampler("auto", kappa, 5, plain, "exact", False) == "inputs"
     for needs_inputs in (jd.GDLearner(), jd.FlowLearner(jd.FlowConfig(coordinates="plain")), jd.DeepLearner(depth=2)):
@@ -394,7 +394,7 @@ def test_w_delta_gram_matches_inputs(d, n, delta, base):
     for the flow).  d = n + 1: a one-dimensional complement (s = +-1, the
     chi-square has 0 degrees of freedom; a negative delta, same law)."""
     task = jd.KappaPolynomialTask(d, 1.0)
-    learner = jd.WDeltaLearner(delta=delta, base=base)
+    learner = jd.WDeltaLearner(delta=delta, base=jd.make_learner(base))
     a = jd.distill(0, task, n, M, learner=learner, keep_students=False, sampler="inputs")
     b = jd.distill(1, task, n, M, learner=learner, keep_students=False, sampler="gram")
     assert b.config["sampler"] == "gram" and "sampler" not in a.config
@@ -420,12 +420,12 @@ def test_w_delta_gram_at_delta_zero_is_the_base_learner_and_reproducible(base):
     data key: the data, hence steps and loss, are the base learner's)."""
     task = jd.KappaPolynomialTask(50, 1.0)
     kw = dict(keep_students=False, sampler="gram", chunk_size=64)
-    z = jd.distill(3, task, 10, 64, learner=jd.WDeltaLearner(delta=0.0, base=base), **kw)
+    z = jd.distill(3, task, 10, 64, learner=jd.WDeltaLearner(delta=0.0, base=jd.make_learner(base)), **kw)
     ref = jd.distill(3, task, 10, 64, method=base, **kw)
     for name in ("angle", "risk", "num_steps", "loss", "status"):
         np.testing.assert_array_equal(getattr(z, name), getattr(ref, name), err_msg=name)
     assert np.all(z.extras["rel_offset"] == 0)
-    lr = jd.WDeltaLearner(delta=2.0, base=base)
+    lr = jd.WDeltaLearner(delta=2.0, base=jd.make_learner(base))
     b = jd.distill(3, task, 10, 64, learner=lr, **kw)
     b2 = jd.distill(3, task, 10, 64, learner=lr, **kw)
     for name in ("angle", "risk", "rel_dist_closed_form", "num_steps", "loss"):

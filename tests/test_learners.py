@@ -72,7 +72,7 @@ def test_w_delta_validation():
     with pytest.raises(jd.JaxDistillError, match="delta"):
         WDeltaLearner(delta=float("nan"))
     with pytest.raises(jd.JaxDistillError, match="base"):
-        WDeltaLearner(base="sgd")
+        WDeltaLearner(base="closed-form")
     with pytest.raises(jd.JaxDistillError, match="method"):
         HardTargetLearner(method="svm")
 
@@ -154,7 +154,7 @@ def test_learners_are_equinox_modules_usable_as_static_filter_jit_args():
                                      GDLearner)
 
     learners = [ClosedFormLearner(), FlowLearner(), GDLearner(jd.GDConfig(steps=20)), WDeltaLearner(0.5),
-                WDeltaLearner(1.0, base="flow"), HardTargetLearner(), HardTargetLearner(method="gd"),
+                WDeltaLearner(1.0, base=jd.FlowLearner()), HardTargetLearner(), HardTargetLearner(method="gd"),
                 DeepLearner(depth=2, width=3), DeepGDLearner(depth=2, width=3, gd=jd.GDConfig(steps=5)),
                 GDLearner(jd.GDConfig(optimizer=optax.adam(0.1), steps=5))]
     for lr in learners:
@@ -277,8 +277,9 @@ def test_make_learner_refuses_configs_that_do_not_apply():
     with pytest.raises(jd.JaxDistillError, match="method"):
         make_learner("newton")
     # the section-5 learners refuse their own unused options too
-    with pytest.raises(jd.JaxDistillError, match="flow= applies only to base='flow'"):
-        WDeltaLearner(0.5, flow=jd.FlowConfig())
+    for not_a_base in ("flow", jd.GDLearner()):  # a choice is an object (the strings are the command's --method)
+        with pytest.raises(jd.JaxDistillError, match="base must be the learner of w_hat"):
+            WDeltaLearner(0.5, base=not_a_base)
     with pytest.raises(jd.JaxDistillError, match="gd= applies only to method='gd'"):
         HardTargetLearner(gd=jd.GDConfig())
     with pytest.raises(jd.JaxDistillError, match="flow= applies only to method='flow'"):
@@ -294,7 +295,7 @@ def test_check_targets_refuses_hard_targets_for_soft_only_learners():
     from jaxdistill.students import ClosedFormLearner, DeepLearner, FlowLearner, GDLearner
 
     soft, hard = jd.TargetSpec(), jd.TargetSpec("hard")
-    for lr in (ClosedFormLearner(), WDeltaLearner(0.5), WDeltaLearner(0.5, base="flow")):
+    for lr in (ClosedFormLearner(), WDeltaLearner(0.5), WDeltaLearner(0.5, base=jd.FlowLearner())):
         lr.check_targets(soft)
         with pytest.raises(jd.JaxDistillError, match="needs soft targets"):
             lr.check_targets(hard)
@@ -306,7 +307,7 @@ def test_check_targets_refuses_hard_targets_for_soft_only_learners():
 def test_for_dtype_raises_newton_tol_in_float32_only():
     from jaxdistill.students import FLOAT32_MIN_NEWTON_TOL, ClosedFormLearner, DeepLearner, FlowLearner
 
-    for lr in (FlowLearner(), WDeltaLearner(0.5, base="flow"), DeepLearner(), HardTargetLearner(method="flow")):
+    for lr in (FlowLearner(), WDeltaLearner(0.5, base=jd.FlowLearner()), DeepLearner(), HardTargetLearner(method="flow")):
         assert lr.for_dtype("float64") is lr
         f32 = lr.for_dtype("float32")
         assert type(f32) is type(lr) and f32.flow.newton_tol == FLOAT32_MIN_NEWTON_TOL
@@ -326,7 +327,7 @@ def test_w_delta_flow_base_orders_its_factorisations():
     task = jd.KappaPolynomialTask(10, 1.0)
     X, u = _sets(task, 4, 1)
     with precision():
-        flow_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5, base="flow").fit_logits)(jax.random.PRNGKey(0), X[0], u[0]))
+        flow_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5, base=jd.FlowLearner()).fit_logits)(jax.random.PRNGKey(0), X[0], u[0]))
         cf_jaxpr = str(jax.make_jaxpr(WDeltaLearner(0.5).fit_logits)(jax.random.PRNGKey(0), X[0], u[0]))
     assert "is_finite" in flow_jaxpr or " ne " in flow_jaxpr  # after(): an isnan of w_hat feeds q's QR
     assert len(re.findall(r"\bqr\[", cf_jaxpr)) == 1

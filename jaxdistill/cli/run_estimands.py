@@ -57,6 +57,7 @@ def estimand_learner(args, method: str | None, flow_options: dict, gd_options: d
     None for the hard-target learners)."""
     from ..students import FlowConfig, GDConfig, solver_from_name
     from ..students.hard import HardTargetLearner
+    from ..students.base import ClosedFormLearner, FlowLearner
     from ..students.wdelta import WDeltaLearner
     from ..validation import JaxDistillError
 
@@ -83,8 +84,8 @@ def estimand_learner(args, method: str | None, flow_options: dict, gd_options: d
                                   "closed-form or flow)")
         refuse_inapplicable(args, flow_options, method, "--method")
         refuse_inapplicable(args, gd_options, method, "--method")
-        flow = FlowConfig(**_flow_kwargs(args, solver_from_name)) if method == "flow" else None
-        return WDeltaLearner(delta=args.delta, base=method, flow=flow)
+        base = FlowLearner(FlowConfig(**_flow_kwargs(args, solver_from_name))) if method == "flow" else ClosedFormLearner()
+        return WDeltaLearner(delta=args.delta, base=base)
     kind = "max-margin" if args.learner == "hard-max-margin" else "gd"
     refuse_inapplicable(args, flow_options, kind, "--method")
     refuse_inapplicable(args, gd_options, kind, "--method")

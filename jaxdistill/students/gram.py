@@ -66,7 +66,7 @@ def gram_learner_problem(learner, nested: bool = False) -> str | None:
         if nested:
             return ("w_delta on nested sets (X and [X; x]) needs the inputs: its random directions for the two "
                     "sets come from one Gaussian in R^d, which a Gram draw does not represent")
-        if learner.base == "flow" and learner.flow.coordinates != "reduced":
+        if learner.flow is not None and learner.flow.coordinates != "reduced":
             return PLAIN_FLOW_PROBLEM
         return None
     return (f"the learner {type(learner).__name__} (method {getattr(learner, 'name', '?')!r}) has no Gram-space "

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import ClassVar, final
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -35,7 +36,7 @@ from ..status import Status
 from ..sequencing import after
 from ..teachers import TargetSpec, cross_entropy
 from ..traced import traced_field
-from ..validation import JaxDistillError, check_choice, check_real
+from ..validation import JaxDistillError, check_real
 from ..design import GramDesign
 from .base import AbstractBinaryLearner, ClosedFormLearner, FlowLearner, LearnerOutput, needs_soft_targets
 from .closed_form import ReducedData, reduce_data, reduced_target
@@ -110,39 +111,47 @@ class WDeltaLearner(AbstractBinaryLearner):
     Attributes:
         delta: the strength of the added orthogonal component (any real;
             0 reproduces the gradient-flow solution).
-        base: how w_hat is computed: "closed-form" (Thm 1, eq. 6; default,
-            exactly the flow's limit and much cheaper) or "flow" (integrate
-            the gradient flow of eq. 3 with ``flow``).
-        flow: ``FlowConfig`` used when base == "flow" (default
-            ``FlowConfig()``); refused with base "closed-form".
+        base: the learner of w_hat: ``ClosedFormLearner()`` (Thm 1, eq. 6;
+            default, exactly the flow's limit and much cheaper) or
+            ``FlowLearner(FlowConfig(...))`` (the gradient flow of eq. 3).
 
     Soft targets only (``check_targets``): w_hat is the distillation solution.
 
     Example:
         >>> res = jaxdistill.distill(0, task, n=100, num_sets=500, learner=WDeltaLearner(delta=10.0))
+        >>> WDeltaLearner(10.0, base=FlowLearner(FlowConfig(newton_tol=1e-10)))
     """
 
     delta: float = traced_field(default=0.0)  # a traced argument of the compiled run (jaxdistill.traced)
-    base: str = "closed-form"
-    flow: FlowConfig | None = None
+    base: ClosedFormLearner | FlowLearner = ClosedFormLearner()
     name: ClassVar[str] = "w-delta"
 
     def __post_init__(self):
         check_real("delta", self.delta)
-        check_choice("base", self.base, BASES)
-        if self.flow is not None:
-            if self.base != "flow":
-                raise JaxDistillError(f"flow= applies only to base='flow'; got base={self.base!r}")
-            if not isinstance(self.flow, FlowConfig):
-                raise JaxDistillError(f"flow must be a FlowConfig, got {type(self.flow).__name__}")
-        elif self.base == "flow":
-            self.flow = FlowConfig()
+        if not isinstance(self.base, (ClosedFormLearner, FlowLearner)):
+            raise JaxDistillError(f"base must be the learner of w_hat, ClosedFormLearner() or FlowLearner(FlowConfig(...)); "
+                                  f"got {self.base!r} (the strings {BASES} are the command line's --method)")
+
+    @property
+    def flow(self) -> FlowConfig | None:
+        """The ``FlowConfig`` of a flow base (None for the closed form)."""
+        return self.base.flow if isinstance(self.base, FlowLearner) else None
+
+    def for_dtype(self, dtype: str) -> "WDeltaLearner":
+        base = self.base.for_dtype(dtype)
+        return self if base is self.base else eqx.tree_at(lambda m: m.base, self, base)
+
+    def config(self) -> dict:
+        """``{"method": "w-delta", "delta": ..., "base": "closed-form" | "flow", "flow": {...} | None}``."""
+        cfg = super().config()  # method, delta (the fields' own forms)
+        cfg.update(base=self.base.name, flow=None if self.flow is None else self.flow.config())
+        return cfg
 
     def check_targets(self, targets: TargetSpec) -> None:
         needs_soft_targets(self, targets, "w_hat is the distillation solution of eq. 6")
 
     def fit_logits(self, key: PRNGKeyArray, X: Float[Array, "n d"], u: Float[Array, " n"]) -> LearnerOutput:
-        if self.base == "flow":
+        if isinstance(self.base, FlowLearner):
             res = gradient_flow(X, u, self.flow)
             w_hat, status, steps = res.w, res.status, res.num_steps
             # the flow's factorisation and q's QR are independent LAPACK calls: q's QR waits
@@ -184,8 +193,7 @@ class WDeltaLearner(AbstractBinaryLearner):
             or n >= d), as ``fit_logits``.
         """
         n = design.n
-        base_learner = FlowLearner(self.flow) if self.base == "flow" else ClosedFormLearner()
-        base = base_learner.fit_gram(key, design, u)
+        base = self.base.fit_gram(key, design, u)
         c_hat = base.w
         norm = jnp.linalg.norm(c_hat)
         off = jnp.asarray(self.delta, c_hat.dtype) * norm * complement_direction(key, design.d - n, c_hat.dtype)
