@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ..design import GramFactor, gram_factor
 from ..status import Status
 from ..tasks import Task
 from ..tasks.riskmath import signed_angle
@@ -77,24 +78,6 @@ def gram_learner_problem(learner, nested: bool = False) -> str | None:
 def supports_gram_learner(learner, nested: bool = False) -> bool:
     """True when ``gram_fit`` can run ``learner`` from (G, u) alone."""
     return gram_learner_problem(learner, nested) is None
-
-
-class GramFactor(eqx.Module):
-    """G = L L^T with its inverse factor and a numerical-rank check (the same
-    test as the logit flow)."""
-
-    L: Float[Array, "n n"]
-    L_inv: Float[Array, "n n"]
-    rank_ok: Array
-
-
-def gram_factor(G: Float[Array, "n n"]) -> GramFactor:
-    n = G.shape[0]
-    L = jnp.linalg.cholesky(G)
-    diag = jnp.abs(jnp.diagonal(L))
-    rank_ok = jnp.all(jnp.isfinite(diag)) & (jnp.min(diag) > jnp.finfo(G.dtype).eps * n * jnp.max(diag))
-    L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(n, dtype=G.dtype), lower=True)
-    return GramFactor(L=L, L_inv=L_inv, rank_ok=rank_ok)
 
 
 def gram_closed_form(G: Float[Array, "n n"], u: Float[Array, " n"]) -> LearnerOutput:
