@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import gzip
 import math
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path

@@ -174,7 +174,7 @@ def test_backwards_in_time(supply_jacobian):
 def _captured_field(monkeypatch, run):
     """The vector field a flow hands to diffrax (``solve_to_steady_state``,
     which every flow reaches through ``flow_to_steady_state``)."""
-    from jaxdistill.students import flow as fl
+    from jaxdistill.students import steady_state as fl
     seen = []
     original = fl.solve_to_steady_state
 

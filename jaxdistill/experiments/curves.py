@@ -23,7 +23,6 @@ cor1_bound (margin task only), cor2_bound.
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 

@@ -6,7 +6,6 @@ Columns: task, x1, x2 (plus the teacher's label in the plot's colours).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

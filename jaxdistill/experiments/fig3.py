@@ -53,7 +53,7 @@ def plot(rows, path, *, n=N, d=D):
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     pos = m > 0
     ax.errorbar(k[pos], m[pos], yerr=np.minimum(se[pos], 0.999 * m[pos]), fmt="o-", ms=4, capsize=3,
-                label=f"distilled student (gradient flow), mean $\\pm$ SE")
+                label="distilled student (gradient flow), mean $\\pm$ SE")
     ax.plot(k, b, "s--", ms=3, color="gray", label="Theorem 3 bound (eq. 19)")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\kappa$ (angular alignment)")

@@ -21,7 +21,6 @@ Columns: delta, risk_mean, risk_se, num_sets.
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float

@@ -30,7 +30,6 @@ monotonicity, monotonicity_se, num_sets.
 
 from __future__ import annotations
 
-import numpy as np
 
 from ._common import Grid, pyplot, savefig, write_csv
 

@@ -4,17 +4,20 @@
 
 The cross-entropy gradient (1/n) (softmax(Z) - P)^T X, Z = X W^T, has rows
 in span(X) and columns summing to 0 over classes, so the flow from W = 0
-keeps every row of W in span(X) and the class-sum of its rows at 0.  With a
-thin QR X^T = Q R (``students.closed_form.reduce_data``):
+keeps every row of W in span(X) and the class-sum of its rows at 0.  The
+flow is the one logit flow of every linear and kernel student
+(``students.logit_flow``) with a softmax link (``students.links.SoftmaxLink``):
 
-* n <= d: the state is the logit matrix Z [n, K] itself,
-  dZ/dt = -(1/n) G (softmax(Z) - P) with G = X X^T = R^T R, and
-  W^T = Q R^{-T} Z exactly;
-* n > d: the state is B = Q^T W^T [r, K], dB/dt = -(1/n) R (softmax(R^T B) - P).
+* n <= d (and any Gram or kernel design): the state is the logit matrix
+  Z [n, K] itself, dZ/dt = -(1/n) G (softmax(Z) - P) with G = X X^T = L L^T
+  (the design's Gram factor, as for the binary flow), and W^T = X^T L^{-T} c,
+  c = L^{-1} centre(Z), exactly;
+* n > d: with a thin QR X^T = Q R the state is B = Q^T W^T [r, K],
+  dB/dt = -(1/n) R (softmax(R^T B) - P).
 
 Both are the d-dimensional flow exactly, at O(n^2 K) a step.  Rodas3 solves
 the logit flow's (n K)-square stage systems through K n-square ones
-(``logit_shifted_solver``, docs/design.md fact 14); the span flow's
+(``links.logit_shifted_solver``, docs/design.md fact 14); the span flow's
 (r K)-square ones are still factored densely.  Its limit is
 the minimum-norm interpolant of the class-centred log targets
 (``softmax_closed_form``) when one exists (n <= d, or a linear teacher:
@@ -30,9 +33,12 @@ r_i / s_i = -expm1(log p_i - log s_i) (no cancellation near the limit).
 The flow stops when ||Newton step in W|| <= newton_tol ||W||.
 
 K = 2: the centred softmax flow is the binary flow of w = w_1 - w_0 run at
-twice the speed (W = [-w/2, w/2]), so ``SoftmaxFlowLearner`` runs the binary
-``students.flow.gradient_flow`` on u = v_1 - v_0 (time rescaled): K = 2
-reproduces the binary numbers bit for bit.
+twice the speed (W = [-w/2, w/2]), so ``SoftmaxFlowLearner`` (and
+``softmax_design_flow`` for every design) runs the logit flow with the
+sigmoid link on u = v_1 - v_0 (time rescaled): K = 2 reproduces the binary
+numbers bit for bit.  The link helpers (``softmax_residual``,
+``log_targets``, ``helmert_basis``, ...) live in ``students.links`` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -42,113 +48,22 @@ import dataclasses
 from typing import ClassVar, final
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
-from ..design import AbstractDesign, inputs_of
+from ..design import AbstractDesign, GramDesign, InputsDesign, as_design, inputs_of, logit_difference
 from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, LearnerOutput, make_learner
 from ..students.closed_form import ReducedData, reduce_data, reduced_target
 from ..students.discrete import GDConfig, optimise
-from ..students.flow import flow_to_steady_state, gradient_flow, gram_gradient_flow
 from ..students.flow_config import FlowConfig
-from ..students.rosenbrock import FieldWithJacobian
+from ..students.links import (SigmoidLink, SoftmaxLink, centred_newton_logits, helmert_basis, log_targets,
+                              logit_shifted_solver, reduced_newton_system, softmax_jacobians, softmax_residual)
+from ..students.logit_flow import design_coordinates, logit_flow
 from ..validation import JaxDistillError
 from .targets import MultiTargetSpec, centre, softmax_cross_entropy
 
 
-def log_targets(V: Float[Array, "n K"]) -> Float[Array, "n K"]:
-    """log softmax(V) with zero-probability entries (-inf) replaced by a large
-    negative number, so that every formula below stays finite (their
-    probabilities, ~e^-600 in float64, are far below rounding)."""
-    big = 600.0 if V.dtype == jnp.float64 else 60.0
-    return jnp.maximum(jax.nn.log_softmax(V, axis=-1), -big)
-
-
-def softmax_residual(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float[Array, "n K"]:
-    """softmax(Z) - P without cancellation: -s expm1(log p - log s)."""
-    logs = jax.nn.log_softmax(Z, axis=-1)
-    return -jnp.exp(logs) * jnp.expm1(logp - logs)
-
-
-def softmax_jacobians(S: Float[Array, "n K"]) -> Float[Array, "n K K"]:
-    """d softmax(z_i) / d z_i = diag(s_i) - s_i s_i^T for every row s_i =
-    softmax(z_i) of the probabilities S."""
-    return jax.vmap(jnp.diag)(S) - S[:, :, None] * S[:, None, :]
-
-
-def centred_newton_logits(Z: Float[Array, "n K"], logp: Float[Array, "n K"]) -> Float[Array, "n K"]:
-    """Per-example Newton step in logit space on the centred subspace:
-    (diag(s) - s s^T)^+ (s - p) = r / s - mean(r / s), r / s = -expm1(log p - log s)."""
-    logs = jax.nn.log_softmax(Z, axis=-1)
-    q = -jnp.expm1(logp - logs)
-    return q - jnp.mean(q, axis=-1, keepdims=True)
-
-
-def helmert_basis(K: int, dtype) -> Float[Array, "K Km1"]:
-    """An orthonormal basis [K, K-1] of the vectors whose entries sum to 0."""
-    H = np.zeros((K, K - 1))
-    for j in range(1, K):
-        H[:j, j - 1] = 1.0
-        H[j, j - 1] = -j
-        H[:, j - 1] /= np.sqrt(j * (j + 1))
-    return jnp.asarray(H, dtype)
-
-
-def logit_shifted_solver(Gn: Float[Array, "n n"]):
-    """The ``rosenbrock.FieldWithJacobian.shifted_solver`` of the logit flow
-    dZ/dt = -Gn (softmax(Z) - P) (Gn = G / n): solves (c I - s J) x = rhs,
-    J = -(Gn kron I_K) blockdiag_i(diag(s_i) - s_i s_i^T), on the centred
-    subspace, by K systems of size n instead of one of size n K.
-
-    With y_i = s_i . x_i and xi_k = x_k - y (columns of x [n, K]), column k
-    of the system reads A_k xi_k = rhs_k - c y, A_k = c I + s Gn diag(s_k);
-    the rows of xi are s-weighted-centred (sum_k s_k * xi_k = 0), which gives
-    N (c y) = sum_k s_k * A_k^{-1} rhs_k, N = sum_k diag(s_k) A_k^{-1} [n, n].
-    x = y 1^T + xi, and y 1^T lies along the all-ones directions, which J
-    annihilates: the centred part of x is centre(xi), exact for a centred
-    rhs (the flow's own: the centred subspace is invariant under the flow
-    and under J), and c y is found without dividing by c, so the stage
-    solves stay accurate as the steps grow (c = 1 / (gamma h) -> 0); the
-    dense solve would put rhs's rounding along the ones / c.
-    Cost: K n-square inverses and one n-square LU a step, O(K n^2) a stage
-    (the dense solve: one (n K)-square LU, K^2 / 2 ... K^2 times more)."""
-    n = Gn.shape[0]
-
-    def shifted_solver(t, Z, args, c, s):
-        S = jax.nn.softmax(Z, axis=-1).T  # [K, n]: s_k
-        A = c * jnp.eye(n, dtype=Z.dtype)[None] + (s * Gn)[None] * S[:, None, :]  # [K, n, n]
-        Ainv = jnp.linalg.inv(A)
-        lu = jax.scipy.linalg.lu_factor(jnp.einsum("ki,kij->ij", S, Ainv))  # N
-
-        def solve(rhs):
-            a = jnp.einsum("kij,jk->ki", Ainv, rhs.reshape(n, -1))  # A_k^{-1} rhs_k, [K, n]
-            cy = jax.scipy.linalg.lu_solve(lu, jnp.sum(S * a, axis=0))
-            xi = a - jnp.einsum("kij,j->ki", Ainv, cy)
-            return centre(xi.T).reshape(-1)
-
-        return solve
-
-    return shifted_solver
-
-
-def reduced_newton_system(R: Float[Array, "r n"], Z: Float[Array, "n K"], logp: Float[Array, "n K"],
-                          E: Float[Array, "K Km1"]) -> tuple[Float[Array, "r Km1"], Float[Array, "m m"]]:
-    """Gradient and Hessian of the mean cross-entropy (1/n) sum_i CE(softmax(z_i), p_i)
-    in the centred reduced coordinates C [r, K-1] (B = C E^T, logits Z = R^T B):
-    g = (1/n) R (softmax(Z) - P) E and H = (1/n) sum_i kron(R_i R_i^T, E^T H_i E),
-    H_i = diag(s_i) - s_i s_i^T, flattened row-major (m = r (K - 1)); H is
-    positive definite when R has full row rank and every s_i > 0 (fact 8)."""
-    n = Z.shape[0]
-    r = R.shape[0]
-    m = r * (E.shape[1])
-    s = jnp.exp(jax.nn.log_softmax(Z, axis=-1))
-    g = (R @ softmax_residual(Z, logp) @ E) / n  # [r, K-1]
-    Hi = jax.vmap(lambda h: E.T @ h @ E)(softmax_jacobians(s))  # [n, K-1, K-1]
-    H = jnp.einsum("ai,bi,ikl->akbl", R, R, Hi) / n
-    return g, H.reshape(m, m)
 
 
 def reduced_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[ReducedData, Float[Array, "r K"], Array]:
@@ -272,71 +187,17 @@ class SoftmaxClosedFormLearner(AbstractSoftmaxLearner):
 
 
 def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config: FlowConfig = FlowConfig(), *,
-                          ts=None):
-    """Gradient flow of the K-class cross-entropy from W = 0 (module docstring).
+                          ts: Float[Array, " T"] | None = None):
+    """Gradient flow of the K-class cross-entropy from W = 0 (module
+    docstring): the one logit flow (``students.logit_flow``) with a
+    ``SoftmaxLink`` on the inputs X (any K, K = 2 included).
 
-    Returns (W [K, d], status, num_steps, t_final, newton_rel, loss).
-    ``config.coordinates == "plain"`` integrates W itself (the reference)."""
-    n, d = X.shape
-    K = V.shape[-1]
-    dtype = X.dtype
-    red = reduce_data(X)
-    R, Q = red.R, red.Q
-    r = R.shape[0]
-    logp = log_targets(V)
-    soft = jnp.all(jnp.isfinite(V))
-
-    if r == n:  # n <= d: W^T = Q R^{-T} Z
-        def w_coords(M):  # R^{-T} M
-            return jax.scipy.linalg.solve_triangular(R.T, M, lower=True)
-
-        def newton_norm(Z):
-            return jnp.linalg.norm(w_coords(centred_newton_logits(Z, logp)))
-    else:
-        E = helmert_basis(K, dtype)
-
-        def newton_norm(Z):
-            g, H = reduced_newton_system(R, Z, logp, E)
-            return jnp.linalg.norm(jnp.linalg.solve(H, g.reshape(-1)))
-
-    # The exact flow keeps the class-sum at 0, an implicit solver's inexact
-    # stage solves only nearly: the drift is along the all-ones direction, to
-    # which the loss is blind, so W is read off the centred state.
-    if config.coordinates == "plain":
-        y0 = jnp.zeros((K, d), dtype)
-        vf = lambda t, W, args: -(softmax_residual(X @ W.T, logp).T @ X) / n
-        to_W = lambda W: W - jnp.mean(W, axis=0, keepdims=True)
-        logits = lambda W: X @ W.T
-    elif r == n:
-        G = R.T @ R
-        y0 = jnp.zeros((n, K), dtype)
-
-        def jacobian(t, Z, args):  # for Rodas3, w.r.t. Z flattened row-major: -(1/n) G_ij H_j[k, l] at ((i, k), (j, l))
-            H = softmax_jacobians(jax.nn.softmax(Z, axis=-1))
-            return -jnp.einsum("ij,jkl->ikjl", G, H).reshape(n * K, n * K) / n
-
-        vf = FieldWithJacobian(lambda t, Z, args: -(G @ softmax_residual(Z, logp)) / n, jacobian,
-                               logit_shifted_solver(G / n))
-        to_W = lambda Z: (Q @ w_coords(centre(Z))).T
-        logits = lambda Z: Z
-    else:
-        y0 = jnp.zeros((r, K), dtype)
-
-        def jacobian(t, B, args):  # w.r.t. B flattened row-major: -(1/n) sum_i R_ai H_i[k, l] R_bi
-            H = softmax_jacobians(jax.nn.softmax(R.T @ B, axis=-1))
-            return -jnp.einsum("ai,ikl,bi->akbl", R, H, R).reshape(r * K, r * K) / n
-
-        vf = FieldWithJacobian(lambda t, B, args: -(R @ softmax_residual(R.T @ B, logp)) / n, jacobian)
-        to_W = lambda B: (Q @ centre(B)).T
-        logits = lambda B: R.T @ B
-
-    def norms(y):
-        return newton_norm(logits(y)), jnp.linalg.norm(to_W(y))
-
-    run = flow_to_steady_state(vf, y0, red.rank_ok, soft, config, ts, norms=norms, to_w=to_W, norm_of_w=True)
-    traj = None if ts is None else jax.vmap(to_W)(run.sol.ys[:-1])
-    return (run.w, run.status, run.sol.stats["num_steps"].astype(jnp.int32), run.sol.ts[-1], run.newton_rel,
-            softmax_cross_entropy(logits(run.y), V), traj)
+    Returns (W [K, d], status, num_steps, t_final, newton_rel, loss,
+    trajectory [T, K, d] or None).  ``config.coordinates == "plain"``
+    integrates W itself (the reference)."""
+    res = logit_flow(design_coordinates(InputsDesign(X), config), SoftmaxLink(V), config, ts=ts)
+    traj = None if ts is None else jnp.swapaxes(res.trajectory, -1, -2)
+    return res.w.T, res.status, res.num_steps, res.t_final, res.newton_rel, res.loss, traj
 
 
 @final
@@ -353,12 +214,7 @@ class SoftmaxFlowLearner(AbstractSoftmaxLearner):
     name: ClassVar[str] = "flow"
 
     def fit_inputs(self, key, X, V) -> LearnerOutput:
-        K = V.shape[-1]
-        if K == 2:
-            return binary_flow_as_softmax(X, V, self.flow)
-        W, status, steps, t_final, newton_rel, loss, _ = softmax_gradient_flow(X, V, self.flow)
-        return LearnerOutput(w=W, status=status, num_steps=steps, loss=loss,
-                             extras={"t_final": t_final, "newton_rel": newton_rel})
+        return softmax_design_flow(InputsDesign(X), V, self.flow)
 
 
 def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"] | None = None) -> LearnerOutput:
@@ -366,17 +222,40 @@ def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"
     centred K = 2 flow at time t is the binary flow at time 2t, so the
     horizon is doubled and t_final halved.  With ``gram`` (= X X^T) the
     flow runs from the Gram matrix alone (``students.flow.gram_gradient_flow``)
-    and W holds the coordinates c = L^{-1} z, G = L L^T (X may be None)."""
-    u = V[:, 1] - V[:, 0]
+    and W holds the coordinates c = L^{-1} z, G = L L^T (X may be None).
+    ``X`` may also be any ``design.AbstractDesign`` (``softmax_design_flow``)."""
+    design = as_design(X) if gram is None else GramDesign(gram, gram.shape[0])  # d plays no part in the flow
+    return softmax_design_flow(design, V, config)
+
+
+def binary_time_config(config: FlowConfig) -> FlowConfig:
+    """The binary flow's settings for a K = 2 flow with ``config``: every
+    time (t_max, hard_t_max, t_end, dt0) doubled (fact 8)."""
     binary_config = eqx.tree_at(lambda c: (c.t_max, c.hard_t_max), config, (2.0 * config.t_max, 2.0 * config.hard_t_max))
     if config.t_end is not None:
         binary_config = eqx.tree_at(lambda c: c.t_end, binary_config, 2.0 * config.t_end)
     if config.dt0 is not None:
         binary_config = eqx.tree_at(lambda c: c.dt0, binary_config, 2.0 * config.dt0)
-    res = gradient_flow(X, u, binary_config) if gram is None else gram_gradient_flow(gram, u, binary_config)
-    W = jnp.stack([-0.5 * res.w, 0.5 * res.w])
+    return binary_config
+
+
+def softmax_design_flow(design: AbstractDesign, V: Float[Array, "n K"], config: FlowConfig) -> LearnerOutput:
+    """The K-class flow from W = 0 on any design (inputs, Gram matrix, kernel
+    features): the one logit flow with a ``SoftmaxLink``, except K = 2,
+    which runs the ``SigmoidLink`` flow of u = v_1 - v_0 to twice the time
+    (W = [-w/2, w/2], t_final halved: the binary numbers bit for bit, fact 8).
+    ``W`` [K, m] holds the student in the design's parameters (m = d for
+    inputs; its coordinates c = L^{-1} Z, m = n, for a Gram or kernel design)."""
+    if V.shape[-1] == 2:
+        binary_config = binary_time_config(config)
+        res = logit_flow(design_coordinates(design, binary_config), SigmoidLink(logit_difference(V)), binary_config)
+        W = jnp.stack([-0.5 * res.w, 0.5 * res.w])
+        t_final = res.t_final / 2.0
+    else:
+        res = logit_flow(design_coordinates(design, config), SoftmaxLink(V), config)
+        W, t_final = res.w.T, res.t_final
     return LearnerOutput(w=W, status=res.status, num_steps=res.num_steps, loss=res.loss,
-                         extras={"t_final": res.t_final / 2.0, "newton_rel": res.newton_rel})
+                         extras={"t_final": t_final, "newton_rel": res.newton_rel})
 
 
 @final
@@ -442,4 +321,5 @@ def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDC
 __all__ = ["AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
            "SoftmaxGDLearner", "make_softmax_learner", "softmax_form", "softmax_closed_form", "softmax_gradient_flow",
            "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax",
-           "SOFTMAX_METHODS", "reduced_closed_form", "reduced_newton_system", "logit_shifted_solver"]
+           "SOFTMAX_METHODS", "reduced_closed_form", "reduced_newton_system", "logit_shifted_solver", "softmax_jacobians",
+           "softmax_design_flow", "binary_time_config"]

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from ..students.links import centre, softmax_cross_entropy
 from ..traced import register_traced_dataclass, scalar_div, traced_field
 from ..validation import JaxDistillError, check_choice, check_real
 
@@ -76,11 +77,6 @@ class MultiTargetSpec:
         return {"targets": self.kind, "temperature": self.temperature, "soft_ratio": self.soft_ratio}
 
 
-def centre(V: Float[Array, "... K"]) -> Float[Array, "... K"]:
-    """Subtract the mean over classes (the centring C of fact 8); -inf entries stay -inf."""
-    return V - jnp.mean(V, axis=-1, keepdims=True)
-
-
 def target_log_probs(U: Float[Array, "n K"], y: Int[Array, " n"] | None, spec: MultiTargetSpec) -> Float[Array, "n K"]:
     """The log-targets V of ``spec`` for teacher logits U [n, K] and labels y [n].
 
@@ -105,17 +101,6 @@ def target_log_probs(U: Float[Array, "n K"], y: Int[Array, " n"] | None, spec: M
         return logp
     rho = spec.soft_ratio
     return jnp.where(onehot, jnp.logaddexp(jnp.log(rho) + logp, jnp.log1p(-rho)), jnp.log(rho) + logp)
-
-
-def softmax_cross_entropy(Z: Float[Array, "n K"], V: Float[Array, "n K"]) -> Float[Array, ""]:
-    """Mean over examples of KL(softmax(V_i) || softmax(Z_i)): the cross-entropy
-    minus its minimum (K = 2: the binary L^1 of eq. 1).  -inf entries of V
-    (zero target probability) contribute nothing."""
-    logq = jax.nn.log_softmax(Z, axis=-1)
-    logp = jax.nn.log_softmax(jnp.where(jnp.isfinite(V), V, -jnp.inf), axis=-1)
-    p = jnp.exp(logp)
-    terms = jnp.where(p > 0, p * (jnp.where(p > 0, logp, 0.0) - logq), 0.0)
-    return jnp.mean(jnp.sum(terms, axis=-1))
 
 
 def predicted_class(logits: Float[Array, "... K"]) -> Int[Array, "..."]:

@@ -6,6 +6,7 @@ index."""
 
 from .kernels import (KERNEL_NAMES, AbstractKernel, ArcCosKernel, NTKKernel, RBFKernel, UserKernel, arccos_kernel,
                       as_kernel, make_kernel, ntk_kernel)
+from .kernel_design import KernelDesign
 from .learners import KernelLearner, kernel_features
 from .mlp import MLPLearner, make_mlp_learner, mlp_init, mlp_logits
 from .monotonicity import RiskNestedSetProgram, risk_monotonicity_index
@@ -13,7 +14,7 @@ from .tasks import BinaryTaskAsMultiClass, ReluTeacherTask, teacher_pool_arrays
 
 __all__ = [
     "KERNEL_NAMES", "AbstractKernel", "ArcCosKernel", "NTKKernel", "RBFKernel", "UserKernel", "arccos_kernel",
-    "as_kernel", "make_kernel", "ntk_kernel", "KernelLearner", "kernel_features", "MLPLearner", "make_mlp_learner",
+    "as_kernel", "make_kernel", "ntk_kernel", "KernelLearner", "KernelDesign", "kernel_features", "MLPLearner", "make_mlp_learner",
     "mlp_init", "mlp_logits", "RiskNestedSetProgram", "risk_monotonicity_index", "BinaryTaskAsMultiClass",
     "ReluTeacherTask", "teacher_pool_arrays",
 ]

@@ -8,9 +8,12 @@ logits Z = K alpha on the transfer set following
 dZ/dt = -(1/n) K (softmax(Z) - P), K = k(X, X).  With the Cholesky factor
 K = L L^T, the rows of L are features phi(x_i) in R^n with
 phi(x_i).phi(x_j) = k(x_i, x_j): the kernel student IS the linear student
-on the inputs L, whose logit flow is the one above.  So the linear
-learners run unchanged on L (closed form, flow with its stopping test and
-``max_rel_dist_closed_form``, optax), and
+on the inputs L, whose logit flow is the one above.  So the flow is the
+one logit flow of the linear students run on the kernel design
+(``kernel_design.KernelDesign``: Gram matrix K, the kernel rank test;
+``kernel_flow``), with its stopping test and ``max_rel_dist_closed_form``,
+and the other linear learners (closed form, optax) run unchanged on the
+features L, and
 
 * the student in feature coordinates is w [K, n] (the rows of
   ``LearnerOutput.W``), alpha = L^{-T} w^T, and its RKHS norm is ||w||
@@ -21,7 +24,7 @@ learners run unchanged on L (closed form, flow with its stopping test and
   not depend on the kernel's scale (K -> cK leaves k(x, X) K^{-1} fixed).
 
 Binary teachers are the K = 2 teachers with logits [0, u]; the K = 2 flow
-runs the binary flow (``multiclass.learners.binary_flow_as_softmax``).
+runs the sigmoid link on u (``multiclass.learners.softmax_design_flow``).
 """
 
 from __future__ import annotations
@@ -33,34 +36,27 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..multiclass.learners import (AbstractSoftmaxLearner, SoftmaxFlowLearner, binary_flow_as_softmax,
-                                   make_softmax_learner, softmax_closed_form)
+from ..multiclass.learners import (AbstractSoftmaxLearner, SoftmaxFlowLearner, make_softmax_learner,
+                                   softmax_closed_form, softmax_design_flow)
 from ..multiclass.minimiser import LimitKind
 from ..multiclass.targets import MultiTargetSpec
 from ..status import Status
+from ..students.flow_config import FlowConfig
 from ..students.base import LearnerOutput
 from ..validation import JaxDistillError
+from .kernel_design import KernelDesign, kernel_features, kernel_matrix
 from .kernels import AbstractKernel, as_kernel
 
 
-def kernel_matrix(kernel: AbstractKernel, X: Float[Array, "n d"]) -> Float[Array, "n n"]:
-    """k(X, X), symmetrised (exactly symmetric whatever the kernel's rounding)."""
-    Kxx = kernel(X, X)
-    return 0.5 * (Kxx + Kxx.T)
-
-
-def kernel_features(kernel: AbstractKernel, X: Float[Array, "n d"]) -> tuple[Float[Array, "n n"], Array]:
-    """(L, ok): the lower Cholesky factor of k(X, X), whose rows are the
-    features of the transfer inputs, and whether the kernel matrix is
-    numerically positive definite (else L is the identity, and the set is
-    reported ``RANK_DEFICIENT``)."""
-    n = X.shape[0]
-    Kxx = kernel_matrix(kernel, X)
-    L = jnp.linalg.cholesky(Kxx)
-    diag = jnp.diagonal(L)
-    scale = jnp.sqrt(jnp.max(jnp.abs(jnp.diagonal(Kxx))))
-    ok = jnp.all(jnp.isfinite(L)) & (jnp.min(diag) > jnp.sqrt(n * jnp.finfo(X.dtype).eps) * scale)
-    return jnp.where(ok, L, jnp.eye(n, dtype=X.dtype)), ok
+def kernel_flow(kernel: AbstractKernel, X: Float[Array, "n d"], V: Float[Array, "n K"],
+                flow_config: FlowConfig) -> LearnerOutput:
+    """The kernel student's gradient flow from f = 0 (fact 9): the one logit
+    flow on the kernel design (``KernelDesign``: Gram matrix k(X, X), its
+    own rank test), K = 2 by the sigmoid link on v_1 - v_0 and K > 2 by the
+    softmax link (``multiclass.learners.softmax_design_flow``).  W [K, n]
+    holds the student in feature coordinates c = L^{-1} Z.  One Cholesky
+    factorisation a set (no features-then-QR)."""
+    return softmax_design_flow(KernelDesign(kernel, X), V, flow_config)
 
 
 @final
@@ -89,20 +85,16 @@ class KernelLearner(AbstractSoftmaxLearner):
         self.base = base
 
     def fit_inputs(self, key, X, V) -> LearnerOutput:
-        if self._binary_gram_flow(V):
-            # K = 2: the flow straight from the kernel matrix; its c = L^{-1} z are the
-            # feature coordinates (the same Cholesky factor) and its own rank test marks
-            # a singular kernel matrix.  One factorisation instead of three, and it avoids
-            # a jaxlib stall of Cholesky -> L L^T -> Cholesky under vmap (docs/design.md fact 11)
-            return binary_flow_as_softmax(None, V, self.base.flow, gram=kernel_matrix(self.kernel, X))
+        if self._runs_flow():
+            return kernel_flow(self.kernel, X, V, self.base.flow)
         L, ok = kernel_features(self.kernel, X)
         out = self.base.fit_inputs(key, L, V)
         status = jnp.where(ok, out.status, Status.RANK_DEFICIENT).astype(out.status.dtype)
         return LearnerOutput(w=out.W, status=status, num_steps=out.num_steps, loss=out.loss, extras=out.extras)
 
-    def _binary_gram_flow(self, V) -> bool:
-        return (isinstance(self.base, SoftmaxFlowLearner) and V.shape[-1] == 2
-                and self.base.flow.coordinates == "reduced")
+    def _runs_flow(self) -> bool:
+        """The base is the reduced-coordinate flow: ``kernel_flow`` runs it on the kernel design."""
+        return isinstance(self.base, SoftmaxFlowLearner) and self.base.flow.coordinates == "reduced"
 
     def reference(self, X, V):
         """The interpolant of the centred log targets in feature coordinates
@@ -132,4 +124,4 @@ class KernelLearner(AbstractSoftmaxLearner):
         return cfg
 
 
-__all__ = ["KernelLearner", "kernel_features", "kernel_matrix"]
+__all__ = ["KernelLearner", "KernelDesign", "kernel_flow", "kernel_features", "kernel_matrix"]

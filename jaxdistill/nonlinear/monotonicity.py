@@ -40,7 +40,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Int, PRNGKeyArray
 
 from .._precision import check_dtype, precision
 from ..analysis.monotonicity import COUPLINGS, RiskMonotonicityEstimate, monotonicity_from_risks

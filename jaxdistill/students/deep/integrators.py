@@ -175,7 +175,7 @@ def _remaining(red, b, sigma, z, u, depth):
 
 
 def _solve(vf, y0, red: ReducedData, u, config: FlowConfig, ts, depth: int, *, logits, b_sigma, to_w, defect):
-    """``flow.flow_to_steady_state`` with the deep test (``_remaining``);
+    """``steady_state.flow_to_steady_state`` with the deep test (``_remaining``);
     returns (solution, status, w, final logits, newton_rel, final
     balancedness defect, trajectory (w, logits, defect at ``ts``) or None)."""
     def norms(y):
