@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -25,6 +27,11 @@ def test_every_subcommand_help_prints_its_options(command, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: jaxdistill " + command) and "--help" in out and "options" in out
+
+
+def test_python_dash_m_jaxdistill_is_the_command():
+    out = subprocess.run([sys.executable, "-m", "jaxdistill", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and all(c in out.stdout for c in SUBCOMMANDS)
 
 
 def test_top_level_help(capsys):

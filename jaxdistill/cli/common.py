@@ -200,3 +200,10 @@ def task_label(task) -> str:
     cfg = task.config()
     params = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "task")
     return f"{cfg['task']} task ({params})"
+
+
+def written_line(args) -> str:
+    """The report line naming the files a run with ``--out`` wrote (students.npy with ``--save-students``)."""
+    files = ["summary.json", "sets.csv"] + (["students.npy"] if getattr(args, "save_students", False) else [])
+    return "  written                  " + ", ".join(f"{args.out}/{f}" for f in files)
+

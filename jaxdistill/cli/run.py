@@ -26,7 +26,7 @@ import sys
 from ..defaults import DEFAULTS
 from ..students.discrete import OPTIMISERS
 from ..students.flow_config import SOLVER_NAMES
-from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_label
+from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_label, written_line
 from .hosts import add_host_options
 from .run_estimands import add_estimand_arguments, monotonicity_summary, multiclass_monotonicity_summary
 from .run_nonlinear import add_student_arguments
@@ -227,7 +227,7 @@ def _report(task, args, s, result) -> None:
         lines.append(f"  monotonicity index       {_num(s['monotonicity'])} +- {_num(s['monotonicity_se'])} (SE; eq. 34, "
                      f"{s['coupling']} coupling; ties {_num(s['monotonicity_ties'])} counted as no decrease)")
     if args.out:
-        lines.append(f"  written                  {args.out}/summary.json, {args.out}/sets.csv")
+        lines.append(written_line(args))
     print("\n".join(lines))
 
 

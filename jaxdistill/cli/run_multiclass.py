@@ -50,7 +50,7 @@ def _num(v) -> str:
 
 
 def multiclass_report(task, args, s) -> None:
-    from .common import task_label
+    from .common import task_label, written_line
 
     cfg = s["config"]
     tgt = cfg["targets"] + (f", T={cfg['temperature']:g}" if cfg["targets"] != "hard" else "") + (
@@ -74,5 +74,5 @@ def multiclass_report(task, args, s) -> None:
                      f"{s['monotonicity_kind']} kind, {s['coupling']} coupling; ties {_num(s['monotonicity_ties'])} "
                      "counted as no decrease)")
     if args.out:
-        lines.append(f"  written                  {args.out}/summary.json, {args.out}/sets.csv")
+        lines.append(written_line(args))
     print("\n".join(lines))
