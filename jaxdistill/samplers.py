@@ -77,8 +77,6 @@ class DrawnSet(eqx.Module):
 class InputsSampler(eqx.Module):
     """Draw the inputs X [n, d]; keep the students w [d] and measure them batched."""
 
-    name = "inputs"
-
     def width(self, task: Task, rows: int) -> int:
         """Numbers per row of a drawn set (``runner.plan_chunks``): d."""
         return task.d
@@ -173,8 +171,6 @@ def refuse_inputs_only(risk_method: str, keep_students: bool) -> None:
 class GramSampler(eqx.Module):
     """Draw (G, X w*) (docs/design.md fact 13); measure each student's signed
     angle per set in Gram space, its exact risk from the angle."""
-
-    name = "gram"
 
     def width(self, task: Task, rows: int) -> int:
         """Numbers per row of a drawn set (``runner.plan_chunks``): rows + 1 (G and X w*)."""
