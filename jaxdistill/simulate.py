@@ -1,8 +1,9 @@
 """``distill``: transfer sets -> students -> per-set statistics.
 
 The library's main entry point.  It builds a :class:`DistillProgram` (what
-happens to ONE transfer set: sample, label, fit, compare with the closed
-form, measure angle and risk) and hands it to the one chunked runner
+happens to ONE transfer set: draw its design with the run's sampler
+(``samplers``: inputs X or the Gram matrix G), label, fit, compare with the
+closed form, measure angle and risk) and hands it to the one chunked runner
 (``runner.run_program``), which owns keys, chunking, padding, sharding over
 devices, failure reporting and the resumable store (docs/design.md,
 "Data flow").
@@ -26,23 +27,20 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._precision import check_dtype, precision
-from .analysis.angles import signed_angle
-from .analysis.risk import RISK_METHODS, mc_risk, resolve_risk_method
-from .design import InputsDesign, two_class_logits
-from .finite import replace_non_finite
+from .analysis.risk import RISK_METHODS, resolve_risk_method
+from .design import two_class_logits
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
 from .defaults import DEFAULTS
 from .results import DistillResult, warn_if_failed, write_run_files
 from .runner import ChunkPlan, SetProgram, iter_chunks, plan_chunks, run_program
 from .runstore import RunStore
-from .sequencing import after
-from .simulate_gram import GramDistillProgram, resolve_sampler
+from .samplers import sampler_kind
 from .status import Status
 from .students import make_learner
 from .students.base import AbstractLearner
-from .students.closed_form import closed_form
+from .students.gram import resolve_sampler
 from .tasks import Task
-from .teachers import TargetSpec, teacher_logits
+from .teachers import TargetSpec
 from .validation import JaxDistillError, check_int
 
 def check_task(task) -> Task:
@@ -68,14 +66,21 @@ def check_targets(targets) -> TargetSpec:
 
 
 class DistillProgram(SetProgram):
-    """One transfer set of ``distill``: sample, label, fit, evaluate.
+    """One transfer set of ``distill``: draw, label, fit, measure.
 
-    A set with non-finite inputs or teacher logits is replaced by a harmless
-    stand-in (so its solver finishes at once) and marked ``NON_FINITE``.
-    For soft targets the student is compared with the closed form of Thm 1
-    (``rel_dist_closed_form``), computed after the fit (a data dependency,
-    so the two batched factorisations never run concurrently; see
-    docs/jax-cpu-lapack-deadlock.md).
+    The static ``sampler`` ("inputs" or "gram", ``samplers``) only chooses
+    which design the task draws: X [n, d] (``task.sample``) or (G, X w*)
+    (``task.sample_gram``, docs/design.md fact 13).  The learner is called
+    once, ``learner.fit(k_learn, design, two_class_logits(u))`` (the
+    learner key: a random initialisation, w_delta's direction), and the
+    sampler's piece measures the student: signed angle to w* (eq. 28),
+    transfer risk (eq. 4) and, for soft targets, the distance to the closed
+    form of Thm 1 (``rel_dist_closed_form``), computed after the fit (a data
+    dependency, so the two batched factorisations never run concurrently;
+    docs/design.md fact 11).  A set with non-finite inputs or teacher logits
+    is replaced by a harmless stand-in (so its solver finishes at once) and
+    marked ``NON_FINITE``.  The Gram sampler has no ``students`` output (it
+    never forms them) and only exact risk.
     """
 
     task: Task
@@ -84,40 +89,23 @@ class DistillProgram(SetProgram):
     n: int = eqx.field(static=True)
     risk_method: str = eqx.field(static=True)
     keep_students: bool = eqx.field(static=True, default=True)
+    sampler: str = eqx.field(static=True, default="inputs")
 
     finite_outputs = ("risk", "angle")
 
     def one_set(self, key, index, shared):
-        task, n, targets = self.task, self.n, self.targets
+        kind = sampler_kind(self.sampler)
         k_data, k_learn = set_key_pair(key, index)
-        X = task.sample(k_data, n)
-        u = teacher_logits(X, task.w_star, targets)
-        stand_in = jnp.eye(n, task.d, dtype=X.dtype)
-        finite, (X, u) = replace_non_finite((X, u), (stand_in, teacher_logits(stand_in, task.w_star, targets)),
-                                            allow_inf=(False, not targets.is_soft))
-        out = self.learner.fit(k_learn, InputsDesign(X), two_class_logits(u))
+        finite, s = kind.draw(self.task, k_data, self.n, self.targets)
+        out = self.learner.fit(k_learn, s.design, two_class_logits(s.u))
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
-        if targets.is_soft:
-            w_hat = closed_form(after(X, out.w), u)
-            rel = jnp.linalg.norm(out.w - w_hat) / jnp.linalg.norm(w_hat)
-        else:
-            rel = jnp.asarray(jnp.nan, X.dtype)
-        outputs = {"students": out.w, "status": status, "num_steps": out.num_steps, "loss": out.loss,
-                   "rel_dist_closed_form": rel}
+        outputs = {"status": status, "num_steps": out.num_steps, "loss": out.loss,
+                   **kind.measure(self.task, s, out.w, self.targets)}
         outputs.update({"extra_" + k: v for k, v in out.extras.items()})
         return outputs
 
     def finish(self, batch, X_test):
-        W = batch["students"]
-        batch["angle"] = signed_angle(W, self.task.w_star)
-        if self.risk_method == "exact":
-            batch["risk"] = self.task.exact_risk(W)
-            batch["risk_se"] = jnp.zeros_like(batch["risk"])
-        else:
-            batch["risk"], batch["risk_se"] = mc_risk(W, X_test, self.task.w_star)
-        if not self.keep_students:
-            del batch["students"]
-        return batch
+        return sampler_kind(self.sampler).finish(self.task, batch, X_test, self.risk_method, self.keep_students)
 
 
 def run_config(task: Task, n: int, num_sets: int, learner: AbstractLearner, targets: TargetSpec, seed_repr: str,
@@ -151,7 +139,7 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
                   num_test: int = DEFAULTS.num_test, keep_students: bool = True, dtype: str = "float64",
                   sampler: str = "inputs") -> DistillSetup:
     """Validate every argument (before any tracing) and build the run
-    (``sampler``: "inputs", "gram" or "auto", see ``simulate_gram``)."""
+    (``sampler``: "inputs", "gram" or "auto", see ``samplers``)."""
     dtype = check_dtype(dtype)
     learner = check_learner(learner).for_dtype(dtype)
     check_targets(targets)
@@ -163,14 +151,13 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
     key, seed_repr = as_key(key), key_repr(key)
     sampler = resolve_sampler(sampler, task, n, learner, risk_method, keep_students)
     # a Gram-sampled set holds [n, n] numbers, not [n, d]
-    plan = plan_chunks(num_sets, chunk_size, n=n, width=n + 1 if sampler == "gram" else task.d)
+    plan = plan_chunks(num_sets, chunk_size, n=n, width=sampler_kind(sampler).width(task, n))
     with precision(dtype):
         task_c = task.cast(dtype)
         X_test = task_c.held_out(held_out_key(key), num_test) if risk_method == "mc" else None
-    program = DistillProgram(task_c, learner, targets, n, risk_method, keep_students)
+    program = DistillProgram(task_c, learner, targets, n, risk_method, keep_students, sampler)
     config = run_config(task, n, num_sets, learner, targets, seed_repr, plan.chunk_size, risk_method, num_test, dtype)
     if sampler == "gram":  # the inputs sampler keeps the manifests of earlier runs unchanged
-        program = GramDistillProgram(task_c, learner, targets, n)
         config["sampler"] = "gram"
     return DistillSetup(program, key, plan, X_test, config, dtype)
 
@@ -178,7 +165,7 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
 @dataclass(frozen=True)
 class RunSetup:
     """A validated run of ``distill`` / ``jaxdistill run`` on either program
-    (binary ``DistillProgram`` / ``GramDistillProgram`` or K-class
+    (binary ``DistillProgram``, with either sampler, or K-class
     ``MultiClassProgram``), ready for ``runner.run_program``.
 
     Attributes:

@@ -273,7 +273,8 @@ def test_monotonicity_index_of_gradient_flow_is_one():
 
 def test_monotonicity_index_closed_form_is_one_and_risk_matches_distill():
     task = jd.KappaPolynomialTask(20, 1.0)
-    est = monotonicity_index(3, task, 4, 100, jd.ClosedFormLearner(), chunk_size=100, sampler="inputs")
+    est = monotonicity_index(3, task, 4, 100, jd.ClosedFormLearner(), chunk_size=100,
+                             sampler="inputs")  # the draws distill(sampler="inputs") trains on
     assert est.index == 1.0 and est.nonincreasing == 1.0
     assert est.angle_change_mean + 3 * est.angle_change_se < 0
     # risk_X is the risk of exactly the students distill trains on the same sets

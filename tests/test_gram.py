@@ -29,7 +29,7 @@ from scipy import stats
 import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.keys import as_key, set_keys
-from jaxdistill.simulate_gram import gram_problem, resolve_sampler
+from jaxdistill.students.gram import gram_problem, resolve_sampler
 from jaxdistill.students.closed_form import closed_form
 from jaxdistill.students.flow import gradient_flow, gram_gradient_flow
 from jaxdistill.design import GramDesign, two_class_logits

@@ -51,20 +51,19 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ..defaults import DEFAULTS
 from .._precision import check_dtype, precision
-from ..design import GramDesign, InputsDesign, two_class_logits
-from ..finite import replace_non_finite
+from ..design import two_class_logits
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
 from ..runner import SetProgram, plan_chunks, run_program
 from ..runstore import RunStore
-from ..sequencing import after
+from ..samplers import sampler_kind
 from ..status import SUCCESS_CODES, Status
 from ..students.base import AbstractLearner, FlowLearner
-from ..students.gram import gram_student_stats, logits_from_raw, resolve_sampler
+from ..students.gram import resolve_sampler
 from ..tasks import EXTRA_STREAM, Task
-from ..teachers import TargetSpec, teacher_logits
+from ..teachers import TargetSpec
 from ..validation import JaxDistillError, check_choice, check_int, check_real
 from .angles import unsigned_angle
-from .risk import RiskEstimate, expected_risk, mc_risk, resolve_risk_method
+from .risk import RiskEstimate, expected_risk, resolve_risk_method
 
 
 COUPLINGS = ("shared", "independent")
@@ -288,15 +287,26 @@ def nested_sets(key: PRNGKeyArray, task: Task, n: int) -> tuple[Float[Array, "n 
 class NestedSetProgram(SetProgram):
     """One (X, x) pair of eq. 34: fit the learner on X and on [X; x].
 
+    The static ``sampler`` only chooses which design the task draws
+    (``samplers``): "inputs" draws X and x (``task.sample_nested``),
+    "gram" the (n+1) x (n+1) Gram matrix of [X; x] and its X w*, once, X's
+    being its leading n x n block (docs/design.md fact 13; same law on the
+    symmetric tasks, not the same draws).  The learner is called the same
+    way on both: ``fit(key, design, two_class_logits(u))``.
+
     ``coupling="shared"``: the learner gets the same learner key for both fits
     (a random initialisation or w_delta direction is common to both);
-    ``"independent"``: the second fit gets fold_in(k_learn, 1).  The second fit
-    is sequenced after the first (a data dependency), so their batched
-    factorisations never run concurrently (docs/jax-cpu-lapack-deadlock.md).
-    ``kind="risk"`` also gives ``risk_plus``, the risk of w([X; x]) measured
-    as ``risk_X`` is (exact, or on the same held-out inputs).  A pair with
-    non-finite inputs or teacher logits is fitted on a stand-in and marked
-    ``NON_FINITE`` (``finite.replace_non_finite``), as ``distill``'s sets are.
+    ``"independent"``: the second fit gets fold_in(k_learn, 1) (the Gram
+    sampler fits only deterministic learners, flow and closed form, for which
+    the coupling does not matter: ``students.gram.gram_learner_problem(nested=True)``).
+    The second fit is sequenced after the first (a data dependency), so their
+    batched factorisations never run concurrently (docs/design.md fact 11).
+    The students are measured by the sampler's piece: unsigned angles
+    (eq. 16) and the risk of w(X); ``kind="risk"`` also gives ``risk_plus``,
+    the risk of w([X; x]) measured as ``risk_X`` is (exact, or on the same
+    held-out inputs).  A pair with non-finite inputs or teacher logits is
+    fitted on a stand-in and marked ``NON_FINITE``
+    (``finite.replace_non_finite``), as ``distill``'s sets are.
     """
 
     task: Task
@@ -306,85 +316,23 @@ class NestedSetProgram(SetProgram):
     risk_method: str = eqx.field(static=True)
     coupling: str = eqx.field(static=True, default="shared")
     kind: str = eqx.field(static=True, default="angle")
+    sampler: str = eqx.field(static=True, default="inputs")
 
     def one_set(self, key, index, shared):
-        w_star, n, targets = jnp.asarray(self.task.w_star), self.n, self.targets
+        sampler = sampler_kind(self.sampler)
         k_data, k_learn = set_key_pair(key, index)
-        X, x = self.task.sample_nested(k_data, n)
-        Xp = jnp.concatenate([X, x[None, :]], axis=0)
-        u, up = teacher_logits(X, w_star, targets), teacher_logits(Xp, w_star, targets)
-        stand_in = jnp.eye(n + 1, Xp.shape[1], dtype=Xp.dtype)  # its first n rows stand in for X
-        finite, (X, u, Xp, up) = replace_non_finite(
-            (X, u, Xp, up), (stand_in[:n], teacher_logits(stand_in[:n], w_star, targets), stand_in,
-                             teacher_logits(stand_in, w_star, targets)), allow_inf=(False, not targets.is_soft) * 2)
-        out0 = self.learner.fit(k_learn, InputsDesign(X), two_class_logits(u))
-        Xp = after(Xp, out0.w)
+        finite, s0, s1 = sampler.draw_nested(self.task, k_data, self.n, self.targets)
+        out0 = self.learner.fit(k_learn, s0.design, two_class_logits(s0.u))
+        s1 = sampler.sequenced(s1, out0.w)
         k_plus = k_learn if self.coupling == "shared" else jax.random.fold_in(k_learn, 1)
-        out1 = self.learner.fit(k_plus, InputsDesign(Xp), two_class_logits(up))
+        out1 = self.learner.fit(k_plus, s1.design, two_class_logits(s1.u))
         ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
         status = jnp.where(finite, jnp.where(ok0, out1.status, out0.status), Status.NON_FINITE).astype(out0.status.dtype)
-        return {"w_X": out0.w, "w_plus": out1.w, "status": status, "status_X": out0.status,
-                "status_plus": out1.status}
-
-    def finish(self, batch, X_test):
-        w_star = jnp.asarray(self.task.w_star)
-        w0 = batch.pop("w_X")
-        w1 = batch.pop("w_plus")
-        batch["angle_X"] = unsigned_angle(w0, w_star)
-        batch["angle_plus"] = unsigned_angle(w1, w_star)
-        students = (("risk_X", w0), ("risk_plus", w1)) if self.kind == "risk" else (("risk_X", w0),)
-        for name, w in students:
-            if self.risk_method == "exact":
-                batch[name] = self.task.exact_risk(w)
-            else:
-                batch[name], _ = mc_risk(w, X_test, w_star)
-        return batch
-
-
-class GramNestedSetProgram(SetProgram):
-    """One (X, x) pair of eq. 34 drawn as a Gram matrix (docs/design.md fact
-    13): the (n+1) x (n+1) Gram of [X; x] and its teacher logits, once; X's
-    are its leading n x n block and first n logits.  Both students are fitted
-    in Gram space and measured by their signed angles to w* (exact risk from
-    the angle).  Same law as ``NestedSetProgram`` on the symmetric tasks, not
-    the same draws; only deterministic learners (flow, closed form) are
-    fitted here, so the coupling does not matter (w_delta, randomised, has
-    a Gram-space version for one set but not for nested ones:
-    ``students.gram.gram_learner_problem(nested=True)``).
-    """
-
-    task: Task
-    learner: AbstractLearner
-    targets: TargetSpec = eqx.field(static=True)
-    n: int = eqx.field(static=True)
-    kind: str = eqx.field(static=True, default="angle")
-
-    def one_set(self, key, index, shared):
-        n, targets = self.n, self.targets
-        k_data, k_learn = set_key_pair(key, index)  # k_learn: unused by these deterministic learners
-        Gp, up_raw = self.task.sample_gram(k_data, n + 1)
-        finite, (Gp, up_raw) = replace_non_finite((Gp, up_raw), (jnp.eye(n + 1, dtype=Gp.dtype), jnp.zeros_like(up_raw)))
-        G, u_raw = Gp[:n, :n], up_raw[:n]
-        w_norm = jnp.linalg.norm(self.task.w_star)
-        d = self.task.d
-        out0 = self.learner.fit(k_learn, GramDesign(G, d), two_class_logits(logits_from_raw(u_raw, targets)))
-        Gp = after(Gp, out0.w)  # sequential factorisations (docs/design.md fact 11)
-        out1 = self.learner.fit(k_learn, GramDesign(Gp, d), two_class_logits(logits_from_raw(up_raw, targets)))
-        s0 = gram_student_stats(after(G, out1.w), out0.w, u_raw, u_raw, w_norm, False)
-        s1 = gram_student_stats(after(Gp, s0.angle), out1.w, up_raw, up_raw, w_norm, False)
-        ok0 = jnp.isin(out0.status, jnp.asarray(SUCCESS_CODES))
-        status = jnp.where(finite, jnp.where(ok0, out1.status, out0.status), Status.NON_FINITE).astype(jnp.int32)
-        return {"signed_X": s0.angle, "signed_plus": s1.angle, "status": status,
+        return {**sampler.measure_pair(self.task, s0, s1, out0.w, out1.w), "status": status,
                 "status_X": out0.status, "status_plus": out1.status}
 
-    def finish(self, batch, shared):
-        a0, a1 = batch.pop("signed_X"), batch.pop("signed_plus")
-        batch["angle_X"] = jnp.minimum(a0, jnp.pi - a0)
-        batch["angle_plus"] = jnp.minimum(a1, jnp.pi - a1)
-        batch["risk_X"] = self.task.exact_risk_from_angle(a0)
-        if self.kind == "risk":
-            batch["risk_plus"] = self.task.exact_risk_from_angle(a1)
-        return batch
+    def finish(self, batch, X_test):
+        return sampler_kind(self.sampler).finish_pair(self.task, batch, X_test, self.risk_method, self.kind == "risk")
 
 
 def monotonicity_index(
@@ -477,15 +425,12 @@ def monotonicity_index(
         atol = 0.0 if (kind == "risk" and risk == "mc") else 1e-12
     atol = check_real("atol", atol, ge=0.0)
     sampler = resolve_sampler(sampler, task, n + 1, learner, risk, False, nested=True)
-    plan = plan_chunks(num_sets, chunk_size, n=n + 1, width=n + 2 if sampler == "gram" else task.d, fits_per_set=2)
+    plan = plan_chunks(num_sets, chunk_size, n=n + 1, width=sampler_kind(sampler).width(task, n + 1), fits_per_set=2)
     key, seed_repr = as_key(key), key_repr(key)
     with precision(dtype):
         task_c = task.cast(dtype)
         X_test = task_c.held_out(held_out_key(key), num_test) if risk == "mc" else None
-    if sampler == "gram":
-        program = GramNestedSetProgram(task_c, learner, targets, n, kind)
-    else:
-        program = NestedSetProgram(task_c, learner, targets, n, risk, coupling, kind)
+    program = NestedSetProgram(task_c, learner, targets, n, risk, coupling, kind, sampler)
     store = None
     if out is not None:
         config = {**task.config(), **learner.config(), "estimand": "monotonicity_index", "n": n,
@@ -521,6 +466,5 @@ __all__ = [
     "monotonicity_from_students",
     "nested_sets",
     "NestedSetProgram",
-    "GramNestedSetProgram",
     "EXTRA_STREAM",
 ]

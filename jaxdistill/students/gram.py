@@ -121,7 +121,7 @@ def gram_student_stats(G: Float[Array, "n n"], c: Float[Array, " m"], u: Float[A
 
 
 # ------------------------------------------------------------ which sampler a run uses
-# (``simulate.distill`` and ``analysis.monotonicity_index``; module docstring of ``simulate_gram``)
+# (``simulate.distill`` and ``analysis.monotonicity_index``; module docstring of ``samplers``)
 
 SAMPLERS = ("auto", "gram", "inputs")
 
