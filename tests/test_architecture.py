@@ -15,7 +15,7 @@ LAYERS = {
     "status": 0, "sequencing": 0, "validation": 0, "_precision": 0, "keys": 0, "progress": 0, "runstore": 0,
     "defaults": 0, "finite": 0, "traced": 0, "runner": 1, "hosts": 1, "tasks": 2, "teachers": 2, "design": 2, "datasets": 3, "students": 3, "analysis": 4, "results": 5,
     "samplers": 4, "multiclass": 5, "dispatch": 6, "simulate": 6, "checks": 6, "nonlinear": 6, "experiments": 8,
-    "cli": 8, "sweep": 8,
+    "cli": 8, "sweep": 8, "__main__": 8,
 }
 
 
