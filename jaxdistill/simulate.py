@@ -54,8 +54,9 @@ def check_learner(learner) -> AbstractLearner:
     """``learner`` if it is a ``students.AbstractLearner``, else a ``JaxDistillError``."""
     if not isinstance(learner, AbstractLearner) or learner.multiclass:
         raise JaxDistillError(
-            "learner must be a binary jaxdistill.students.AbstractLearner (an equinox Module with fit(key, X, u) -> "
-            f"LearnerOutput), got {type(learner).__name__}")
+            "learner must be a binary jaxdistill learner (an equinox Module with fit(key, design, V) -> LearnerOutput: "
+            f"a subclass of jaxdistill.AbstractBinaryLearner implementing fit_logits(key, X, u)), got "
+            f"{type(learner).__name__}")
     return learner
 
 
