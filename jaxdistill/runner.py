@@ -200,7 +200,7 @@ def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks:
     for c in chunks:
         batch = device_chunk(program, key, plan, c, shared=shared, mesh=mesh)
         arrays = {k: np.asarray(v)[: plan.size(c)] for k, v in batch.items()}
-        yield c, mark_failures(arrays, type(program).finite_outputs)
+        yield c, mark_failures(arrays, program.finite_outputs)
 
 
 @dataclass

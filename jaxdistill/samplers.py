@@ -49,7 +49,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from .design import GramDesign, InputsDesign
+from .design import GramDesign, InputsDesign, two_class_logits
 from .finite import replace_non_finite
 from .sequencing import after
 from .students.closed_form import closed_form
@@ -73,9 +73,16 @@ class DrawnSet(eqx.Module):
     u: Float[Array, " n"]
     u_raw: Float[Array, " n"] | None = None
 
+    @property
+    def V(self) -> Float[Array, "n 2"]:
+        """What the learner is fitted on: the two-class log targets of u (``design.two_class_logits``)."""
+        return two_class_logits(self.u)
+
 
 class InputsSampler(eqx.Module):
     """Draw the inputs X [n, d]; keep the students w [d] and measure them batched."""
+
+    finite_outputs = ("risk", "angle")
 
     def width(self, task: Task, rows: int) -> int:
         """Numbers per row of a drawn set (``runner.plan_chunks``): d."""
@@ -110,10 +117,10 @@ class InputsSampler(eqx.Module):
         """``s`` whose inputs exist only once ``done`` does (``sequencing.after``)."""
         return DrawnSet(InputsDesign(after(s.design.X, *done)), s.u, s.u_raw)
 
-    def measure(self, task: Task, s: DrawnSet, w: Float[Array, " d"], targets: TargetSpec) -> dict[str, Array]:
-        """Per set: the student w and, for soft targets, ||w - w_hat|| / ||w_hat||
+    def measure(self, task: Task, learner, s: DrawnSet, out, targets: TargetSpec) -> dict[str, Array]:
+        """Per set: the student w = ``out.w`` and, for soft targets, ||w - w_hat|| / ||w_hat||
         with w_hat the closed form of Thm 1 (after the fit; NaN for hard targets)."""
-        X = s.design.X
+        X, w = s.design.X, out.w
         if targets.is_soft:
             w_hat = closed_form(after(X, w), s.u)
             rel = jnp.linalg.norm(w - w_hat) / jnp.linalg.norm(w_hat)
@@ -121,8 +128,8 @@ class InputsSampler(eqx.Module):
             rel = jnp.asarray(jnp.nan, X.dtype)
         return {"students": w, "rel_dist_closed_form": rel}
 
-    def finish(self, task: Task, batch: dict[str, Array], X_test: Float[Array, "M d"] | None, risk_method: str,
-               keep_students: bool) -> dict[str, Array]:
+    def finish(self, task: Task, learner, batch: dict[str, Array], X_test: Float[Array, "M d"] | None,
+               risk_method: str, keep_students: bool) -> dict[str, Array]:
         """Per batch: signed angle (eq. 28) and transfer risk (eq. 4: exact, or
         Monte-Carlo on ``X_test`` with its standard error) of the students."""
         W = batch["students"]
@@ -172,6 +179,8 @@ class GramSampler(eqx.Module):
     """Draw (G, X w*) (docs/design.md fact 13); measure each student's signed
     angle per set in Gram space, its exact risk from the angle."""
 
+    finite_outputs = ("risk", "angle")
+
     def width(self, task: Task, rows: int) -> int:
         """Numbers per row of a drawn set (``runner.plan_chunks``): rows + 1 (G and X w*)."""
         return rows + 1
@@ -198,14 +207,14 @@ class GramSampler(eqx.Module):
         """``s`` whose Gram matrix exists only once ``done`` does (``sequencing.after``)."""
         return DrawnSet(GramDesign(after(s.design.G, *done), s.design.d), s.u, s.u_raw)
 
-    def measure(self, task: Task, s: DrawnSet, c: Float[Array, " m"], targets: TargetSpec) -> dict[str, Array]:
-        """Per set: the signed angle (eq. 28) of the student with coordinates c
+    def measure(self, task: Task, learner, s: DrawnSet, out, targets: TargetSpec) -> dict[str, Array]:
+        """Per set: the signed angle (eq. 28) of the student with coordinates c = ``out.w``
         and its distance to the closed form (``gram_student_stats``, after the fit)."""
-        G = s.design.G
+        G, c = s.design.G, out.w
         stats = gram_student_stats(after(G, c), c, s.u, s.u_raw, jnp.linalg.norm(task.w_star), targets.is_soft)
         return {"angle": stats.angle, "rel_dist_closed_form": stats.rel_dist_closed_form}
 
-    def finish(self, task: Task, batch: dict[str, Array], shared, risk_method: str,
+    def finish(self, task: Task, learner, batch: dict[str, Array], shared, risk_method: str,
                keep_students: bool) -> dict[str, Array]:
         """Per batch: the exact risk from the angle (fact 3; the only risk
         method, and the students are never formed)."""

@@ -1,9 +1,10 @@
 """``distill``: transfer sets -> students -> per-set statistics.
 
 The library's main entry point.  It builds a :class:`DistillProgram` (what
-happens to ONE transfer set: draw its design with the run's sampler
-(``samplers``: inputs X or the Gram matrix G), label, fit, compare with the
-closed form, measure angle and risk) and hands it to the one chunked runner
+happens to ONE transfer set, of every task kind: draw its design with the
+run's sampler piece (binary, ``samplers``: inputs X or the Gram matrix G;
+K-class, ``multiclass.program.MultiClassSampler``), label, fit, compare with
+the closed form, measure angle and risk) and hands it to the one chunked runner
 (``runner.run_program``), which owns keys, chunking, padding, sharding over
 devices, failure reporting and the resumable store (docs/design.md,
 "Data flow").
@@ -34,14 +35,20 @@ from .defaults import DEFAULTS
 from .results import DistillResult, warn_if_failed, write_run_files
 from .runner import ChunkPlan, SetProgram, iter_chunks, plan_chunks, run_program
 from .runstore import RunStore
-from .samplers import sampler_kind
+from .multiclass.learners import AbstractSoftmaxLearner
+from .multiclass.program import MultiClassSampler, setup_multiclass
+from .multiclass.targets import MultiTargetSpec
+from .multiclass.tasks import AbstractMultiClassTask
+from .samplers import SAMPLER_KINDS, sampler_kind
 from .status import Status
 from .students import make_learner
 from .students.base import AbstractLearner
 from .students.gram import resolve_sampler
 from .tasks import Task
 from .teachers import TargetSpec
-from .validation import JaxDistillError, check_int
+from .validation import JaxDistillError, check_choice, check_int
+
+SET_PIECES = {**SAMPLER_KINDS, "multiclass": MultiClassSampler()}
 
 def check_task(task) -> Task:
     """``task`` if it is a ``tasks.Task``, else a ``JaxDistillError``."""
@@ -66,47 +73,62 @@ def check_targets(targets) -> TargetSpec:
     return targets
 
 
-class DistillProgram(SetProgram):
-    """One transfer set of ``distill``: draw, label, fit, measure.
+def set_piece(sampler: str):
+    """The piece of a set program's ``sampler``: "inputs" or "gram" (binary,
+    ``samplers``) or "multiclass" (``multiclass.program.MultiClassSampler``)."""
+    return SET_PIECES[check_choice("sampler", sampler, tuple(SET_PIECES))]
 
-    The static ``sampler`` ("inputs" or "gram", ``samplers``) only chooses
-    which design the task draws: X [n, d] (``task.sample``) or (G, X w*)
-    (``task.sample_gram``, docs/design.md fact 13).  The learner is called
-    once, ``learner.fit(k_learn, design, two_class_logits(u))`` (the
-    learner key: a random initialisation, w_delta's direction), and the
-    sampler's piece measures the student: signed angle to w* (eq. 28),
-    transfer risk (eq. 4) and, for soft targets, the distance to the closed
-    form of Thm 1 (``rel_dist_closed_form``), computed after the fit (a data
-    dependency, so the two batched factorisations never run concurrently;
-    docs/design.md fact 11).  A set with non-finite inputs or teacher logits
-    is replaced by a harmless stand-in (so its solver finishes at once) and
-    marked ``NON_FINITE``.  The Gram sampler has no ``students`` output (it
-    never forms them) and only exact risk.
+
+class DistillProgram(SetProgram):
+    """One transfer set of ``distill``: draw, label, fit, measure; the one
+    set program of every task kind.
+
+    The static ``sampler`` chooses the piece (``set_piece``) that knows how
+    this task kind's set is drawn and measured: "inputs" (binary, X [n, d],
+    ``task.sample``) or "gram" (binary, (G, X w*), ``task.sample_gram``,
+    docs/design.md fact 13), both in ``samplers``, or "multiclass" (K-class,
+    (X, U, y) = ``task.sample_set`` and its log targets V,
+    ``multiclass.program.MultiClassSampler``).  The learner is called once,
+    ``learner.fit(k_learn, design, V)`` (the learner key: a random
+    initialisation, w_delta's direction; binary V = ``two_class_logits(u)``),
+    and the piece measures the student: binary, the signed angle to w*
+    (eq. 28), transfer risk (eq. 4) and, for soft targets, the distance to
+    the closed form of Thm 1 (``rel_dist_closed_form``); K-class, the
+    distance to the learner's reference, argmax risk and error.  Every
+    measurement is computed after the fit (a data dependency, so two batched
+    factorisations never run concurrently; docs/design.md fact 11).  A set
+    with non-finite inputs or targets is replaced by a harmless stand-in (so
+    its solver finishes at once) and marked ``NON_FINITE``.  The Gram
+    sampler has no ``students`` output (it never forms them) and only exact
+    risk; ``finite_outputs`` are the piece's.
     """
 
-    task: Task
-    learner: AbstractLearner
-    targets: TargetSpec  # a pytree: its temperature is traced (jaxdistill.traced)
+    task: Task | AbstractMultiClassTask
+    learner: AbstractLearner | AbstractSoftmaxLearner
+    targets: TargetSpec | MultiTargetSpec  # a pytree: temperature (soft ratio) is traced (jaxdistill.traced)
     n: int = eqx.field(static=True)
     risk_method: str = eqx.field(static=True)
     keep_students: bool = eqx.field(static=True, default=True)
     sampler: str = eqx.field(static=True, default="inputs")
 
-    finite_outputs = ("risk", "angle")
+    @property
+    def finite_outputs(self) -> tuple[str, ...]:
+        return set_piece(self.sampler).finite_outputs
 
     def one_set(self, key, index, shared):
-        kind = sampler_kind(self.sampler)
+        piece = set_piece(self.sampler)
         k_data, k_learn = set_key_pair(key, index)
-        finite, s = kind.draw(self.task, k_data, self.n, self.targets)
-        out = self.learner.fit(k_learn, s.design, two_class_logits(s.u))
+        finite, s = piece.draw(self.task, k_data, self.n, self.targets)
+        out = self.learner.fit(k_learn, s.design, s.V)
         status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
         outputs = {"status": status, "num_steps": out.num_steps, "loss": out.loss,
-                   **kind.measure(self.task, s, out.w, self.targets)}
+                   **piece.measure(self.task, self.learner, s, out, self.targets)}
         outputs.update({"extra_" + k: v for k, v in out.extras.items()})
         return outputs
 
-    def finish(self, batch, X_test):
-        return sampler_kind(self.sampler).finish(self.task, batch, X_test, self.risk_method, self.keep_students)
+    def finish(self, batch, shared):
+        return set_piece(self.sampler).finish(self.task, self.learner, batch, shared, self.risk_method,
+                                              self.keep_students)
 
 
 def run_config(task: Task, n: int, num_sets: int, learner: AbstractLearner, targets: TargetSpec, seed_repr: str,
@@ -165,12 +187,12 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
 
 @dataclass(frozen=True)
 class RunSetup:
-    """A validated run of ``distill`` / ``jaxdistill run`` on either program
-    (binary ``DistillProgram``, with either sampler, or K-class
-    ``MultiClassProgram``), ready for ``runner.run_program``.
+    """A validated run of ``distill`` / ``jaxdistill run`` on either path
+    (binary, with the "inputs" or "gram" sampler, or K-class: sampler
+    "multiclass"), one ``DistillProgram``, ready for ``runner.run_program``.
 
     Attributes:
-        program: the ``SetProgram`` that computes one set.
+        program: the ``DistillProgram`` that computes one set.
         key: the run's key (set i uses ``fold_in(key, i)``).
         plan: the ``ChunkPlan`` (number of sets, chunk size).
         shared: held-out data every set needs.
@@ -183,7 +205,7 @@ class RunSetup:
         teacher_error: the teacher's own error on held-out labels.
     """
 
-    program: SetProgram
+    program: DistillProgram
     key: jax.Array
     plan: ChunkPlan
     shared: object
@@ -212,7 +234,6 @@ def setup_run(key, task, n: int, num_sets: int, *, method: str | None = None, le
                            multiclass_targets, refuse_flow_without_horizon)
 
     if is_multiclass_run(task, learner):
-        from .multiclass.program import setup_multiclass
         from .nonlinear.tasks import as_multiclass_task
 
         task = as_multiclass_task(task)
@@ -221,7 +242,8 @@ def setup_run(key, task, n: int, num_sets: int, *, method: str | None = None, le
         refuse_flow_without_horizon(learner, targets.has_finite_minimiser, multiclass=True)
         s = setup_multiclass(key, task, n, num_sets, learner=learner, targets=targets, chunk_size=chunk_size,
                              num_test=num_test, keep_students=keep_students, dtype=dtype, risk=risk, sampler=sampler)
-        return RunSetup(s.program, s.key, s.plan, s.shared, s.config, s.dtype, task, learner, targets, True,
+        program = DistillProgram(s.task, s.learner, s.targets, s.n, s.risk_method, s.keep_students, "multiclass")
+        return RunSetup(program, s.key, s.plan, s.shared, s.config, s.dtype, task, learner, targets, True,
                         s.teacher_error)
     learner = binary_learner(learner, method, flow, gd)
     targets = binary_targets(targets)
@@ -388,6 +410,8 @@ __all__ = [
     "RunSetup",
     "setup_run",
     "DistillProgram",
+    "SET_PIECES",
+    "set_piece",
     "DistillResult",
     "DistillSetup",
     "distill",

@@ -19,7 +19,7 @@ from .learners import (SOFTMAX_METHODS, AbstractSoftmaxLearner, SoftmaxClosedFor
                        SoftmaxGDLearner, make_softmax_learner, softmax_closed_form,
                        softmax_gradient_flow)
 from .minimiser import LIMIT_KIND_NAMES, LimitKind, softmax_limit, softmax_minimiser
-from .program import MultiClassProgram, MultiClassSetup, setup_multiclass
+from .program import MultiClassDrawnSet, MultiClassSampler, MultiClassSetup, setup_multiclass
 from .targets import MULTI_TARGET_KINDS, MultiTargetSpec, centre, softmax_cross_entropy, target_log_probs
 from .tasks import (POOL_KEYS, AbstractMultiClassTask, MultiClassGaussianTask, MultiClassPoolTask,
                     is_multiclass_pool, pool_task_from_arrays, random_teacher)
@@ -30,7 +30,7 @@ __all__ = [
     "SOFTMAX_METHODS", "AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner", "SoftmaxGDLearner",
     "make_softmax_learner", "softmax_closed_form", "softmax_gradient_flow",
     "LIMIT_KIND_NAMES", "LimitKind", "softmax_limit", "softmax_minimiser",
-    "MultiClassProgram", "MultiClassSetup", "setup_multiclass",
+    "MultiClassDrawnSet", "MultiClassSampler", "MultiClassSetup", "setup_multiclass",
     "MULTI_TARGET_KINDS", "MultiTargetSpec", "centre", "softmax_cross_entropy", "target_log_probs",
     "POOL_KEYS", "AbstractMultiClassTask", "MultiClassGaussianTask", "MultiClassPoolTask", "is_multiclass_pool",
     "pool_task_from_arrays", "random_teacher",

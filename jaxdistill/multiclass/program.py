@@ -1,10 +1,13 @@
-"""The K-class program of ``jd.distill``: K-class transfer sets -> softmax students -> risk and error.
+"""The K-class path of ``jd.distill``: K-class transfer sets -> softmax students -> risk and error.
 
-A :class:`MultiClassProgram`
-(one transfer set: sample, targets, fit, distance to the closed form) run
-by the one chunked runner (``runner.run_program``), so keys, chunks,
-padding, sharding, failure reporting and resuming are those of every other
-run (docs/design.md fact 7).
+:class:`MultiClassSampler` is the K-class piece of the one set program
+``simulate.DistillProgram`` (sampler "multiclass", beside the binary
+"inputs" and "gram" pieces of ``samplers``): how a K-class set is drawn
+(sample, targets) and how its student is measured (distance to the closed
+form or minimiser; argmax risk and error per batch).  The program runs on
+the one chunked runner (``runner.run_program``), so keys, chunks, padding,
+sharding, failure reporting and resuming are those of every other run
+(docs/design.md fact 7).  ``setup_multiclass`` validates a K-class run.
 
 Per set: the transfer risk is the rate at which the student's argmax
 differs from the teacher's on the held-out inputs (exact for finite test
@@ -20,15 +23,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._precision import check_dtype, precision
 from ..design import InputsDesign
 from ..finite import replace_non_finite
-from ..keys import as_key, held_out_key, key_repr, set_key_pair
+from ..keys import as_key, held_out_key, key_repr
 from ..sequencing import after
 from ..defaults import DEFAULTS
-from ..runner import ChunkPlan, SetProgram, plan_chunks
-from ..status import Status
+from ..runner import ChunkPlan, plan_chunks
 from ..validation import DOCS_CLOSED_FORM, JaxDistillError, check_choice, check_int
 from .learners import AbstractSoftmaxLearner, SoftmaxClosedFormLearner, make_softmax_learner
 from .minimiser import LimitKind
@@ -39,60 +42,91 @@ from .tasks import AbstractMultiClassTask
 DEFAULT_NUM_TEST = DEFAULTS.num_test
 
 
-class MultiClassProgram(SetProgram):
-    """One K-class transfer set: sample (X, U, y), targets V, fit, compare
-    with the closed form (after the fit: a data dependency (``sequencing.after``)
-    keeps the two factorisations sequential, docs/design.md fact 11)."""
+class MultiClassDrawnSet(eqx.Module):
+    """One K-class transfer set as :class:`MultiClassSampler` drew it.
 
-    task: AbstractMultiClassTask
-    learner: AbstractSoftmaxLearner
-    targets: MultiTargetSpec  # a pytree: temperature and soft ratio are traced (jaxdistill.traced)
-    n: int = eqx.field(static=True)
-    keep_students: bool = eqx.field(static=True, default=True)
+    Attributes:
+        design: ``InputsDesign(X)`` [n, d].
+        V: the log targets the student is trained on, [n, K] (-inf allowed: hard labels).
+    """
+
+    design: InputsDesign
+    V: Float[Array, "n K"]
+
+
+class MultiClassSampler(eqx.Module):
+    """The K-class piece of ``simulate.DistillProgram`` (sampler
+    "multiclass"), beside the binary ``samplers.InputsSampler`` and
+    ``samplers.GramSampler``: how a K-class task's set is drawn and how a
+    softmax student fitted on it is measured.
+
+    * draw: (X, U, y) = ``task.sample_set``, V = ``target_log_probs(U, y,
+      targets)``; a non-finite set becomes the stand-in (I [n, d], 0, I [n, K]);
+    * measure (per set, after the fit: ``sequencing.after`` keeps the limit's
+      factorisations behind every output of the fit, docs/design.md fact 11):
+      the student W, the distance to the learner's reference (the interpolant
+      or the convex minimiser, ``minimiser.LimitKind``) where the targets
+      have a finite minimiser, and the set's inputs for students that
+      predict from them (``needs_inputs``);
+    * finish (per batch, on the shared held-out (X_test, U_test, y_test)):
+      the rate at which each student's argmax (its own ``predict``, one
+      student at a time under ``lax.map``) differs from the teacher's
+      (exact over a finite test set, else Monte-Carlo with its binomial SE)
+      and, with labels, from the label.
+    """
 
     finite_outputs = ("risk",)
 
-    def one_set(self, key, index, shared):
-        task, n, K = self.task, self.n, self.task.num_classes
-        k_data, k_learn = set_key_pair(key, index)
-        X, U, y = task.sample_set(k_data, n)
-        V = target_log_probs(U, y, self.targets)
+    def width(self, task: AbstractMultiClassTask, rows: int) -> int:
+        """Numbers per row of a drawn set (``runner.plan_chunks``): d."""
+        return task.d
+
+    def draw(self, task: AbstractMultiClassTask, key: PRNGKeyArray, n: int,
+             targets: MultiTargetSpec) -> tuple[Bool[Array, ""], MultiClassDrawnSet]:
+        """(X, U, y) = ``task.sample_set(key, n)`` and its log targets V."""
+        K = task.num_classes
+        X, U, y = task.sample_set(key, n)
+        V = target_log_probs(U, y, targets)
         finite, (X, U, V) = replace_non_finite((X, U, V), (jnp.eye(n, task.d, dtype=X.dtype), jnp.zeros_like(U),
                                                            jnp.eye(n, K, dtype=X.dtype)), allow_inf=(False, False, True))
-        out = self.learner.fit(k_learn, InputsDesign(X), V)
+        return finite, MultiClassDrawnSet(InputsDesign(X), V)
+
+    def measure(self, task: AbstractMultiClassTask, learner: AbstractSoftmaxLearner, s: MultiClassDrawnSet, out,
+                targets: MultiTargetSpec) -> dict[str, Array]:
+        """Per set: the student W, its distance to the reference and the limit's kind."""
+        X, V = s.design.X, s.V
         # the limit's factorisations wait for every output of the fit (its final Newton solve included);
         # limit_kind: the reference is the interpolant or the convex minimiser (minimiser.LimitKind)
-        if self.targets.has_finite_minimiser:
-            W_hat, limit_kind = self.learner.reference(after(X, out), V)
+        if targets.has_finite_minimiser:
+            W_hat, limit_kind = learner.reference(after(X, out), V)
         else:
             W_hat, limit_kind = None, jnp.asarray(LimitKind.NONE, jnp.int32)
         if W_hat is not None:
             rel = jnp.linalg.norm(out.W - W_hat) / jnp.linalg.norm(W_hat)
         else:
             rel = jnp.asarray(jnp.nan, X.dtype)
-        status = jnp.where(finite, out.status, Status.NON_FINITE).astype(out.status.dtype)
-        outputs = {"students": out.W, "status": status, "num_steps": out.num_steps, "loss": out.loss,
-                   "rel_dist_closed_form": rel, "limit_kind": limit_kind}
-        if self.learner.needs_inputs:
+        outputs = {"students": out.W, "rel_dist_closed_form": rel, "limit_kind": limit_kind}
+        if learner.needs_inputs:
             outputs["inputs"] = X
-        outputs.update({"extra_" + k: v for k, v in out.extras.items()})
         return outputs
 
-    def finish(self, batch, shared):
+    def finish(self, task: AbstractMultiClassTask, learner: AbstractSoftmaxLearner, batch: dict[str, Array],
+               shared, risk_method: str, keep_students: bool) -> dict[str, Array]:
+        """Per batch: argmax risk (and SE) and, with labels, test error."""
         X_test, U_test, y_test = shared
         teacher = predicted_class(U_test)
         W = batch["students"]
         M = X_test.shape[0]
         # every student's logits through its own ``predict`` (students with
         # ``needs_inputs`` also get their set's transfer inputs)
-        classes = jax.lax.map(lambda a: predicted_class(self.learner.predict(a[0], a[1], X_test)),
+        classes = jax.lax.map(lambda a: predicted_class(learner.predict(a[0], a[1], X_test)),
                               (W, batch.get("inputs")))
         batch["risk"] = jnp.mean((classes != teacher).astype(X_test.dtype), axis=-1)
         if y_test is not None:
             batch["error"] = jnp.mean((classes != y_test).astype(X_test.dtype), axis=-1)
-        batch["risk_se"] = (jnp.zeros_like(batch["risk"]) if self.task.risk_is_exact
+        batch["risk_se"] = (jnp.zeros_like(batch["risk"]) if task.risk_is_exact
                             else jnp.sqrt(batch["risk"] * (1.0 - batch["risk"]) / M))
-        if not self.keep_students:
+        if not keep_students:
             del batch["students"]
             batch.pop("inputs", None)
         return batch
@@ -100,9 +134,15 @@ class MultiClassProgram(SetProgram):
 
 @dataclass(frozen=True)
 class MultiClassSetup:
-    """A validated K-class run, ready for ``runner.run_program``."""
+    """A validated K-class run: what ``simulate.setup_run`` builds its
+    ``DistillProgram`` (sampler "multiclass") from, and the rest of the run."""
 
-    program: MultiClassProgram
+    task: AbstractMultiClassTask  # cast to the run's dtype
+    learner: AbstractSoftmaxLearner
+    targets: MultiTargetSpec
+    n: int
+    risk_method: str
+    keep_students: bool
     key: jax.Array
     plan: ChunkPlan
     shared: tuple
@@ -152,20 +192,21 @@ def setup_multiclass(key, task: AbstractMultiClassTask, n: int, num_sets: int, *
             f"{DOCS_CLOSED_FORM}")
     num_test = DEFAULT_NUM_TEST if num_test is None else check_int("num_test", num_test, minimum=1)
     key, seed_repr = as_key(key), key_repr(key)
-    plan = plan_chunks(num_sets, chunk_size, n=n, width=task.d)
+    plan = plan_chunks(num_sets, chunk_size, n=n, width=MultiClassSampler().width(task, n))
     with precision(dtype):
         task_c = task.cast(dtype)
         shared = task_c.held_out(held_out_key(key), num_test)
         teacher_error = (None if shared[2] is None
                          else float(np.mean(np.asarray(predicted_class(shared[1])) != np.asarray(shared[2]))))
-    program = MultiClassProgram(task_c, learner, targets, n, keep_students)
+    risk_method = "exact" if task.risk_is_exact else "mc"
     config = dict(task.config())
     config.update(learner.config())
     config.update(targets.config())
     config.update({"n": n, "num_sets": num_sets, "seed": seed_repr, "chunk_size": plan.chunk_size,
-                   "risk": "exact" if task.risk_is_exact else "mc", "num_test": None if task.risk_is_exact else num_test,
+                   "risk": risk_method, "num_test": None if task.risk_is_exact else num_test,
                    "dtype": dtype})
-    return MultiClassSetup(program, key, plan, shared, config, dtype, teacher_error)
+    return MultiClassSetup(task_c, learner, targets, n, risk_method, keep_students, key, plan, shared, config, dtype,
+                           teacher_error)
 
 
 def check_multiclass_risk(task: AbstractMultiClassTask, risk: str, num_test: int | None) -> None:
@@ -183,4 +224,4 @@ def check_multiclass_risk(task: AbstractMultiClassTask, risk: str, num_test: int
                               "over its test inputs")
 
 
-__all__ = ["MultiClassProgram", "MultiClassSetup", "setup_multiclass", "check_multiclass_risk"]
+__all__ = ["MultiClassDrawnSet", "MultiClassSampler", "MultiClassSetup", "setup_multiclass", "check_multiclass_risk"]
