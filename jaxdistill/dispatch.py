@@ -3,12 +3,13 @@ that apply to every path (``simulate.setup_run``, used by ``jd.distill`` and
 ``jaxdistill run`` alike).
 
 Binary = K = 2 in logit-difference coordinates: a binary task with a
-teacher vector runs the binary program (``simulate.DistillProgram``) for
-the linear, deep, w_delta and hard-target learners, whose students w [d]
-have an angle to w* (eq. 28) and an exact risk; K-class tasks, and kernel
-or network students on any task (a binary task seen as the K = 2 task with
-logits [0, w*.x]), run the K-class program
-(``multiclass.program.MultiClassProgram``).  The linear learners of Thm 1
+teacher vector runs the one set program (``simulate.DistillProgram``) with
+a binary sampler piece ("inputs" or "gram") for the linear, deep, w_delta
+and hard-target learners, whose students w [d] have an angle to w* (eq. 28)
+and an exact risk; K-class tasks, and kernel or network students on any
+task (a binary task seen as the K = 2 task with logits [0, w*.x]), run it
+with the K-class piece (sampler "multiclass",
+``multiclass.program.MultiClassSampler``).  The linear learners of Thm 1
 run on both: ``ClosedFormLearner``, ``FlowLearner`` and ``GDLearner`` are
 mapped to their K-class forms, which reproduce the binary ones bit for bit
 at K = 2 (docs/design.md fact 8).
@@ -30,7 +31,7 @@ HARD_TARGETS_DOC = DOCS_HARD_TARGETS  # the way out, explained
 
 
 def is_multiclass_run(task, learner) -> bool:
-    """True when the run takes the K-class program: a K-class task, or a
+    """True when the run takes the K-class path (sampler "multiclass"): a K-class task, or a
     K-class student (kernel, network, softmax) on any task."""
     if isinstance(task, AbstractMultiClassTask):
         return True

@@ -5,7 +5,11 @@ One binary set program serves both samplers (``simulate.DistillProgram``
 for one transfer set, ``analysis.monotonicity.NestedSetProgram`` for the
 nested pairs X, [X; x] of eq. 34).  Their static ``sampler`` field only
 chooses which design the task draws; the learner is then called the same
-way, ``learner.fit(k_learn, design, two_class_logits(u))``:
+way, ``learner.fit(k_learn, design, two_class_logits(u))`` (``DrawnSet.V``).
+The K-class piece of ``simulate.DistillProgram``, with the same interface
+(``draw``, ``measure``, ``finish``, ``width``, ``finite_outputs``), is
+``multiclass.program.MultiClassSampler`` (a higher layer; ``simulate.set_piece``
+chooses among the three):
 
 * "inputs": X [n, d] (``task.sample``; nested: ``task.sample_nested``),
   ``design.InputsDesign(X)``, teacher logits u = ``teacher_logits(X, w*)``;
