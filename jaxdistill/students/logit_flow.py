@@ -174,20 +174,32 @@ class LogitCoordinates(AbstractCoordinates):
         return link.logit_shifted_solver(self.G / self.G.shape[0])
 
 
+class AbstractQRCoordinates(AbstractCoordinates):
+    """Coordinates measured through the thin QR X^T = Q R of the inputs: the
+    rank test is R's, the Newton step the reduced one in span X (the link's
+    ``span_newton_step`` at the logits), ||w|| = ||centred(y)|| (y is w or
+    its coordinates in the orthonormal Q)."""
+
+    red: eqx.AbstractVar[ReducedData]
+
+    @property
+    def rank_ok(self):
+        return self.red.rank_ok
+
+    def newton_and_norm(self, link, y):
+        return (jnp.linalg.norm(link.span_newton_step(self.red.R, self.logits(y))),
+                jnp.linalg.norm(link.centred(y)))
+
+
 @final
-class SpanCoordinates(AbstractCoordinates):
+class SpanCoordinates(AbstractQRCoordinates):
     """y = b with w = Q b, X^T = Q R (thin QR; n > d): Z = R^T b,
-    db/dt = (1/n) R (y - mean(R^T b)); the Newton step is the reduced one
-    (the link's ``span_newton_step``), ||w|| = ||centred(b)||."""
+    db/dt = (1/n) R (y - mean(R^T b))."""
 
     red: ReducedData
 
     def __init__(self, X: Float[Array, "n d"]):
         self.red = reduce_data(X)
-
-    @property
-    def rank_ok(self):
-        return self.red.rank_ok
 
     @property
     def field_matrix(self):
@@ -203,16 +215,12 @@ class SpanCoordinates(AbstractCoordinates):
     def logits(self, b):
         return self.red.R.T @ b
 
-    def newton_and_norm(self, link, b):
-        return (jnp.linalg.norm(link.span_newton_step(self.red.R, self.logits(b))),
-                jnp.linalg.norm(link.centred(b)))
-
     def student(self, link, b):
         return self.red.Q @ link.centred(b)
 
 
 @final
-class PlainCoordinates(AbstractCoordinates):
+class PlainCoordinates(AbstractQRCoordinates):
     """y = w itself, the d-dimensional flow dw/dt = (1/n) X^T (y - mean(X w))
     (eq. 3, 38): the reference the reduced flows are tested against, O(n d)
     a step and a d-square Jacobian (keep d small).  Its Newton step is
@@ -224,10 +232,6 @@ class PlainCoordinates(AbstractCoordinates):
     def __init__(self, X: Float[Array, "n d"]):
         self.X = X
         self.red = reduce_data(X)
-
-    @property
-    def rank_ok(self):
-        return self.red.rank_ok
 
     @property
     def field_matrix(self):
@@ -242,10 +246,6 @@ class PlainCoordinates(AbstractCoordinates):
 
     def logits(self, w):
         return self.X @ w
-
-    def newton_and_norm(self, link, w):
-        return (jnp.linalg.norm(link.span_newton_step(self.red.R, self.logits(w))),
-                jnp.linalg.norm(link.centred(w)))
 
     def student(self, link, w):
         # an implicit solver's inexact stage solves let W drift along the class-sum, which the loss does not see
