@@ -175,7 +175,6 @@ def table(results: list[dict]) -> str:
     if flow and cf:
         lines.append("")
         lines.append(f"Flow / closed form (the floor): {flow['sets_per_s'] / cf['sets_per_s']:.2f} of its speed.")
-    by = {r["row"] + r["label"]: r for r in results}
     deep = {}
     for r in results:
         if r["row"] == "deep" and "sets_per_s" in r:

@@ -221,8 +221,6 @@ def row_optax_gd(B=200, d=1000, n=20, steps=20_000, lr=2.0):
 
 
 def _students(B, d, n):
-    import jaxdistill as jd
-
     task, X, u = make_sets(B, d, n)
     return task, closed_form_reference(X, u)
 

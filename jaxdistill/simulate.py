@@ -29,7 +29,6 @@ from jaxtyping import Array, Float
 
 from ._precision import check_dtype, precision
 from .analysis.risk import RISK_METHODS, resolve_risk_method
-from .design import two_class_logits
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
 from .defaults import DEFAULTS
 from .results import DistillResult, warn_if_failed, write_run_files
