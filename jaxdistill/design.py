@@ -54,12 +54,16 @@ def cholesky_rank_ok(L: Float[Array, "n n"]) -> Bool[Array, ""]:
     return jnp.all(jnp.isfinite(diag)) & (jnp.min(diag) > jnp.finfo(L.dtype).eps * n * jnp.max(diag))
 
 
+def factor_with_inverse(L: Float[Array, "n n"], rank_ok: Bool[Array, ""]) -> GramFactor:
+    """The ``GramFactor`` of a lower Cholesky factor L and its rank test: L^{-1} by one triangular solve."""
+    L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(L.shape[0], dtype=L.dtype), lower=True)
+    return GramFactor(L=L, L_inv=L_inv, rank_ok=rank_ok)
+
+
 def gram_factor(G: Float[Array, "n n"]) -> GramFactor:
     """Cholesky factor, its inverse and the rank test of a Gram matrix."""
-    n = G.shape[0]
     L = jnp.linalg.cholesky(G)
-    L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(n, dtype=G.dtype), lower=True)
-    return GramFactor(L=L, L_inv=L_inv, rank_ok=cholesky_rank_ok(L))
+    return factor_with_inverse(L, cholesky_rank_ok(L))
 
 
 class AbstractDesign(eqx.Module):
@@ -149,13 +153,6 @@ def inputs_of(design: AbstractDesign, learner) -> Float[Array, "n d"]:
                           f"{type(design).__name__}: run it with sampler 'inputs'")
 
 
-def as_design(design_or_inputs) -> AbstractDesign:
-    """A design from a design or from inputs X [n, d] (``InputsDesign(X)``)."""
-    if isinstance(design_or_inputs, AbstractDesign):
-        return design_or_inputs
-    return InputsDesign(jnp.asarray(design_or_inputs))
-
-
 def two_class_logits(u: Float[Array, " n"]) -> Float[Array, "n 2"]:
     """The K = 2 targets [0, u] of a binary task with teacher logits u (+-inf
     for hard labels): their logit difference is u exactly."""
@@ -173,5 +170,5 @@ def logit_difference(V: Float[Array, "n 2"], learner=None) -> Float[Array, " n"]
     return V[:, 1] - V[:, 0]
 
 
-__all__ = ["AbstractDesign", "InputsDesign", "GramDesign", "GramFactor", "gram_factor", "cholesky_rank_ok",
-           "inputs_of", "as_design", "two_class_logits", "logit_difference"]
+__all__ = ["AbstractDesign", "InputsDesign", "GramDesign", "GramFactor", "gram_factor", "factor_with_inverse", "cholesky_rank_ok",
+           "inputs_of", "two_class_logits", "logit_difference"]

@@ -52,7 +52,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..status import Status
-from ..design import AbstractDesign, GramDesign, InputsDesign, as_design, inputs_of, logit_difference
+from ..design import AbstractDesign, InputsDesign, inputs_of, logit_difference
 from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, LearnerOutput, make_learner
 from ..students.closed_form import ReducedData, reduce_data, reduced_target
 from ..students.discrete import GDConfig, optimise
@@ -144,15 +144,6 @@ class AbstractSoftmaxLearner(AbstractLearner):
         if not isinstance(targets, MultiTargetSpec):
             raise JaxDistillError(f"targets must be a MultiTargetSpec, got {targets!r}")
 
-    def for_dtype(self, dtype: str) -> "AbstractSoftmaxLearner":
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, FlowConfig):
-                adjusted = v.for_dtype(dtype)
-                if adjusted is not v:
-                    return eqx.tree_at(lambda m: getattr(m, f.name), self, adjusted)
-        return self
-
     def config(self) -> dict:
         cfg = {"method": self.name}
         for f in dataclasses.fields(self):
@@ -215,17 +206,6 @@ class SoftmaxFlowLearner(AbstractSoftmaxLearner):
 
     def fit_inputs(self, key, X, V) -> LearnerOutput:
         return softmax_design_flow(InputsDesign(X), V, self.flow)
-
-
-def binary_flow_as_softmax(X, V, config: FlowConfig, *, gram: Float[Array, "n n"] | None = None) -> LearnerOutput:
-    """K = 2 through the binary flow: u = v_1 - v_0, W = [-w/2, w/2].  The
-    centred K = 2 flow at time t is the binary flow at time 2t, so the
-    horizon is doubled and t_final halved.  With ``gram`` (= X X^T) the
-    flow runs from the Gram matrix alone (``students.flow.gram_gradient_flow``)
-    and W holds the coordinates c = L^{-1} z, G = L L^T (X may be None).
-    ``X`` may also be any ``design.AbstractDesign`` (``softmax_design_flow``)."""
-    design = as_design(X) if gram is None else GramDesign(gram, gram.shape[0])  # d plays no part in the flow
-    return softmax_design_flow(design, V, config)
 
 
 def binary_time_config(config: FlowConfig) -> FlowConfig:
@@ -320,6 +300,6 @@ def make_softmax_learner(method: str, *, flow: FlowConfig | None = None, gd: GDC
 
 __all__ = ["AbstractSoftmaxLearner", "SoftmaxClosedFormLearner", "SoftmaxFlowLearner",
            "SoftmaxGDLearner", "make_softmax_learner", "softmax_form", "softmax_closed_form", "softmax_gradient_flow",
-           "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis", "binary_flow_as_softmax",
+           "softmax_residual", "log_targets", "centred_newton_logits", "helmert_basis",
            "SOFTMAX_METHODS", "reduced_closed_form", "reduced_newton_system", "logit_shifted_solver", "softmax_jacobians",
            "softmax_design_flow", "binary_time_config"]

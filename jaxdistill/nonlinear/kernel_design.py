@@ -14,11 +14,10 @@ norm of f.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from ..design import AbstractDesign, GramFactor
+from ..design import AbstractDesign, GramFactor, factor_with_inverse
 from .kernels import AbstractKernel
 
 
@@ -68,9 +67,7 @@ class KernelDesign(AbstractDesign):
 
     def factor(self) -> GramFactor:
         """The Cholesky factor with the kernel students' rank test (``kernel_features``)."""
-        L, ok = features_of_kernel_matrix(self.gram())
-        L_inv = jax.scipy.linalg.solve_triangular(L, jnp.eye(self.n, dtype=L.dtype), lower=True)
-        return GramFactor(L=L, L_inv=L_inv, rank_ok=ok)
+        return factor_with_inverse(*features_of_kernel_matrix(self.gram()))
 
     def to_student(self, c, L_inv):
         """The feature coordinates c themselves."""
