@@ -17,7 +17,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parents[1] / "experiments"
-NOTEBOOKS = ["quickstart.ipynb", "figure3.ipynb"]
+NOTEBOOKS = ["quickstart.ipynb", "figure3.ipynb", "studies.ipynb"]
 
 
 def _setup_cell(name: str) -> str:
