@@ -14,8 +14,15 @@ else (docs/design.md, "Data flow"):
 * devices: each chunk's set indices are sharded over all local devices (a
   ``Mesh`` with one axis ``"sets"``, sharding constraints on the indices and
   on every output; no ``shard_map``, see docs/jax-cpu-lapack-deadlock.md);
-  the compiled batch is the chunk size rounded up to a multiple of the
-  device count, with at least 2 sets per device (``padded_batch``);
+* lanes: each device computes its share of a chunk ``lane`` sets at a time
+  (a ``lax.map`` over lanes of one vmapped set program, ``lane_size``), so
+  the compiled per-set computation has the same batch shape whatever the
+  chunk size and the device count, and set i sits at place i % lane of
+  lane i // lane: XLA orders the sums inside a vmapped computation by its
+  batch shape (and a set's place in it), so this is what makes every set's
+  numbers bit-identical for any chunk size and device count; the compiled
+  batch is whole lanes on every device from the lane boundary at or before
+  the chunk's first set (``padded_batch``, ``chunk_window``);
 * compilations: one per program structure and shape; the scalar settings
   a program declares traced (``traced.traced_field``: kappa, margin,
   temperature, delta, ...) are arguments of the compiled chunk, so runs
@@ -105,17 +112,49 @@ def local_mesh() -> Mesh:
     return Mesh(np.array(jax.local_devices()), (SETS_AXIS,))
 
 
-def padded_batch(chunk_size: int, num_devices: int) -> int:
-    """The compiled batch: ``chunk_size`` rounded up to a multiple of the
-    device count, with at least 2 sets per device.
+LANE_SIZES = {"cpu": 16}
+"""Sets per lane by platform (``lane_size``).  On the CPU 16: a vmapped
+adaptive solve steps until the slowest set of its batch is done, and lanes
+of 16 run as fast as whole chunks of 256 (benchmarks/results/lanes-*.md),
+while a run of a few sets pads to at most 16.  Other platforms: no lane
+loop (one lane per device and chunk), since an accelerator needs large
+batches; their per-set numbers then depend on the per-device batch."""
+
+
+def lane_size(platform: str) -> int | None:
+    """Sets per vmapped lane on ``platform`` ("cpu", "gpu", "tpu"), or None
+    for one lane holding each device's whole share of a chunk."""
+    return LANE_SIZES.get(platform)
+
+
+def padded_batch(chunk_size: int, num_devices: int, lane: int | None = None) -> int:
+    """The compiled batch of every chunk of ``chunk_size`` sets on
+    ``num_devices`` devices: without a lane, ``chunk_size`` rounded up to a
+    multiple of the device count with at least 2 sets per device; with
+    lanes of ``lane`` sets, enough whole lanes to cover any chunk from the
+    lane boundary at or before its first set (``chunk_window``), the same
+    number of lanes on every device.
 
     Why at least 2: XLA compiles a vmap of size 1 without the batch axis,
     into different kernels whose results differ in the last bit (measured:
-    3e-16); from 2 sets per device on, every set's numbers are bit-identical
-    whatever the per-device batch, hence whatever the chunk size and the
-    device count.
+    3e-16).  Why lanes: from 2 sets on, the numbers of a set still depend
+    in the last bits on the batch shape of the vmap that computes it and on
+    the set's place in it (the order of XLA's sums), so the runner computes
+    set i in lane i // lane at place i % lane, whatever the chunking.
     """
-    return max(2, -(-chunk_size // num_devices)) * num_devices
+    if lane is None:
+        return max(2, -(-chunk_size // num_devices)) * num_devices
+    # a chunk of a multiple of the lane starts on a lane boundary; any other may start inside a lane
+    span = chunk_size if chunk_size % lane == 0 else chunk_size + lane - 1
+    lanes = -(-span // lane)
+    return -(-lanes // num_devices) * lane * num_devices
+
+
+def chunk_window(lo: int, chunk_size: int, num_devices: int, lane: int | None) -> tuple[int, int]:
+    """(first set index, number of sets) the compiled chunk starting at set
+    ``lo`` computes: from the lane boundary at or before ``lo``, ``padded_batch`` sets."""
+    start = lo if lane is None else (lo // lane) * lane
+    return start, padded_batch(chunk_size, num_devices, lane)
 
 
 def chunks_for_process(num_chunks: int, process_index: int, process_count: int, offset: int = 0) -> list[int]:
@@ -153,11 +192,23 @@ class ChunkPlan:
 
 
 @eqx.filter_jit
-def _compiled_chunk(program: SetProgram, key, indices, shared, sharding: NamedSharding):
+def _compiled_chunk(program: SetProgram, key, indices, shared, sharding: NamedSharding, num_devices: int,
+                    lane: int | None):
+    """The outputs of the sets ``indices`` [D * m * lane] (D = ``num_devices``),
+    each device's share computed ``lane`` sets at a time."""
     indices = jax.lax.with_sharding_constraint(indices, sharding)
-    batch = jax.vmap(lambda i: program.one_set(key, i, shared))(indices)
-    batch = program.finish(batch, shared)
-    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
+
+    def lane_outputs(idx):  # [lane] set indices -> their outputs
+        batch = jax.vmap(lambda i: program.one_set(key, i, shared))(idx)
+        return program.finish(batch, shared)
+
+    total = indices.shape[0]
+    per_device = total // num_devices
+    lane = per_device if lane is None else lane
+    lanes = indices.reshape(num_devices, per_device // lane, lane)  # row k: device k's share
+    out = jax.vmap(lambda rows: jax.lax.map(lane_outputs, rows))(lanes)
+    out = jax.tree.map(lambda a: a.reshape((total,) + a.shape[3:]), out)
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), out)
 
 
 def mark_failures(arrays: dict[str, np.ndarray], finite_outputs: Iterable[str]) -> dict[str, np.ndarray]:
@@ -174,19 +225,22 @@ def mark_failures(arrays: dict[str, np.ndarray], finite_outputs: Iterable[str]) 
 
 def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int, *, shared=None,
                  mesh: Mesh | None = None) -> dict[str, jax.Array]:
-    """The outputs of chunk c as global device arrays sharded over the mesh's
-    ``"sets"`` axis, padded to ``padded_batch`` sets (the padding is real
-    computation on the indices after the chunk, dropped by ``iter_chunks``).
-    Call inside ``precision(dtype)``."""
+    """The outputs of the sets ``chunk_window`` gives for chunk c, as global
+    device arrays sharded over the mesh's ``"sets"`` axis: whole lanes on
+    every device, from the lane boundary at or before the chunk's first set
+    (the sets outside the chunk are real computation, dropped by
+    ``iter_chunks``).  Call inside ``precision(dtype)``."""
     mesh = local_mesh() if mesh is None else mesh
     sharding = NamedSharding(mesh, PartitionSpec(SETS_AXIS))
     if shared is not None:
         shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
     lo, _ = plan.bounds(c)
-    idx = jax.device_put(np.arange(lo, lo + padded_batch(plan.chunk_size, mesh.size), dtype=np.int32), sharding)
+    lane = lane_size(mesh.devices.flat[0].platform)
+    start, batch = chunk_window(lo, plan.chunk_size, mesh.size, lane)
+    idx = jax.device_put(np.arange(start, start + batch, dtype=np.int32), sharding)
     # settings declared traced (kappa, margin, temperature, delta, ...) become arguments of the compiled chunk,
     # so runs that differ only in them share one compilation (jaxdistill.traced)
-    return _compiled_chunk(lift_traced(program), key, idx, shared, sharding)
+    return _compiled_chunk(lift_traced(program), key, idx, shared, sharding, mesh.size, lane)
 
 
 def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks: Iterable[int], *, shared=None,
@@ -197,9 +251,12 @@ def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks:
     mesh = local_mesh() if mesh is None else mesh
     if shared is not None:
         shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
+    lane = lane_size(mesh.devices.flat[0].platform)
     for c in chunks:
         batch = device_chunk(program, key, plan, c, shared=shared, mesh=mesh)
-        arrays = {k: np.asarray(v)[: plan.size(c)] for k, v in batch.items()}
+        lo, hi = plan.bounds(c)
+        first = lo - chunk_window(lo, plan.chunk_size, mesh.size, lane)[0]
+        arrays = {k: np.asarray(v)[first: first + hi - lo] for k, v in batch.items()}
         yield c, mark_failures(arrays, program.finite_outputs)
 
 
@@ -350,6 +407,9 @@ __all__ = [
     "plan_chunks",
     "local_mesh",
     "padded_batch",
+    "chunk_window",
+    "lane_size",
+    "LANE_SIZES",
     "chunks_for_process",
     "SETS_AXIS",
 ]

@@ -36,7 +36,8 @@ EIGHT_DEVICES = textwrap.dedent(
         r = jd.distill(3, task, %(N)d, %(B)d, chunk_size=cs, keep_students=True)
         for k in ("students", "risk", "angle", "status", "num_steps"):
             out[f"{k}_{cs}"] = getattr(r, k)
-    out["mono"] = monotonicity_index(4, task, %(N)d, %(B)d, chunk_size=5, sampler="inputs").angle_changes
+    out["mono"] = monotonicity_index(4, task, %(N)d, %(B)d, chunk_size=5).angle_changes
+    out["mono_inputs"] = monotonicity_index(4, task, %(N)d, %(B)d, chunk_size=5, sampler="inputs").angle_changes
     out["fig4"] = w_delta_risks(5, task, %(N)d, %(B)d, (0.0, 1.0), chunk_size=5)[1][0]
     setup = simulate.setup_distill(3, task, %(N)d, 5, learner=jd.FlowLearner())
     with jd.precision():
@@ -71,11 +72,12 @@ def test_eight_devices_give_the_same_numbers_as_one(eight_device_run):
     for cs in (16, 5):
         for k in ("students", "risk", "angle", "status", "num_steps"):
             np.testing.assert_array_equal(arrays[f"{k}_{cs}"], getattr(one, k), err_msg=f"{k}, chunk {cs}")
-    # the monotonicity index and Figure 4 run through the same sharded runner; the index on the inputs
-    # sampler, which is bit-stable across batch shapes (the Gram sampler's row reductions, like every XLA:CPU
-    # sum, are ordered by the shape of the per-device batch: same draws, last bits can move; docs/getting-started.md)
+    # the monotonicity index (default sampler and inputs sampler) and Figure 4 run through the same sharded
+    # runner: every device computes its sets in lanes of the same shape, so the bits do not depend on how the
+    # sets are cut into chunks or spread over devices
     task = jd.KappaPolynomialTask(D, 1.0)
-    np.testing.assert_array_equal(arrays["mono"],
+    np.testing.assert_array_equal(arrays["mono"], monotonicity_index(4, task, N, B, chunk_size=3).angle_changes)
+    np.testing.assert_array_equal(arrays["mono_inputs"],
                                   monotonicity_index(4, task, N, B, chunk_size=3, sampler="inputs").angle_changes)
     np.testing.assert_array_equal(arrays["fig4"], w_delta_risks(5, task, N, B, (0.0, 1.0), chunk_size=3)[1][0])
 
@@ -83,17 +85,24 @@ def test_eight_devices_give_the_same_numbers_as_one(eight_device_run):
 def test_chunk_outputs_are_sharded_over_the_sets_axis(eight_device_run):
     _, info = eight_device_run
     assert info["mesh_axes"] == ["sets"] and info["spec_ok"] and info["risk_spec_ok"]
-    # chunk of 5 sets on 8 devices: padded to 16 = 8 x 2, one slice per device
-    assert info["global_shape"] == [16, D]
+    # chunk of 5 sets on 8 CPU devices: padded to one lane of 16 sets per device (128), one slice per device
+    lane = runner.lane_size("cpu")
+    assert info["global_shape"] == [8 * lane, D]
     shards = info["shards"]
     assert len(shards) == 8 and len({s[1] for s in shards}) == 8
-    assert all(s[0] == [2, D] for s in shards)
-    assert sorted(s[2] for s in shards) == list(range(0, 16, 2))
+    assert all(s[0] == [lane, D] for s in shards)
+    assert sorted(s[2] for s in shards) == list(range(0, 8 * lane, lane))
 
 
 def test_padding_and_process_partition():
     assert runner.padded_batch(5, 8) == 16 and runner.padded_batch(16, 8) == 16
     assert runner.padded_batch(17, 8) == 24 and runner.padded_batch(1, 1) == 2
+    # with lanes: whole lanes on every device, enough to cover a chunk that starts inside a lane
+    assert runner.padded_batch(5, 8, 16) == 128 and runner.padded_batch(1, 1, 16) == 16
+    assert runner.padded_batch(16, 1, 16) == 16 and runner.padded_batch(32, 2, 16) == 32
+    assert runner.padded_batch(17, 1, 16) == 32 and runner.padded_batch(33, 2, 16) == 64
+    assert runner.chunk_window(21, 7, 1, 16) == (16, 32) and runner.chunk_window(32, 16, 1, 16) == (32, 16)
+    assert runner.lane_size("cpu") == 16 and runner.lane_size("gpu") is None
     for P in (1, 2, 3, 7):
         parts = [runner.chunks_for_process(10, i, P) for i in range(P)]
         assert sorted(sum(parts, [])) == list(range(10))  # every chunk exactly once
