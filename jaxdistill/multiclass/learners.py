@@ -12,16 +12,19 @@ flow is the one logit flow of every linear and kernel student
   Z [n, K] itself, dZ/dt = -(1/n) G (softmax(Z) - P) with G = X X^T = L L^T
   (the design's Gram factor, as for the binary flow), and W^T = X^T L^{-T} c,
   c = L^{-1} centre(Z), exactly;
-* n > d: with a thin QR X^T = Q R the state is B = Q^T W^T [r, K],
-  dB/dt = -(1/n) R (softmax(R^T B) - P).
+* n > d: with a rank-revealing QR X^T = Q R (``closed_form.reveal_span``:
+  the null directions of a rank-deficient set are zero rows of R) the state
+  is B = Q^T W^T [r, K], dB/dt = -(1/n) R (softmax(R^T B) - P).
 
-Both are the d-dimensional flow exactly, at O(n^2 K) a step.  Rodas3 solves
-the logit flow's (n K)-square stage systems through K n-square ones
-(``links.logit_shifted_solver``, docs/design.md fact 14); the span flow's
-(r K)-square ones are still factored densely.  Its limit is
+Both are the d-dimensional flow exactly.  Rodas3 solves the logit flow's
+(n K)-square stage systems through K n-square ones
+(``links.logit_shifted_solver``, docs/design.md fact 14), and the span
+flow's (r K)-square ones and its Newton step through K r-square systems and
+one n-square capacitance system (``students.span_solve``).  Its limit is
 the minimum-norm interpolant of the class-centred log targets
 (``softmax_closed_form``) when one exists (n <= d, or a linear teacher:
-for soft targets of W* it is C W* P_X / T); otherwise (n > d, a nonlinear
+for soft targets of W* it is C W* P_X / T, P_X the projection onto the
+numerical span of X); otherwise (n > d, a nonlinear
 teacher) it is the minimiser of the convex cross-entropy on the flow's
 subspace (``minimiser.softmax_limit``, by Newton).
 
@@ -54,7 +57,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ..status import Status
 from ..design import AbstractDesign, InputsDesign, inputs_of, logit_difference
 from ..students.base import AbstractLearner, ClosedFormLearner, FlowLearner, GDLearner, LearnerOutput, make_learner
-from ..students.closed_form import ReducedData, reduce_data, reduced_target
+from ..students.closed_form import ReducedData, reduce_data, reduced_target, reveal_span
 from ..students.discrete import GDConfig, optimise
 from ..students.flow_config import FlowConfig
 from ..students.links import (SigmoidLink, SoftmaxLink, centred_newton_logits, helmert_basis, log_targets,
@@ -67,11 +70,14 @@ from .targets import MultiTargetSpec, centre, softmax_cross_entropy
 
 
 def reduced_closed_form(X: Float[Array, "n d"], V: Float[Array, "n K"]) -> tuple[ReducedData, Float[Array, "r K"], Array]:
-    """(red, B, realisable): the QR reduction X^T = Q R, the least-squares
-    coordinates B [r, K] of the centred log targets (R^T B = centre(V), exact
-    for n <= d) and whether they are interpolated exactly (always for n <= d;
-    for n > d only for a linear teacher, to rounding)."""
-    red = reduce_data(X)
+    """(red, B, realisable): the reduction X^T = Q R (thin QR for n <= d; for
+    n > d rank-revealing, ``reveal_span``: the null directions of a
+    rank-deficient set are zero rows of R), the least-squares coordinates
+    B [r, K] of the centred log targets (R^T B = centre(V), exact for n <= d;
+    0 on the null rows) and whether they are interpolated exactly (always
+    for n <= d; for n > d only for a linear teacher, to rounding)."""
+    n, d = X.shape
+    red = reduce_data(X) if n <= d else reveal_span(X)
     Zc = centre(V)
     B = reduced_target(red, Zc)  # [r, K]
     r, n = red.R.shape
@@ -186,7 +192,7 @@ def softmax_gradient_flow(X: Float[Array, "n d"], V: Float[Array, "n K"], config
     Returns (W [K, d], status, num_steps, t_final, newton_rel, loss,
     trajectory [T, K, d] or None).  ``config.coordinates == "plain"``
     integrates W itself (the reference)."""
-    res = logit_flow(design_coordinates(InputsDesign(X), config), SoftmaxLink(V), config, ts=ts)
+    res = logit_flow(design_coordinates(InputsDesign(X), config, rank_revealing=True), SoftmaxLink(V), config, ts=ts)
     traj = None if ts is None else jnp.swapaxes(res.trajectory, -1, -2)
     return res.w.T, res.status, res.num_steps, res.t_final, res.newton_rel, res.loss, traj
 
@@ -232,7 +238,7 @@ def softmax_design_flow(design: AbstractDesign, V: Float[Array, "n K"], config: 
         W = jnp.stack([-0.5 * res.w, 0.5 * res.w])
         t_final = res.t_final / 2.0
     else:
-        res = logit_flow(design_coordinates(design, config), SoftmaxLink(V), config)
+        res = logit_flow(design_coordinates(design, config, rank_revealing=True), SoftmaxLink(V), config)
         W, t_final = res.w.T, res.t_final
     return LearnerOutput(w=W, status=res.status, num_steps=res.num_steps, loss=res.loss,
                          extras={"t_final": t_final, "newton_rel": res.newton_rel})

@@ -118,7 +118,8 @@ def backtrack(loss: Callable[[Array], Array], C: Float[Array, "r Km1"], D: Float
 
 
 def newton_minimise(R: Float[Array, "r n"], logp: Float[Array, "n K"], C0: Float[Array, "r Km1"], *,
-                    active: Bool[Array, ""] | bool = True, tol: float, max_iter: int
+                    active: Bool[Array, ""] | bool = True, tol: float, max_iter: int,
+                    keep: Bool[Array, " r"] | None = None
                     ) -> tuple[Float[Array, "r Km1"], Bool[Array, ""], Int[Array, ""]]:
     """Damped Newton for min_C (1/n) sum_i KL(p_i || softmax(R_i^T C E^T)) from C0.
 
@@ -130,6 +131,10 @@ def newton_minimise(R: Float[Array, "r n"], logp: Float[Array, "n K"], C0: Float
     step is at most ``tol`` ||C|| (that step is taken: the result is exact
     to ~tol^2), at ``max_iter``, on a non-finite iterate, when no step
     decreases the loss, or at once when ``active`` is False.
+
+    ``keep`` (a rank-revealed R, ``closed_form.reveal_span``): the rows where
+    it is False are zero rows of R (null directions); the Hessian gets a unit
+    diagonal there, so they keep C0's value there (0).
 
     Returns (C, converged, num_iter); converged: the last Newton step was
     at most tol ||C|| and C is finite.
@@ -143,6 +148,8 @@ def newton_minimise(R: Float[Array, "r n"], logp: Float[Array, "n K"], C0: Float
     def step(state):
         C, _, it = state
         g, H = reduced_newton_system(R, logits(C), logp, E)
+        if keep is not None:
+            H = H + jnp.diag(jnp.repeat(jnp.where(keep, 0.0, 1.0).astype(dtype), K - 1))
         D, newton_ok = newton_direction(g, H)
         f0, scale = mean_kl(logits(C), logp)
         t, accepted = backtrack(lambda C1: mean_kl(logits(C1), logp)[0], C, D, f0, jnp.vdot(g, D), 64.0 * eps * scale)
@@ -187,7 +194,8 @@ def softmax_minimiser(X: Float[Array, "n d"], V: Float[Array, "n K"], *, tol: fl
     red, B, _ = reduced_closed_form(X, V)
     E = helmert_basis(V.shape[-1], X.dtype)
     logp = log_targets(V)
-    C, converged, it = newton_minimise(red.R, logp, starting_point(red.R, B, logp, E), tol=tol, max_iter=max_iter)
+    C, converged, it = newton_minimise(red.R, logp, starting_point(red.R, B, logp, E), tol=tol, max_iter=max_iter,
+                                       keep=red.keep)
     return (red.Q @ (C @ E.T)).T, converged, it
 
 
@@ -211,7 +219,7 @@ def softmax_limit(X: Float[Array, "n d"], V: Float[Array, "n K"], *, tol: float 
     E = helmert_basis(V.shape[-1], X.dtype)
     logp = log_targets(V)
     C, converged, _ = newton_minimise(red.R, logp, starting_point(red.R, B, logp, E), active=~realisable, tol=tol,
-                                      max_iter=max_iter)
+                                      max_iter=max_iter, keep=red.keep)
     W = jnp.where(realisable, W_cf, (red.Q @ (C @ E.T)).T)
     kind = jnp.where(realisable, LimitKind.INTERPOLANT,
                      jnp.where(converged, LimitKind.MINIMISER, LimitKind.MINIMISER_NOT_CONVERGED))

@@ -35,6 +35,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from ..teachers import cross_entropy
+from . import span_solve
 
 
 def sigmoid_derivative(z: Float[Array, " n"]) -> Float[Array, " n"]:
@@ -190,6 +191,16 @@ class AbstractLink(eqx.Module):
         the rows of R are coordinates in an orthonormal basis."""
 
     @abc.abstractmethod
+    def revealed_span_newton_step(self, R: Float[Array, "r n"], keep: Bool[Array, " r"], Z: Array) -> Array:
+        """``span_newton_step`` for a rank-revealed R (``closed_form.reveal_span``):
+        the rows where ``keep`` is False are zero and the step is 0 there."""
+
+    def span_shifted_solver(self, R: Float[Array, "r n"], keep: Bool[Array, " r"]) -> Callable | None:
+        """A structured Rodas3 stage solver of the span flow with logits
+        Z = R^T B (R rank-revealed), or None to factor densely."""
+        return None
+
+    @abc.abstractmethod
     def centred(self, Z: Array) -> Array:
         """Z without the directions the loss does not see (the class mean)."""
 
@@ -248,6 +259,11 @@ class SigmoidLink(AbstractLink):
         # the sign of the residual is immaterial to the step's norm, and exact
         return jnp.linalg.solve(self.jacobian_product(R, z, R), R @ self.descent(z))
 
+    def revealed_span_newton_step(self, R, keep, z):
+        # unit diagonal on the null rows (zero rows of R and of the gradient): their step is 0
+        H = self.jacobian_product(R, z, R) + jnp.diag(jnp.where(keep, 0.0, 1.0).astype(z.dtype))
+        return jnp.linalg.solve(H, R @ self.descent(z))
+
     def centred(self, z):
         return z
 
@@ -296,6 +312,13 @@ class SoftmaxLink(AbstractLink):
         # in an orthonormal basis E of the centred classes, where the Hessian is definite
         g, H = reduced_newton_system(R, Z, self.logp, helmert_basis(Z.shape[-1], Z.dtype))
         return jnp.linalg.solve(H, g.reshape(-1))
+
+    def revealed_span_newton_step(self, R, keep, Z):
+        # K r-square systems and one n-square capacitance system (``span_solve``), not the (r (K-1))-square H
+        return span_solve.span_newton_step(R, keep, Z, -self.descent(Z))
+
+    def span_shifted_solver(self, R, keep):
+        return span_solve.span_shifted_solver(R, keep)
 
     def centred(self, Z):
         return centre(Z)

@@ -22,6 +22,13 @@ the per-example mean map.  Three coordinates (``AbstractCoordinates``):
   Z = R^T b, B = A = R; the Newton step is the reduced one,
   (R D R^T)^{-1} R (mean - y) (eq. 42/43 restricted to the span; for
   softmax in an orthonormal basis of the centred classes);
+* ``RevealedSpanCoordinates(X)``: n > d with the rank-revealing
+  reduction (``closed_form.reveal_span``: pivoted QR, null directions as
+  zero rows of R, fixed shapes): as ``SpanCoordinates``, but the flow, its
+  Newton step and its status are right for rank-deficient sets (the flow
+  stays in the numerical span of X and tends to the minimiser there); the
+  link's structured span solves where it has them (softmax:
+  ``span_solve``, K r-square systems and one n-square one);
 * ``PlainCoordinates(X)``: the d-dimensional flow itself, y = w, B = A =
   X^T (the reference the reduced flows are tested against).
 
@@ -47,7 +54,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ..design import AbstractDesign, GramFactor, InputsDesign, inputs_of
 from ..sequencing import after
-from .closed_form import ReducedData, reduce_data
+from .closed_form import ReducedData, reduce_data, reveal_span
 from .flow_config import FlowConfig
 from .links import AbstractLink
 from .rosenbrock import FieldWithJacobian
@@ -220,6 +227,48 @@ class SpanCoordinates(AbstractQRCoordinates):
 
 
 @final
+class RevealedSpanCoordinates(AbstractCoordinates):
+    """y = b with w = Q b, X^T = Q R rank-revealed (``closed_form.reveal_span``;
+    n > d): Z = R^T b, db/dt = (1/n) R (y - mean(R^T b)).  The null
+    directions are zero rows of R: b stays 0 there, the Newton step is
+    taken on the kept rows (``revealed_span_newton_step``), and the status
+    is ``RANK_DEFICIENT`` only when the numerical rank is ambiguous."""
+
+    red: ReducedData
+
+    def __init__(self, X: Float[Array, "n d"]):
+        self.red = reveal_span(X)
+
+    @property
+    def rank_ok(self):
+        return self.red.rank_ok
+
+    @property
+    def field_matrix(self):
+        return self.red.R
+
+    @property
+    def logit_map(self):
+        return self.red.R
+
+    def initial(self, link):
+        return link.zeros(self.red.R.shape[0], self.red.R.dtype)
+
+    def logits(self, b):
+        return self.red.R.T @ b
+
+    def newton_and_norm(self, link, b):
+        step = link.revealed_span_newton_step(self.red.R, self.red.keep, self.logits(b))
+        return jnp.linalg.norm(step), jnp.linalg.norm(link.centred(b))
+
+    def student(self, link, b):
+        return self.red.Q @ link.centred(b)
+
+    def shifted_solver(self, link):
+        return link.span_shifted_solver(self.red.R, self.red.keep)
+
+
+@final
 class PlainCoordinates(AbstractQRCoordinates):
     """y = w itself, the d-dimensional flow dw/dt = (1/n) X^T (y - mean(X w))
     (eq. 3, 38): the reference the reduced flows are tested against, O(n d)
@@ -252,14 +301,16 @@ class PlainCoordinates(AbstractQRCoordinates):
         return link.centred(w)
 
 
-def design_coordinates(design: AbstractDesign, config: FlowConfig) -> AbstractCoordinates:
+def design_coordinates(design: AbstractDesign, config: FlowConfig, *,
+                       rank_revealing: bool = False) -> AbstractCoordinates:
     """The coordinates a flow on ``design`` runs in: the plain d-dimensional
     ones for ``config.coordinates == "plain"`` (inputs only), span
-    coordinates for inputs with n > d, else the logits."""
+    coordinates for inputs with n > d (``RevealedSpanCoordinates`` with
+    ``rank_revealing``: the K-class flows), else the logits."""
     if config.coordinates == "plain":
         return PlainCoordinates(inputs_of(design, config))
     if isinstance(design, InputsDesign) and design.n > design.d:
-        return SpanCoordinates(design.X)
+        return RevealedSpanCoordinates(design.X) if rank_revealing else SpanCoordinates(design.X)
     return LogitCoordinates(design)
 
 
@@ -304,5 +355,6 @@ def logit_flow(coords: AbstractCoordinates, link: AbstractLink, config: FlowConf
     )
 
 
-__all__ = ["FlowResult", "AbstractCoordinates", "LogitCoordinates", "SpanCoordinates", "PlainCoordinates",
+__all__ = ["FlowResult", "AbstractCoordinates", "LogitCoordinates", "SpanCoordinates", "RevealedSpanCoordinates",
+           "PlainCoordinates",
            "design_coordinates", "logit_flow"]
