@@ -113,10 +113,10 @@ def local_mesh() -> Mesh:
 
 
 LANE_SIZES = {"cpu": 16}
-"""Sets per lane by platform (``lane_size``).  On the CPU 16: a vmapped
-adaptive solve steps until the slowest set of its batch is done, and lanes
-of 16 run as fast as whole chunks of 256 (benchmarks/results/lanes-*.md),
-while a run of a few sets pads to at most 16.  Other platforms: no lane
+"""Sets per lane by platform (``lane_size``).  On the CPU 16: measured
+within -18 % .. +15 % of one vmap over the whole chunk (lanes of 64 were
+as fast or faster but pad a small run to 64 sets or more;
+benchmarks/results/lanes-vm-2cpu-2026-12-05.md).  Other platforms: no lane
 loop (one lane per device and chunk), since an accelerator needs large
 batches; their per-set numbers then depend on the per-device batch."""
 
