@@ -198,71 +198,54 @@ class AbstractQRCoordinates(AbstractCoordinates):
                 jnp.linalg.norm(link.centred(y)))
 
 
-@final
-class SpanCoordinates(AbstractQRCoordinates):
-    """y = b with w = Q b, X^T = Q R (thin QR; n > d): Z = R^T b,
+class AbstractSpanCoordinates(AbstractQRCoordinates):
+    """y = b with w = Q b, X^T = Q R (n > d): Z = R^T b,
     db/dt = (1/n) R (y - mean(R^T b))."""
+
+    @property
+    def field_matrix(self):
+        return self.red.R
+
+    @property
+    def logit_map(self):
+        return self.red.R
+
+    def initial(self, link):
+        return link.zeros(self.red.R.shape[0], self.red.R.dtype)
+
+    def logits(self, b):
+        return self.red.R.T @ b
+
+    def student(self, link, b):
+        return self.red.Q @ link.centred(b)
+
+
+@final
+class SpanCoordinates(AbstractSpanCoordinates):
+    """The span coordinates of a thin QR of X^T (``reduce_data``)."""
 
     red: ReducedData
 
     def __init__(self, X: Float[Array, "n d"]):
         self.red = reduce_data(X)
 
-    @property
-    def field_matrix(self):
-        return self.red.R
-
-    @property
-    def logit_map(self):
-        return self.red.R
-
-    def initial(self, link):
-        return link.zeros(self.red.R.shape[0], self.red.R.dtype)
-
-    def logits(self, b):
-        return self.red.R.T @ b
-
-    def student(self, link, b):
-        return self.red.Q @ link.centred(b)
-
 
 @final
-class RevealedSpanCoordinates(AbstractCoordinates):
-    """y = b with w = Q b, X^T = Q R rank-revealed (``closed_form.reveal_span``;
-    n > d): Z = R^T b, db/dt = (1/n) R (y - mean(R^T b)).  The null
-    directions are zero rows of R: b stays 0 there, the Newton step is
-    taken on the kept rows (``revealed_span_newton_step``), and the status
-    is ``RANK_DEFICIENT`` only when the numerical rank is ambiguous."""
+class RevealedSpanCoordinates(AbstractSpanCoordinates):
+    """The span coordinates of a rank-revealing QR of X^T
+    (``closed_form.reveal_span``).  The null directions are zero rows of R:
+    b stays 0 there, the Newton step is taken on the kept rows
+    (``revealed_span_newton_step``), and the status is ``RANK_DEFICIENT``
+    only when the numerical rank is ambiguous."""
 
     red: ReducedData
 
     def __init__(self, X: Float[Array, "n d"]):
         self.red = reveal_span(X)
 
-    @property
-    def rank_ok(self):
-        return self.red.rank_ok
-
-    @property
-    def field_matrix(self):
-        return self.red.R
-
-    @property
-    def logit_map(self):
-        return self.red.R
-
-    def initial(self, link):
-        return link.zeros(self.red.R.shape[0], self.red.R.dtype)
-
-    def logits(self, b):
-        return self.red.R.T @ b
-
     def newton_and_norm(self, link, b):
         step = link.revealed_span_newton_step(self.red.R, self.red.keep, self.logits(b))
         return jnp.linalg.norm(step), jnp.linalg.norm(link.centred(b))
-
-    def student(self, link, b):
-        return self.red.Q @ link.centred(b)
 
     def shifted_solver(self, link):
         return link.span_shifted_solver(self.red.R, self.red.keep)
