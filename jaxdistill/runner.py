@@ -127,6 +127,11 @@ def lane_size(platform: str) -> int | None:
     return LANE_SIZES.get(platform)
 
 
+def mesh_lane(mesh: Mesh) -> int | None:
+    """``lane_size`` of the platform of ``mesh``'s devices."""
+    return lane_size(mesh.devices.flat[0].platform)
+
+
 def padded_batch(chunk_size: int, num_devices: int, lane: int | None = None) -> int:
     """The compiled batch of every chunk of ``chunk_size`` sets on
     ``num_devices`` devices: without a lane, ``chunk_size`` rounded up to a
@@ -235,7 +240,7 @@ def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int
     if shared is not None:
         shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
     lo, _ = plan.bounds(c)
-    lane = lane_size(mesh.devices.flat[0].platform)
+    lane = mesh_lane(mesh)
     start, batch = chunk_window(lo, plan.chunk_size, mesh.size, lane)
     idx = jax.device_put(np.arange(start, start + batch, dtype=np.int32), sharding)
     # settings declared traced (kappa, margin, temperature, delta, ...) become arguments of the compiled chunk,
@@ -251,11 +256,11 @@ def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks:
     mesh = local_mesh() if mesh is None else mesh
     if shared is not None:
         shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
-    lane = lane_size(mesh.devices.flat[0].platform)
+    lane = mesh_lane(mesh)
     for c in chunks:
         batch = device_chunk(program, key, plan, c, shared=shared, mesh=mesh)
         lo, hi = plan.bounds(c)
-        first = lo - chunk_window(lo, plan.chunk_size, mesh.size, lane)[0]
+        first = 0 if lane is None else lo % lane  # the chunk's place in its window (chunk_window)
         arrays = {k: np.asarray(v)[first: first + hi - lo] for k, v in batch.items()}
         yield c, mark_failures(arrays, program.finite_outputs)
 
@@ -409,6 +414,7 @@ __all__ = [
     "padded_batch",
     "chunk_window",
     "lane_size",
+    "mesh_lane",
     "LANE_SIZES",
     "chunks_for_process",
     "SETS_AXIS",

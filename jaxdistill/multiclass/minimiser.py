@@ -144,12 +144,14 @@ def newton_minimise(R: Float[Array, "r n"], logp: Float[Array, "n K"], C0: Float
     E = helmert_basis(K, dtype)
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
     logits = lambda C: R.T @ (C @ E.T)
+    # unit diagonal on the null rows' K - 1 coordinates (their gradient is 0): the same at every iteration
+    null_diagonal = None if keep is None else jnp.diag(jnp.repeat(jnp.where(keep, 0.0, 1.0).astype(dtype), K - 1))
 
     def step(state):
         C, _, it = state
         g, H = reduced_newton_system(R, logits(C), logp, E)
-        if keep is not None:
-            H = H + jnp.diag(jnp.repeat(jnp.where(keep, 0.0, 1.0).astype(dtype), K - 1))
+        if null_diagonal is not None:
+            H = H + null_diagonal
         D, newton_ok = newton_direction(g, H)
         f0, scale = mean_kl(logits(C), logp)
         t, accepted = backtrack(lambda C1: mean_kl(logits(C1), logp)[0], C, D, f0, jnp.vdot(g, D), 64.0 * eps * scale)

@@ -42,6 +42,13 @@ class ReducedData(eqx.Module):
     keep: Bool[Array, " r"] | None = None
 
 
+def pivots_and_tolerance(R: Float[Array, "r n"], n: int, d: int) -> tuple[Float[Array, " r"], Float[Array, ""]]:
+    """(|R_ii|, tol): the pivots of a QR of X^T [d, n] and the rank cut
+    tol = eps max(n, d) max |R_ii| of both reductions."""
+    diag = jnp.abs(jnp.diagonal(R))
+    return diag, jnp.finfo(R.dtype).eps * max(n, d) * jnp.max(diag)
+
+
 def reduce_data(X: Float[Array, "n d"]) -> ReducedData:
     """Thin QR of X^T with a numerical-rank check (min |R_ii| > eps * max)."""
     n, d = X.shape
@@ -49,8 +56,7 @@ def reduce_data(X: Float[Array, "n d"]) -> ReducedData:
     # forming Q (orgqr) and a later solve with R (trsm) are independent LAPACK calls:
     # every consumer of R waits for Q (docs/design.md fact 11)
     R = after(R, Q)
-    diag = jnp.abs(jnp.diagonal(R))
-    tol = jnp.finfo(X.dtype).eps * max(n, d) * jnp.max(diag)
+    diag, tol = pivots_and_tolerance(R, n, d)
     rank_ok = jnp.min(diag) > tol
     return ReducedData(Q=Q, R=R, rank_ok=rank_ok)
 
@@ -77,8 +83,7 @@ def reveal_span(X: Float[Array, "n d"]) -> ReducedData:
     n, d = X.shape
     Q, R, perm = jax.scipy.linalg.qr(X.T, mode="economic", pivoting=True)  # Q [d, r], R [r, n] (columns permuted)
     R = after(R, Q)  # one LAPACK call after the other (docs/design.md fact 11)
-    diag = jnp.abs(jnp.diagonal(R))
-    tol = jnp.finfo(X.dtype).eps * max(n, d) * jnp.max(diag)
+    diag, tol = pivots_and_tolerance(R, n, d)
     keep = jnp.arange(diag.shape[0]) < jnp.sum(diag > tol)
     rank_ok = ~jnp.any((diag > tol) & (diag <= RANK_GAP * tol))
     R = jnp.zeros_like(R).at[:, perm].set(jnp.where(keep[:, None], R, 0.0))

@@ -190,10 +190,13 @@ class AbstractLink(eqx.Module):
         sees), R of full row rank: its norm is the w-space Newton step when
         the rows of R are coordinates in an orthonormal basis."""
 
-    @abc.abstractmethod
     def revealed_span_newton_step(self, R: Float[Array, "r n"], keep: Bool[Array, " r"], Z: Array) -> Array:
         """``span_newton_step`` for a rank-revealed R (``closed_form.reveal_span``):
-        the rows where ``keep`` is False are zero and the step is 0 there."""
+        the rows where ``keep`` is False are zero and the step is 0 there.
+        Only the K-class flows run in rank-revealed coordinates
+        (``logit_flow.design_coordinates(rank_revealing=True)``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no rank-revealing span flow "
+                                  "(only the softmax link's K-class flows use one)")
 
     def span_shifted_solver(self, R: Float[Array, "r n"], keep: Bool[Array, " r"]) -> Callable | None:
         """A structured Rodas3 stage solver of the span flow with logits
@@ -258,11 +261,6 @@ class SigmoidLink(AbstractLink):
     def span_newton_step(self, R, z):
         # the sign of the residual is immaterial to the step's norm, and exact
         return jnp.linalg.solve(self.jacobian_product(R, z, R), R @ self.descent(z))
-
-    def revealed_span_newton_step(self, R, keep, z):
-        # unit diagonal on the null rows (zero rows of R and of the gradient): their step is 0
-        H = self.jacobian_product(R, z, R) + jnp.diag(jnp.where(keep, 0.0, 1.0).astype(z.dtype))
-        return jnp.linalg.solve(H, R @ self.descent(z))
 
     def centred(self, z):
         return z
