@@ -11,9 +11,8 @@ logistic-regression teacher, K = 10), n = 20.  Learner: the gradient flow
 from W = 0.  For rho > 0 the targets have a finite minimiser and the flow
 runs to its steady state (status "converged"), on both tasks (the digits
 flow, K = 10, solves its implicit stages through K n-square systems,
-docs/design.md fact 14; before that it cost seconds a set on a 2-core CPU
-and this experiment took the digits limit from its closed form, which
-``limit_by_closed_form`` still selects).  For rho = 0 (labels only) there is none:
+docs/design.md fact 14; ``limit_by_closed_form`` takes the flow's limit
+from its closed form instead).  For rho = 0 (labels only) there is none:
 the logits grow like log t and the student converges only in direction
 (max-margin), so the flow is stopped at the explicit horizon
 ``hard_horizon`` (default t = 1e4, the time of the binary hard-target GD
