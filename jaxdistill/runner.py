@@ -228,14 +228,9 @@ def mark_failures(arrays: dict[str, np.ndarray], finite_outputs: Iterable[str]) 
     return arrays
 
 
-def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int, *, shared=None,
-                 mesh: Mesh | None = None) -> dict[str, jax.Array]:
-    """The outputs of the sets ``chunk_window`` gives for chunk c, as global
-    device arrays sharded over the mesh's ``"sets"`` axis: whole lanes on
-    every device, from the lane boundary at or before the chunk's first set
-    (the sets outside the chunk are real computation, dropped by
-    ``iter_chunks``).  Call inside ``precision(dtype)``."""
-    mesh = local_mesh() if mesh is None else mesh
+def _chunk_arguments(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int, shared, mesh: Mesh) -> tuple:
+    """The arguments of ``_compiled_chunk`` for chunk c: the sets of its
+    ``chunk_window`` as a device array sharded over the mesh's ``"sets"`` axis."""
     sharding = NamedSharding(mesh, PartitionSpec(SETS_AXIS))
     if shared is not None:
         shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
@@ -245,7 +240,43 @@ def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int
     idx = jax.device_put(np.arange(start, start + batch, dtype=np.int32), sharding)
     # settings declared traced (kappa, margin, temperature, delta, ...) become arguments of the compiled chunk,
     # so runs that differ only in them share one compilation (jaxdistill.traced)
-    return _compiled_chunk(lift_traced(program), key, idx, shared, sharding, mesh.size, lane)
+    return lift_traced(program), key, idx, shared, sharding, mesh.size, lane
+
+
+def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int, *, shared=None,
+                 mesh: Mesh | None = None) -> dict[str, jax.Array]:
+    """The outputs of the sets ``chunk_window`` gives for chunk c, as global
+    device arrays sharded over the mesh's ``"sets"`` axis: whole lanes on
+    every device, from the lane boundary at or before the chunk's first set
+    (the sets outside the chunk are real computation, dropped by
+    ``iter_chunks``).  Call inside ``precision(dtype)``."""
+    mesh = local_mesh() if mesh is None else mesh
+    return _compiled_chunk(*_chunk_arguments(program, key, plan, c, shared, mesh))
+
+
+def program_signature(program: SetProgram, plan: ChunkPlan, *, shared=None, dtype: str = "float64") -> tuple:
+    """What decides the compiled chunk program of a run on a given mesh (the
+    key of jax's cache of ``_compiled_chunk``): the program's structure and
+    static values with its traced settings lifted (``traced.lift_traced``),
+    the shapes and dtypes of its arrays and of ``shared``, the chunk size and
+    the precision.  Runs with equal signatures share one compilation."""
+    with precision(dtype):
+        dynamic, static = eqx.partition((lift_traced(program), shared), eqx.is_array)
+    leaves, treedef = jax.tree.flatten(dynamic)
+    return static, treedef, tuple((tuple(x.shape), str(x.dtype)) for x in leaves), plan.chunk_size, dtype
+
+
+def compile_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, *, shared=None,
+                   dtype: str = "float64", mesh: Mesh | None = None) -> None:
+    """Compile, without running anything, the one program every chunk of
+    ``plan`` runs (all chunks have the batch ``padded_batch``), so that a
+    later ``run_program`` of the same arguments finds it compiled (jax's
+    compilation cache).  Thread-safe: ``sweep`` compiles the next points'
+    programs in a second thread while a point runs (XLA's compiler and the
+    chunk's execution release the GIL)."""
+    mesh = local_mesh() if mesh is None else mesh
+    with precision(dtype):
+        _compiled_chunk.lower(*_chunk_arguments(program, key, plan, 0, shared, mesh)).compile()
 
 
 def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks: Iterable[int], *, shared=None,
@@ -405,6 +436,8 @@ __all__ = [
     "run_program",
     "iter_chunks",
     "device_chunk",
+    "compile_chunks",
+    "program_signature",
     "mark_failures",
     "failed_sets",
     "concatenate",

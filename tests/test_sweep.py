@@ -219,3 +219,39 @@ def test_traced_settings_keep_the_bits_and_the_working_dtype():
     assert spec.kind == "soft" and isinstance(spec.temperature, jax.Array)
     with pytest.raises(jd.JaxDistillError, match="kappa"):
         jd.KappaPolynomialTask(20, -1.0)  # checked as a Python number at construction, as before
+
+
+def test_a_program_compiled_ahead_is_the_one_the_run_uses():
+    """``runner.compile_chunks`` compiles without running; the run then
+    compiles nothing and gives the numbers of a run that compiled itself."""
+    from jaxdistill.runner import compile_chunks, run_program
+    from jaxdistill.simulate import setup_run
+
+    task = jd.KappaPolynomialTask(20, 0.9)
+    setup = setup_run(3, task, 7, 8, method="closed-form")  # n = 7: compiled by no other test of this module
+    with CompileCounter() as ahead:
+        compile_chunks(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype)
+    with CompileCounter() as run:
+        out = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype)
+    assert ahead.count >= 1 and run.count == 0
+    want = jd.distill(3, task, 7, 8, method="closed-form").arrays
+    assert all((out.arrays[k] == want[k]).all() for k in ("risk", "angle", "status"))
+
+
+def test_points_run_grouped_by_program_and_the_table_keeps_the_grid_order(tmp_path):
+    """Points that share a compiled program (they differ only in traced
+    settings) form one group; groups in order of first appearance; the
+    table keeps the order of the grid."""
+    from jaxdistill.cli.sweep import grid_points, program_groups, settings_args, validate_points
+
+    points = grid_points({"kappa": [0.5, 2.0, 1.0], "n": [3, 4]})
+    base = settings_args(dict(d=20, method="closed-form", num_sets=8))
+    assert program_groups(validate_points(base, points)) == [[0, 2, 4], [1, 3, 5]]
+    seeds = grid_points({"n": [3, 4], "seed": [0, 1]})  # the seed is traced too
+    assert program_groups(validate_points(base, seeds)) == [[0, 1], [2, 3]]
+    res = jd.sweep(grid={"kappa": [0.5, 2.0, 1.0], "n": [3, 4]}, d=20, method="closed-form", num_sets=8,
+                   progress=False)
+    assert [(r["kappa"], r["n"]) for r in res.table] == [(p["kappa"], p["n"]) for p in points]
+    for r, got in zip(res.table, res.results):
+        want = jd.distill(0, jd.KappaPolynomialTask(20, r["kappa"]), r["n"], 8, method="closed-form")
+        assert _same_arrays(got.arrays, want.arrays)

@@ -285,7 +285,7 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
         results, rows, computed = run_points(point_args, out, with_bound, progress, hosts)
     if hosts is not None and not hosts.merges:
         return None
-    info = {"settings": jsonable(settings), "axes": list(points[0]), "points": [v for _, _, v, _ in point_args],
+    info = {"settings": jsonable(settings), "axes": list(points[0]), "points": [x[2] for x in point_args],
             "with_bound": with_bound, "monotonicity": bool(base.monotonicity), "compilations": compiles.count,
             "sets_computed": computed, "seconds": time.perf_counter() - t0}
     res = SweepResult(list(points[0]), rows, results, info, None if out is None else str(out))
@@ -295,10 +295,12 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
 
 
 def validate_points(base, points: list, out: Path | None = None) -> list:
-    """[(point's run options, its ``ChunkPlan``, its axis values, its label)],
+    """[(point's run options, its ``ChunkPlan``, its axis values, its label,
+    its program's ``runner.program_signature``)],
     every point resolved (and refused where an axis does not apply) as ``run`` would.
     A point's ``out`` is its run folder ``out/points/<label>`` (None without
     ``out``), so the options that need ``--out`` (``--save-students``) see it."""
+    from ..runner import program_signature
     from ..sweep import POINTS_DIR, point_label
     from ..validation import JaxDistillError
     from .run import setup_from_args
@@ -315,19 +317,103 @@ def validate_points(base, points: list, out: Path | None = None) -> list:
             values = {k: getattr(a, axis_name(k, parser)) for k in p}
             a.quiet = True  # one bar for the whole sweep
             a.out = None if out is None else str(Path(out) / POINTS_DIR / point_label(values))
-            plan = setup_from_args(a).plan  # refuses an axis that does not apply
+            setup = setup_from_args(a)  # refuses an axis that does not apply
         except JaxDistillError as e:
             raise JaxDistillError(f"sweep point {point_label(p)}: {e}") from None
-        resolved.append((a, plan, values, point_label(values)))
+        signature = program_signature(setup.program, setup.plan, shared=setup.shared, dtype=setup.dtype)
+        resolved.append((a, setup.plan, values, point_label(values), signature))
     labels = [x[3] for x in resolved]
     if len(set(labels)) < len(labels):
         raise JaxDistillError("the sweep has the same point twice: " + next(x for x in labels if labels.count(x) > 1))
     return resolved
 
 
+def point_finished(out: Path | None, label: str) -> bool:
+    """Whether the point's run folder holds a finished run (its summary)."""
+    from ..results import SUMMARY_FILE
+    from ..sweep import POINTS_DIR
+
+    return out is not None and (out / POINTS_DIR / label / SUMMARY_FILE).exists()
+
+
+def compile_point(args, label: str, out: Path | None) -> None:
+    """Compile the point's chunk program without running it
+    (``runner.compile_chunks``), unless the point is finished.  A point
+    whose program another point already compiled (it differs only in
+    traced settings) costs only the lookup."""
+    from ..runner import compile_chunks
+    from .run import setup_from_args
+
+    if not point_finished(out, label):
+        setup = setup_from_args(args)
+        compile_chunks(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype)
+
+
+def program_groups(point_args: list) -> list[list[int]]:
+    """The points grouped by compiled program (``runner.program_signature``;
+    groups in order of first appearance, points within a group in table
+    order).  The sweep runs them group by group, so that one program's
+    points run back to back while the next one compiles (``CompileAhead``).
+    Every point's numbers are independent of the order; the table keeps the
+    points' order."""
+    groups: list[tuple] = []  # (signature, [point indices])
+    for k, x in enumerate(point_args):
+        for signature, members in groups:
+            if _same(signature, x[4]):
+                members.append(k)
+                break
+        else:
+            groups.append((x[4], [k]))
+    return [members for _, members in groups]
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - a static value without a plain equality: treat as different programs
+        return False
+
+
+class CompileAhead:
+    """Compiles the points' chunk programs in order in one background
+    thread while the main thread runs the points group by group
+    (``program_groups``; one point of each group is compiled): the next
+    program's compilation overlaps the points that share the one before (XLA compiles on the CPU whatever the device, and a CPU run keeps
+    about one core busy).  The main thread makes each point's setup again:
+    equal settings give an equal program, which finds the compiled one."""
+
+    def __init__(self, point_args: list, groups: list[list[int]], out: Path | None, workers: int = 1):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jaxdistill-compile-ahead")
+        self._futures = [None] * len(point_args)
+        for members in groups[1:]:  # the first group's program compiles in the main thread, meanwhile
+            pending = [k for k in members if not point_finished(out, point_args[k][3])]
+            if pending:
+                a, _, _, label, _ = point_args[pending[0]]
+                self._futures[pending[0]] = self._pool.submit(compile_point, a, label, out)
+
+    def wait(self, k: int) -> None:
+        """Wait until point k's program is compiled (or its compilation
+        failed: the point's own run then reports the error)."""
+        future = self._futures[k]
+        if future is not None:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - the main thread's own setup raises it with the point's name
+                pass
+
+    def close(self) -> None:
+        for future in self._futures:
+            if future is not None:
+                future.cancel()
+        self._pool.shutdown(wait=False)
+
+
 def run_points(point_args: list, out: Path | None, with_bound: bool, progress: bool, hosts=None) -> tuple:
     """Run (or load) every point under one progress bar: (results, table rows,
-    sets computed).  Multi-host (``hosts``): the chunks of all points are
+    sets computed), group by group (``program_groups``), compiling the next points'
+    programs meanwhile (``CompileAhead``).  Multi-host (``hosts``): the chunks of all points are
     numbered in one sequence (point k's chunk c is number offset_k + c) and
     split over the processes by that number; only process 0 has results."""
     from ..progress import progress_bar
@@ -337,22 +423,29 @@ def run_points(point_args: list, out: Path | None, with_bound: bool, progress: b
     offsets = [sum(x[1].num_chunks for x in point_args[:k]) for k in range(len(point_args))]
     share = (lambda k, plan: hosts.shifted(offsets[k]).sets_of(plan)) if several else (lambda k, plan: plan.num_sets)
     bar = progress_bar(sum(share(k, x[1]) for k, x in enumerate(point_args)), progress, desc="sweep")
-    results, rows, computed = [], [], 0
+    groups = program_groups(point_args)
+    order = [k for members in groups for k in members]
+    ahead = CompileAhead(point_args, groups, out)
+    by_point, computed = {}, 0
     try:
-        for k, (a, _, values, label) in enumerate(point_args):
+        for k in order:
+            a, _, values, label, _ = point_args[k]
             bar.set_description(f"sweep {label}")
+            ahead.wait(k)
             setup, res, sets = run_point(a, label, out, bar, hosts.shifted(offsets[k]) if several else None)
             computed += sets
             if res is None:
                 continue
             bound = thm3_of(setup.task, a.n) if with_bound else None
-            results.append(res)
-            rows.append(table_row(values, res.summary(), bound, with_bound, bool(a.monotonicity)))
-            r = rows[-1]
+            r = table_row(values, res.summary(), bound, with_bound, bool(a.monotonicity))
+            by_point[k] = (res, r)
             bar.write(f"{label}: risk {_num(r['risk_mean'])} +- {_num(r['risk_se'])} ({r['num_sets']} sets, "
                       f"{r['num_failed']} failed, {sets} computed now, {r['seconds']:.2f} s)", file=sys.stderr)
     finally:
+        ahead.close()
         bar.close()
+    results = [by_point[k][0] for k in sorted(by_point)]
+    rows = [by_point[k][1] for k in sorted(by_point)]
     return results, rows, computed
 
 
@@ -362,4 +455,4 @@ def _num(v) -> str:
 
 __all__ = ["add_parser", "main", "run_parser", "axis_name", "coerce", "with_values", "settings_args", "grid_points",
            "parse_grid_options", "read_points_file", "check_axes", "run_point", "run_sweep", "validate_points",
-           "run_points", "SWEEP_METRICS"]
+           "run_points", "compile_point", "point_finished", "CompileAhead", "program_groups", "SWEEP_METRICS"]
