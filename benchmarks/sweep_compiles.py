@@ -8,16 +8,27 @@ form, the default sampler ("auto": Gram), 1,000 sets a point.  First the
 sweep (``jaxdistill sweep ... --out DIR``, cold: nothing compiled yet), then
 ``jax.clear_caches()`` and the 12 calls, each timed with the XLA
 compilations counted (``sweep.CompileCounter``); then the 12 calls again
-with the sweep's programs still compiled (the calls reuse them).
+with the sweep's programs still compiled (the calls reuse them).  Last,
+from the command line, each command a new process (start-up, imports and
+compilations included, as a user running them one by one): the sweep
+against the 12 ``jaxdistill run`` commands of its points.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 import time
+
+
+def _process_seconds(args: list[str]) -> float:
+    """Wall seconds of ``jaxdistill ARGS`` in a new process."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "jaxdistill", *args], check=True, capture_output=True)
+    return time.perf_counter() - t
 
 
 def main(out: str) -> None:
@@ -51,9 +62,17 @@ def main(out: str) -> None:
     jax.clear_caches()
     risks = calls("12 distill calls, caches cleared")
     calls("12 distill calls, after the sweep (compiled programs reused)")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows["sweep, one process"] = {"seconds": _process_seconds(cmd[:-1] + [f"{tmp}/cli-study"])}
+        rows["12 run commands, one process each"] = {"seconds": sum(
+            _process_seconds(["run", "--task", "kappa", "--d", "50", "--method", "closed-form", "--num-sets", "1000",
+                              "--kappa", str(k), "--n", str(n), "--quiet", "--out", f"{tmp}/run-{k}-{n}"])
+            for k in kappas for n in ns)}
     same = risks == [r["risk_mean"] for r in table]
     result = {"study": " ".join(cmd[:-2]), "rows": rows, "sweep_rows_equal_distill_bitwise": same,
               "speedup_sweep_vs_cold_calls": rows["12 distill calls, caches cleared"]["seconds"] / rows["sweep"]["seconds"],
+              "speedup_sweep_vs_run_commands": (rows["12 run commands, one process each"]["seconds"]
+                                                / rows["sweep, one process"]["seconds"]),
               "jax": jax.__version__, "jaxdistill": getattr(jd, "__version__", "?"), "python": platform.python_version(),
               "cpu_count": __import__("os").cpu_count()}
     print(json.dumps(result, indent=1))
