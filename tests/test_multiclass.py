@@ -229,6 +229,7 @@ def test_cli_pool_k_classes_and_mixed(tmp_path, capsys):
     (["--targets", "mixed", "--soft-ratio", "0.5"], "needs ground-truth labels"),
     (["--soft-ratio", "0.5"], "--soft-ratio applies only to --targets mixed"),
     (["--task-seed", "3"], "--task-seed applies to --task gaussian only with --classes"),
+    (["--label-noise", "0.5"], "--label-noise applies to --task gaussian only with --classes"),
 ])
 def test_cli_refuses_mixed_without_labels(capsys, argv, message):
     code = main(["run", "--task", "gaussian", "--d", "10", "--n", "3", "--num-sets", "2", "--quiet", *argv])
@@ -259,3 +260,39 @@ def test_gaussian_k_classes_task():
     res = jd.distill(0, task, 6, 4, method="closed-form", num_test=500, chunk_size=4)
     s = res.summary()
     assert s["num_classes"] == 5 and s["risk_method"] == "mc" and 0.0 < s["risk_mean"] < 1.0
+
+
+def test_label_noise_is_the_teacher_plus_a_second_random_teacher(tmp_path, capsys):
+    """``label_noise=S``: ground truth W* + S W' (W' the teacher of seed + 1); S = 0 labels by the teacher
+    itself (teacher error 0), a larger S errs more; the option reaches the command line, is traced (points that
+    differ only in it compile nothing new) and is part of the run's configuration (a resume with another S is
+    refused)."""
+    from jaxdistill.multiclass import random_teacher
+    from jaxdistill.sweep import CompileCounter
+
+    task = MultiClassGaussianTask(12, 3, seed=4, teacher_norm=2.0, label_noise=0.7)
+    want = random_teacher(12, 3, 4, 2.0) + 0.7 * random_teacher(12, 3, 5, 2.0)
+    assert np.array_equal(np.asarray(task.label_w), want) and task.config()["label_noise"] == 0.7
+    with pytest.raises(jd.JaxDistillError, match="label_w .* or label_noise"):
+        MultiClassGaussianTask(12, 3, label_w=want, label_noise=0.7)
+    errors = []
+    for S in (0.0, 0.3, 3.0):
+        res = jd.distill(0, MultiClassGaussianTask(12, 3, seed=4, label_noise=S), 5, 4, method="closed-form",
+                         num_test=2000, targets=MultiTargetSpec("mixed", 1.0, 0.5))
+        errors.append(res.teacher_error)
+    assert errors[0] == 0.0 and errors[0] < errors[1] < errors[2]
+    base = ["run", "--task", "gaussian", "--classes", "3", "--d", "12", "--task-seed", "4", "--n", "5",
+            "--num-sets", "4", "--method", "closed-form", "--num-test", "2000", "--targets", "mixed",
+            "--soft-ratio", "0.5", "--quiet"]
+    assert main([*base, "--label-noise", "0.3", "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["teacher_error"] == errors[1]
+    with CompileCounter() as compiles:
+        assert main([*base, "--label-noise", "3", "--out", str(tmp_path / "b")]) == 0
+    assert compiles.count == 0
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["teacher_error"] == errors[2]
+    assert main([*base, "--label-noise", "3", "--out", str(tmp_path / "a")]) == 2  # another S, same folder
+    assert "label_noise" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--label-noise", "-0.1"])
+    assert "--label-noise must be a finite real number >= 0.0" in capsys.readouterr().err

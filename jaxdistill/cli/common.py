@@ -74,6 +74,7 @@ TASK_OPTIONS = {
     "--pool-file": ("pool_file", None, ("pool",)),
     "--task-seed": ("task_seed", DEFAULTS.task_seed, ("mnist", "gaussian", "digits", "relu-teacher")),
     "--classes": ("classes", None, ("gaussian", "relu-teacher")),
+    "--label-noise": ("label_noise", None, ("gaussian",)),
     "--teacher-width": ("teacher_width", None, ("relu-teacher",)),
     "--teacher-scale": ("teacher_scale", None, ("relu-teacher",)),
 }
@@ -104,6 +105,10 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
                    help="for --task gaussian: K >= 2 classes (a linear softmax teacher with K rows drawn from "
                         "--task-seed; default: the binary task); for --task relu-teacher: K >= 2 outputs of the "
                         "teacher network (default 2: binary)")
+    g.add_argument("--label-noise", type=finite_float("--label-noise", ge=0.0), default=None,
+                   help="for --task gaussian --classes K: ground-truth labels y = argmax((W* + S W') x) with S >= 0 "
+                        "this value and W' a second random teacher from --task-seed + 1 (an imperfect teacher, for "
+                        "--targets mixed and the test error); default: no labels")
     g.add_argument("--teacher-width", type=positive_int("--teacher-width"), default=None,
                    help="for --task relu-teacher (required): H hidden units of the teacher, a random two-layer ReLU "
                         "network from --task-seed labelling x ~ N(0, I_d)")
@@ -143,6 +148,9 @@ def task_from_args(args):
     if args.task == "gaussian" and getattr(args, "classes", None) is None and getattr(args, "task_seed", None) is not None:
         raise JaxDistillError("--task-seed applies to --task gaussian only with --classes K (the binary teacher is "
                               "teacher_norm * e_1)")
+    if args.task == "gaussian" and getattr(args, "classes", None) is None and getattr(args, "label_noise", None) is not None:
+        raise JaxDistillError("--label-noise applies to --task gaussian only with --classes K (labels of a K-class "
+                              "teacher)")
     args = with_defaults(args, TASK_OPTIONS)
     if args.task == "pool":
         if not args.pool_file:
@@ -189,7 +197,8 @@ def task_from_args(args):
     if args.task == "gaussian" and getattr(args, "classes", None) is not None:
         from ..multiclass.tasks import MultiClassGaussianTask
 
-        return MultiClassGaussianTask(args.d, args.classes, seed=args.task_seed, teacher_norm=args.teacher_norm)
+        return MultiClassGaussianTask(args.d, args.classes, seed=args.task_seed, teacher_norm=args.teacher_norm,
+                                      label_noise=args.label_noise)
     kwargs = {"kappa": args.kappa} if args.task in ("kappa", "margin") else {}
     if args.task == "margin":
         kwargs["margin"] = args.margin

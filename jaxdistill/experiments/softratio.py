@@ -4,7 +4,7 @@ students trained on mixed targets rho softmax(u / T) + (1 - rho) onehot(y),
 vs rho, with an imperfect teacher.
 
 Tasks: "gaussian", ``MultiClassGaussianTask(d=20, K=4)`` whose labels come
-from a different linear rule (``label_w`` = the teacher + half of an
+from a different linear rule (``--label-noise 0.5``: the teacher + half of an
 independent random teacher, so the teacher errs on about a fifth of the
 inputs), n = 12; and "digits", the shipped 8x8 digits (``digits_task``, a
 logistic-regression teacher, K = 10), n = 20.  Learner: the gradient flow
@@ -23,6 +23,14 @@ instead.  ``quick`` runs the Gaussian task only.  Every rho uses the same
 transfer sets; means and SEs over the successful sets (status converged or
 finite_horizon; ``num_failed`` counts the others).
 
+One sweep per task (``OUT/softratio_sweep/<task>_sweep/``) over the points
+(soft ratio, t_end, method): rho = 0 with ``--t-end hard_horizon``, rho > 0
+converged (``--method closed-form`` for the tasks in
+``limit_by_closed_form``); each point ``jaxdistill run --task gaussian --d 20
+--classes 4 --task-seed SEED --label-noise 0.5 --num-test M --n 12`` or
+``--task digits --task-seed SEED --n 20``, with ``--targets mixed
+--soft-ratio RHO --temperature T``.
+
 Columns: task, rho, n, error_mean, error_se, risk_mean, risk_se,
 teacher_error, num_sets, student ("flow_converged", "closed_form_limit" or
 "flow_finite_horizon"), t_max (the horizon of finite-horizon rows, empty
@@ -31,9 +39,9 @@ otherwise), num_failed.
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from ._common import Grid, pyplot, savefig, write_csv
+from ._common import pyplot, run_study, savefig, write_csv
 
 NAME = "softratio"
 COLUMNS = ("task", "rho", "n", "error_mean", "error_se", "risk_mean", "risk_se", "teacher_error", "num_sets",
@@ -43,77 +51,64 @@ QUICK_RHOS = (0.0, 0.5, 1.0)
 TASK_N = {"gaussian": 12, "digits": 20}
 HARD_HORIZON = 1e4
 FULL_SETS = {"gaussian": 200, "digits": 64}
-
-
-def _task(name: str, seed: int):
-    from ..multiclass import MultiClassGaussianTask, digits_task, random_teacher
-
-    if name == "gaussian":
-        w = random_teacher(20, 4, seed)
-        return MultiClassGaussianTask(20, 4, w_star=w, seed=seed, label_w=w + 0.5 * random_teacher(20, 4, seed + 1))
-    return digits_task(seed)
-
-
-def _mean_se(a, ok):
-    a = np.asarray(a, float)[ok]
-    return float(a.mean()), (float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")), len(a)
+GAUSSIAN_D, GAUSSIAN_K, LABEL_NOISE = 20, 4, 0.5
 
 
 def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, num_sets: int | None = None,
         rhos=None, tasks=None, temperature: float = 1.0, num_test: int | None = None,
         hard_horizon: float = HARD_HORIZON, limit_by_closed_form=()) -> list[dict]:
-    """Error and risk vs rho on each task.  Defaults: both tasks, 200 sets per
-    point on the Gaussian task (10,000 test inputs) and 64 on the digits task
-    (the Gaussian task, 8 sets, rho in {0, 0.5, 1} and 2,000 test inputs with
-    ``quick``); ``num_sets`` sets the number for every task.  The
-    rho = 0 flow stops at t = ``hard_horizon``.  Tasks named in
+    """Error and risk vs rho on each task: one sweep per task
+    (``OUT/softratio_sweep/<task>_sweep/``, module docstring).  Defaults: both
+    tasks, 200 sets per point on the Gaussian task (10,000 test inputs) and 64
+    on the digits task (the Gaussian task, 8 sets, rho in {0, 0.5, 1} and
+    2,000 test inputs with ``quick``); ``num_sets`` sets the number for every
+    task.  The rho = 0 flow stops at t = ``hard_horizon``.  Tasks named in
     ``limit_by_closed_form`` take their rho > 0 students from the flow's
     exact limit by its closed form (``closed_form_limit``) instead of
     running the flow."""
-    from ..multiclass import MultiTargetSpec, make_softmax_learner
-    from ..simulate import distill
-    from ..status import is_success
-    from ..students import FlowConfig
     from ..validation import check_choice, check_real
 
     tasks = tuple(tasks or (("gaussian",) if quick else tuple(TASK_N)))
     limit_by_closed_form = tuple(limit_by_closed_form)
     for t in tasks + limit_by_closed_form:
         check_choice("task", t, tuple(TASK_N))
-    sets = {t: num_sets or (8 if quick else FULL_SETS[t]) for t in tasks}
     num_test = num_test or (2000 if quick else 10_000)
     rhos = tuple(float(r) for r in (rhos or (QUICK_RHOS if quick else RHOS)))
     hard_horizon = check_real("hard_horizon", hard_horizon, gt=0.0)
-    grid = Grid(out_dir, NAME, {"seed": seed, "quick": quick, "num_sets": sets, "rhos": list(rhos),
-                                "tasks": list(tasks), "temperature": temperature, "num_test": num_test,
-                                "hard_horizon": hard_horizon, "limit_by_closed_form": list(limit_by_closed_form)})
-
-    def compute(key):
-        name, rho = key.split("_rho=")
-        rho, n = float(rho), TASK_N[name]
-        finite = rho == 0.0  # labels only: no finite minimiser, the flow stops at the horizon
-        if finite:
-            learner, student = make_softmax_learner("flow", flow=FlowConfig(t_end=hard_horizon)), "flow_finite_horizon"
-        elif name in limit_by_closed_form:
-            learner, student = make_softmax_learner("closed-form"), "closed_form_limit"
-        else:
-            learner, student = make_softmax_learner("flow"), "flow_converged"
-        task = _task(name, seed)
-        res = distill(seed, task, n, sets[name], learner=learner, num_test=None if task.risk_is_exact else num_test,
-                                 targets=MultiTargetSpec("mixed", temperature, rho), chunk_size=sets[name],
-                                 keep_students=False)
-        ok = is_success(res.arrays["status"])
-        e, e_se, _ = _mean_se(res.arrays["error"], ok)
-        r, r_se, m = _mean_se(res.arrays["risk"], ok)
-        return [{"task": name, "rho": rho, "n": n, "error_mean": e, "error_se": e_se, "risk_mean": r, "risk_se": r_se,
-                 "teacher_error": float(res.teacher_error), "num_sets": m,
-                 "student": student, "t_max": hard_horizon if finite else None,
-                 "num_failed": int((~ok).sum())}]
-
-    rows = grid.run([f"{t}_rho={r:g}" for t in tasks for r in rhos], compute, progress=progress)
-    write_csv(grid.out / f"{NAME}.csv", rows, COLUMNS)
-    plot(rows, grid.out / f"{NAME}.png")
+    rows = []
+    for name in tasks:
+        sets = num_sets or (8 if quick else FULL_SETS[name])
+        by_closed_form = name in limit_by_closed_form
+        points = [{"soft_ratio": rho, "t_end": hard_horizon if rho == 0.0 else None,
+                   "method": "closed-form" if rho > 0.0 and by_closed_form else "flow"} for rho in rhos]
+        study = run_study(Path(out_dir) / f"{NAME}_sweep", name, points=points, progress=progress, seed=seed,
+                          n=TASK_N[name], num_sets=sets, chunk_size=sets, targets="mixed", temperature=temperature,
+                          **task_settings(name, seed, num_test))
+        rows += [row_of(name, TASK_N[name], point, res) for point, res in zip(study.table, study.results)]
+    write_csv(Path(out_dir) / f"{NAME}.csv", rows, COLUMNS)
+    plot(rows, Path(out_dir) / f"{NAME}.png")
     return rows
+
+
+def task_settings(name: str, seed: int, num_test: int) -> dict:
+    """The ``jaxdistill run`` options of a task: the Gaussian task with labels
+    from W* + ``LABEL_NOISE`` W' (``--label-noise``), risk on ``num_test``
+    held-out inputs; the digits task (its 449 test images, exact risk)."""
+    if name == "gaussian":
+        return {"task": "gaussian", "d": GAUSSIAN_D, "classes": GAUSSIAN_K, "task_seed": seed,
+                "label_noise": LABEL_NOISE, "num_test": num_test}
+    return {"task": "digits", "task_seed": seed}
+
+
+def row_of(name: str, n: int, point: dict, res) -> dict:
+    """The softratio.csv row of a sweep point (its table row and ``DistillResult``)."""
+    finite = point["t_end"] is not None
+    student = ("flow_finite_horizon" if finite else
+               "closed_form_limit" if point["method"] == "closed-form" else "flow_converged")
+    return {"task": name, "rho": point["soft_ratio"], "n": n, "error_mean": point["error_mean"],
+            "error_se": point["error_se"], "risk_mean": point["risk_mean"], "risk_se": point["risk_se"],
+            "teacher_error": float(res.teacher_error), "num_sets": point["num_sets"], "student": student,
+            "t_max": point["t_end"], "num_failed": point["num_failed"]}
 
 
 def plot(rows, path):

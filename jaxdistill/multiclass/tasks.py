@@ -31,6 +31,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._precision import check_dtype
+from ..traced import traced_field
 from ..validation import JaxDistillError, check_array, check_int, check_real
 
 POOL_KEYS = ("inputs", "w_star", "test_inputs", "teacher_logits", "test_teacher_logits", "labels", "test_labels")
@@ -340,6 +341,10 @@ class MultiClassGaussianTask(AbstractIIDMultiClassTask):
         teacher_norm: row norm scale of the default teacher.
         label_w: optional ground truth [K, d]: labels y = argmax(W_true x)
             (an imperfect teacher when it differs from w_star).
+        label_noise: S >= 0, instead of ``label_w``: the ground truth is
+            W_true = W* + S W' with W' = ``random_teacher(d, K, seed + 1,
+            teacher_norm)`` a second random teacher (S = 0: the teacher's own
+            labels; the larger S, the more the teacher errs).
     """
 
     dim: int = eqx.field(static=True)
@@ -347,10 +352,11 @@ class MultiClassGaussianTask(AbstractIIDMultiClassTask):
     w_star: Float[Array, "K d"]
     label_w: Float[Array, "K d"] | None
     seed: int = eqx.field(static=True)
+    label_noise: float | None = traced_field()  # enters only label_w: traced, so it compiles nothing new
     name: ClassVar[str] = "gaussian"
 
     def __init__(self, d: int, num_classes: int, *, w_star=None, seed: int = 0, teacher_norm: float = 1.0,
-                 label_w=None):
+                 label_w=None, label_noise: float | None = None):
         self.dim = check_int("d", d, minimum=2)
         self.classes = check_int("num_classes", num_classes, minimum=2)
         self.seed = check_int("seed", seed, minimum=0)
@@ -363,6 +369,12 @@ class MultiClassGaussianTask(AbstractIIDMultiClassTask):
             if w.shape != (self.classes, self.dim):
                 raise JaxDistillError(f"w_star must have shape {shape}, got shape {w.shape}")
             self.w_star = w
+        self.label_noise = label_noise
+        if label_noise is not None:
+            if label_w is not None:
+                raise JaxDistillError("give either label_w (the ground truth) or label_noise (W* + S W'), not both")
+            S = self.label_noise = check_real("label_noise", label_noise, ge=0.0)
+            label_w = np.asarray(self.w_star) + S * random_teacher(self.dim, self.classes, self.seed + 1, teacher_norm)
         if label_w is not None:
             lw = check_array("label_w", label_w, ndim=2, shape_text=shape)
             if lw.shape != (self.classes, self.dim):
@@ -394,8 +406,11 @@ class MultiClassGaussianTask(AbstractIIDMultiClassTask):
         return X, U, y
 
     def config(self) -> dict:
-        return {"task": self.name, "d": self.d, "num_classes": self.num_classes, "task_seed": self.seed,
-                "has_labels": self.has_labels}
+        cfg = {"task": self.name, "d": self.d, "num_classes": self.num_classes, "task_seed": self.seed,
+               "has_labels": self.has_labels}
+        if self.label_noise is not None:
+            cfg["label_noise"] = self.label_noise
+        return cfg
 
 
 __all__ = ["AbstractMultiClassTask", "AbstractIIDMultiClassTask", "MultiClassPoolTask", "MultiClassGaussianTask", "pool_task_from_arrays",
