@@ -375,17 +375,18 @@ def _same(a: tuple, b: tuple) -> bool:
 
 
 class CompileAhead:
-    """Compiles the points' chunk programs in order in one background
-    thread while the main thread runs the points group by group
-    (``program_groups``; one point of each group is compiled): the next
-    program's compilation overlaps the points that share the one before (XLA compiles on the CPU whatever the device, and a CPU run keeps
-    about one core busy).  The main thread makes each point's setup again:
-    equal settings give an equal program, which finds the compiled one."""
+    """Compiles the programs of the groups after the first, in order, in one
+    background thread while the main thread runs the points group by group
+    (``program_groups``; one unfinished point of each group is compiled):
+    the next program's compilation overlaps the points of the one before
+    (XLA compiles on the CPU whatever the device; a CPU run keeps about one
+    core busy).  The main thread makes each point's setup again: equal
+    settings give an equal program, which finds the compiled one."""
 
-    def __init__(self, point_args: list, groups: list[list[int]], out: Path | None, workers: int = 1):
+    def __init__(self, point_args: list, groups: list[list[int]], out: Path | None):
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jaxdistill-compile-ahead")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxdistill-compile-ahead")
         self._futures = [None] * len(point_args)
         for members in groups[1:]:  # the first group's program compiles in the main thread, meanwhile
             pending = [k for k in members if not point_finished(out, point_args[k][3])]
@@ -411,11 +412,13 @@ class CompileAhead:
 
 
 def run_points(point_args: list, out: Path | None, with_bound: bool, progress: bool, hosts=None) -> tuple:
-    """Run (or load) every point under one progress bar: (results, table rows,
-    sets computed), group by group (``program_groups``), compiling the next points'
-    programs meanwhile (``CompileAhead``).  Multi-host (``hosts``): the chunks of all points are
-    numbered in one sequence (point k's chunk c is number offset_k + c) and
-    split over the processes by that number; only process 0 has results."""
+    """Run (or load) every point under one progress bar: (results, table rows
+    in the points' order, sets computed), group by group
+    (``program_groups``), compiling the next group's program meanwhile
+    (``CompileAhead``).  Multi-host (``hosts``): the chunks of all points
+    are numbered in one sequence (point k's chunk c is number offset_k + c)
+    and split over the processes by that number; only process 0 has
+    results."""
     from ..progress import progress_bar
     from ..sweep import table_row, thm3_of
 

@@ -369,12 +369,12 @@ class MultiClassGaussianTask(AbstractIIDMultiClassTask):
             if w.shape != (self.classes, self.dim):
                 raise JaxDistillError(f"w_star must have shape {shape}, got shape {w.shape}")
             self.w_star = w
-        self.label_noise = label_noise
-        if label_noise is not None:
+        self.label_noise = None if label_noise is None else check_real("label_noise", label_noise, ge=0.0)
+        if self.label_noise is not None:
             if label_w is not None:
                 raise JaxDistillError("give either label_w (the ground truth) or label_noise (W* + S W'), not both")
-            S = self.label_noise = check_real("label_noise", label_noise, ge=0.0)
-            label_w = np.asarray(self.w_star) + S * random_teacher(self.dim, self.classes, self.seed + 1, teacher_norm)
+            second = random_teacher(self.dim, self.classes, self.seed + 1, teacher_norm)
+            label_w = np.asarray(self.w_star) + self.label_noise * second
         if label_w is not None:
             lw = check_array("label_w", label_w, ndim=2, shape_text=shape)
             if lw.shape != (self.classes, self.dim):
