@@ -16,14 +16,52 @@ rewritten after every row, so a check stopped by a time limit keeps the rows
 it finished.
 ``--small`` (used by tests/test_benchmarks.py on CPU, seconds) runs the same
 code at small sizes so the check never goes stale.
+
+Then, in the same JSON:
+
+* ``defaults``: what users run, with every default (chunk size included):
+  ``jd.distill`` and ``jaxdistill run`` on the default workload, a kernel
+  student, a K-class Gaussian task and the digits flow.  Each runs B0 sets
+  once to compile, then is timed at B0 and B > B0 sets in the same process;
+  ``sets_per_s`` = (B - B0) / (t(B) - t(B0)) is the rate once compiled, and ``ratio_to_engine`` compares the
+  default workload's rows with the engine row above;
+* ``compile``: the seconds each path spends tracing, lowering and compiling
+  (jax's monitoring events) on its first run: the Gram flow, the inputs
+  sampler's closed form, w_delta, the monotonicity index, the K-class flow
+  and the kernel student (target: <= 10 s each on an accelerator).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import platform
 import time
 from pathlib import Path
+
+COMPILE_EVENTS = ("/jax/core/compile/backend_compile_duration", "/jax/core/compile/jaxpr_trace_duration",
+                  "/jax/core/compile/jaxpr_to_mlir_module_duration")
+KERNEL = ["--task", "relu-teacher", "--d", "10", "--teacher-width", "50", "--n", "40", "--student", "kernel",
+          "--kernel", "rbf", "--bandwidth", "3"]
+KCLASS = ["--task", "gaussian", "--classes", "3", "--d", "20", "--n", "10"]
+DIGITS = ["--task", "digits", "--n", "20", "--method", "flow"]
+# (label, `jaxdistill run` options or None for jd.distill of the default workload, B0, B full, B0 small, B small)
+DEFAULT_ROWS = [
+    ("jd.distill, defaults (default workload)", None, 131_072, 1_000_000, 512, 2048),
+    ("jaxdistill run, defaults (default workload)", [], 131_072, 1_000_000, 512, 2048),
+    ("jaxdistill run, defaults: kernel student rbf (relu-teacher d=10, n=40)", KERNEL, 65_536, 262_144, 256, 1024),
+    ("jaxdistill run, defaults: K-class gaussian (K=3, d=20, n=10)", KCLASS, 65_536, 262_144, 256, 1024),
+    ("jaxdistill run, defaults: digits flow (K=10, d=64, n=20)", DIGITS, 65_536, 131_072, 256, 512),
+]
+COMPILE_PATHS = [
+    ("Gram flow (default workload)", []),
+    ("inputs sampler, closed form", ["--sampler", "inputs", "--method", "closed-form"]),
+    ("w_delta", ["--learner", "wdelta", "--delta", "0.5", "--sampler", "inputs"]),
+    ("monotonicity index", ["--monotonicity"]),
+    ("K-class flow", KCLASS),
+    ("kernel student", KERNEL),
+]
 
 FULL = [
     ("default workload (flow, gram sampler)", {"method": "flow", "n": 20, "num_sets": 1_000_000}),
@@ -77,8 +115,74 @@ def run_check(out: str | Path, small: bool = False, d: int = 1000, row_budget_s:
                      "failed_sets": s["failed_sets"][:100],
                      "max_rel_dist_closed_form": s["max_rel_dist_closed_form"]})
         print(f"[gpu-check] {label}: {B / el:,.0f} sets/s ({B} sets, {el:.1f} s, compile {compile_s:.1f} s)", flush=True)
-        path.write_text(json.dumps({"meta": meta, "rows": rows,
-                                    "target": "default workload >= 100,000 sets/s on one H200-class GPU"},
-                                   indent=2) + "\n")
+        _write(path, meta, rows, [], [])
+    engine = rows[0]["sets_per_s"]
+    defaults, compiles = [], []
+    for label, argv, b0, b, b0_small, b_small in DEFAULT_ROWS:
+        b0, b = (b0_small, b_small) if small else (b0, b)
+        _timed_defaults(argv, b0, task)  # compiles (every default chunk of B0 and B sets has one shape)
+        times = [_timed_defaults(argv, B, task) for B in (b0, b)]
+        rate = (b - b0) / (times[1] - times[0]) if times[1] > times[0] else float("inf")
+        row = {"label": label, "argv": argv, "num_sets": [b0, b], "seconds": times, "sets_per_s": rate}
+        if argv in (None, []):
+            row["ratio_to_engine"] = rate / engine
+        defaults.append(row)
+        print(f"[gpu-check] {label}: {rate:,.0f} sets/s once compiled", flush=True)
+        _write(path, meta, rows, defaults, compiles)
+    for label, argv in COMPILE_PATHS:
+        seconds = _compile_seconds(["run", *argv, "--num-sets", "32", "--seed", "7", "--quiet"])
+        compiles.append({"label": label, "argv": argv, "compile_s": seconds})
+        print(f"[gpu-check] compile, {label}: {seconds:.1f} s", flush=True)
+        _write(path, meta, rows, defaults, compiles)
     print(f"[gpu-check] written {path}")
     return path
+
+
+def _write(path: Path, meta: dict, rows: list, defaults: list, compiles: list) -> None:
+    path.write_text(json.dumps({"meta": meta, "rows": rows, "defaults": defaults, "compile": compiles,
+                                "targets": {"default workload": ">= 100,000 sets/s on one H200-class GPU",
+                                            "defaults": "ratio_to_engine >= 0.7; kernel and K-class within 2x "
+                                                        "of their benchmark rows",
+                                            "compile": "compile_s <= 10 on an accelerator"}},
+                               indent=2) + "\n")
+
+
+def _cli(argv: list[str]) -> None:
+    from jaxdistill.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    if code != 0:
+        raise RuntimeError(f"jaxdistill {' '.join(argv)} exited with {code}")
+
+
+def _timed_defaults(argv: list[str] | None, num_sets: int, task) -> float:
+    """Wall seconds of one run of ``num_sets`` sets with every default:
+    ``jd.distill`` of ``task`` (argv None) or ``jaxdistill run ARGV``."""
+    import jaxdistill as jd
+
+    t0 = time.perf_counter()
+    if argv is None:
+        jd.distill(0, task, 20, num_sets)
+    else:
+        _cli(["run", *argv, "--num-sets", str(num_sets), "--quiet"])
+    return time.perf_counter() - t0
+
+
+def _compile_seconds(argv: list[str]) -> float:
+    """Seconds of tracing, lowering and XLA compilation during one run."""
+    import jax
+
+    spent = [0.0]
+    active = [True]
+
+    def listen(event: str, duration: float, **kwargs) -> None:
+        if active[0] and event in COMPILE_EVENTS:
+            spent[0] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        _cli(argv)
+    finally:
+        active[0] = False  # jax < 0.7 cannot unregister a listener
+    return spent[0]

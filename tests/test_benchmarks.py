@@ -24,6 +24,16 @@ def test_gpu_check_small_runs_on_cpu(tmp_path, monkeypatch):
     for r in data["rows"]:
         assert r["sets_per_s"] > 0 and r["num_failed"] == 0 and 0 < r["risk_mean"] < 0.5
     assert data["rows"][0]["max_rel_dist_closed_form"] < 2e-9
+    # what users run, with defaults: a finite rate once compiled, the default workload's against the engine row
+    assert [r["argv"] for r in data["defaults"]][:2] == [None, []] and len(data["defaults"]) == 5
+    for r in data["defaults"]:
+        assert 0 < r["sets_per_s"] < float("inf") and r["num_sets"][0] < r["num_sets"][1]
+    assert all(r["ratio_to_engine"] > 0 for r in data["defaults"][:2])
+    # every path's compile time on its first run
+    assert [r["label"] for r in data["compile"]] == ["Gram flow (default workload)", "inputs sampler, closed form",
+                                                     "w_delta", "monotonicity index", "K-class flow",
+                                                     "kernel student"]
+    assert all(r["compile_s"] > 0 for r in data["compile"])
 
 
 def test_gpu_check_row_budget_runs_the_chunks_that_fit(tmp_path, monkeypatch):

@@ -57,7 +57,8 @@ def add_run_arguments(p) -> None:
                    help="PRNG seed >= 0 (default 0); set i uses fold_in(seed key, i)")
     p.add_argument("--out", default=None, help="output folder (resumable); nothing is written without it")
     p.add_argument("--chunk-size", type=positive_int("--chunk-size"), default=None,
-                   help="sets per compiled chunk (default: bounded memory, at most 256)")
+                   help="sets per compiled chunk (default: on the CPU bounded memory, at most 256; on a GPU or TPU "
+                        "as many as fit in a quarter of the smallest device's memory, at most 65536 per device)")
     p.add_argument("--targets", choices=("soft", "hard", "mixed"), default=DEFAULTS.targets,
                    help="teacher targets (default soft); mixed = rho softmax(u / T) + (1 - rho) onehot(label) needs "
                         "ground-truth labels (a pool file with 'labels'); a flow on hard targets needs --t-end "
