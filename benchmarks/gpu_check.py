@@ -40,8 +40,6 @@ import platform
 import time
 from pathlib import Path
 
-COMPILE_EVENTS = ("/jax/core/compile/backend_compile_duration", "/jax/core/compile/jaxpr_trace_duration",
-                  "/jax/core/compile/jaxpr_to_mlir_module_duration")
 KERNEL = ["--task", "relu-teacher", "--d", "10", "--teacher-width", "50", "--n", "40", "--student", "kernel",
           "--kernel", "rbf", "--bandwidth", "3"]
 KCLASS = ["--task", "gaussian", "--classes", "3", "--d", "20", "--n", "10"]
@@ -171,18 +169,8 @@ def _timed_defaults(argv: list[str] | None, num_sets: int, task) -> float:
 
 def _compile_seconds(argv: list[str]) -> float:
     """Seconds of tracing, lowering and XLA compilation during one run."""
-    import jax
+    from jaxdistill.sweep import CompileCounter
 
-    spent = [0.0]
-    active = [True]
-
-    def listen(event: str, duration: float, **kwargs) -> None:
-        if active[0] and event in COMPILE_EVENTS:
-            spent[0] += duration
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
+    with CompileCounter() as compiles:
         _cli(argv)
-    finally:
-        active[0] = False  # jax < 0.7 cannot unregister a listener
-    return spent[0]
+    return compiles.seconds

@@ -43,23 +43,27 @@ def main(out: str, quick: bool = False, repeats: int = 2) -> dict:
     from jaxdistill import runner
 
     variants = {"lanes of 16": 16, "lanes of 64": 64, "no lanes": None}
+    default_lanes = dict(runner.LANE_SIZES)
     rows = []
-    for label, kw in workloads(quick):
-        kw = dict(kw)
-        task, n, B = kw.pop("task"), kw.pop("n"), kw.pop("num_sets")
-        row = {"workload": label, "num_sets": B}
-        for name, lane in variants.items():
-            if lane is None:
-                runner.LANE_SIZES.pop("cpu", None)
-            else:
-                runner.LANE_SIZES["cpu"] = lane
-            jd.distill(0, task, n, min(B, 256), chunk_size=256, progress=False, **kw)  # compile
-            best = min(_timed(jd, task, n, B, kw, seed) for seed in range(1, repeats + 1))
-            row[name] = B / best
-        runner.LANE_SIZES["cpu"] = 16
-        row["ratio 16 / no lanes"] = row["lanes of 16"] / row["no lanes"]
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    try:
+        for label, kw in workloads(quick):
+            kw = dict(kw)
+            task, n, B = kw.pop("task"), kw.pop("n"), kw.pop("num_sets")
+            row = {"workload": label, "num_sets": B}
+            for name, lane in variants.items():
+                if lane is None:
+                    runner.LANE_SIZES.pop("cpu", None)
+                else:
+                    runner.LANE_SIZES["cpu"] = lane
+                jd.distill(0, task, n, min(B, 256), chunk_size=256, progress=False, **kw)  # compile
+                best = min(_timed(jd, task, n, B, kw, seed) for seed in range(1, repeats + 1))
+                row[name] = B / best
+            row["ratio 16 / no lanes"] = row["lanes of 16"] / row["no lanes"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:  # the runner's lanes as they were, whatever happened
+        runner.LANE_SIZES.clear()
+        runner.LANE_SIZES.update(default_lanes)
     result = {"rows": rows, "jax": jax.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
               "load_average": os.getloadavg(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
     with open(out, "w") as f:

@@ -32,6 +32,8 @@ from .validation import JaxDistillError
 
 POINTS_DIR = "points"
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax's backend-compile duration event
+COMPILE_STAGE_EVENTS = (COMPILE_EVENT, "/jax/core/compile/jaxpr_trace_duration",
+                        "/jax/core/compile/jaxpr_to_mlir_module_duration")  # tracing, lowering, XLA compiling
 SE_OF = {"risk_mean": "risk_se", "error_mean": "error_se", "monotonicity": "monotonicity_se"}
 MAX_LINES = 6
 
@@ -41,18 +43,22 @@ _LISTENING: list[bool] = [False]
 
 
 def _on_duration_event(event: str, duration: float, **kwargs) -> None:
-    if event == COMPILE_EVENT:
+    if event in COMPILE_STAGE_EVENTS:
         for counter in _ACTIVE_COUNTERS:
-            counter.count += 1
+            counter.seconds += duration
+            counter.count += event == COMPILE_EVENT
 
 
 class CompileCounter:
-    """Counts XLA backend compilations while active.  One ``jax.monitoring``
-    listener is registered once per process and feeds every active counter
-    (jax < 0.7 has no public way to unregister a listener)."""
+    """Counts XLA backend compilations (``count``) and the seconds spent
+    tracing, lowering and compiling (``seconds``) while active.  One
+    ``jax.monitoring`` listener is registered once per process and feeds
+    every active counter (jax < 0.7 has no public way to unregister a
+    listener)."""
 
     def __init__(self):
         self.count = 0
+        self.seconds = 0.0
 
     def __enter__(self) -> "CompileCounter":
         import jax

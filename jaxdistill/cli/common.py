@@ -79,6 +79,12 @@ TASK_OPTIONS = {
     "--teacher-scale": ("teacher_scale", None, ("relu-teacher",)),
 }
 
+K_CLASS_GAUSSIAN_OPTIONS = {
+    # options of --task gaussian that need --classes K: why
+    "--task-seed": "the binary teacher is teacher_norm * e_1",
+    "--label-noise": "labels of a K-class teacher",
+}
+
 
 def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) -> None:
     """The task options.  Each applies to some tasks only (``TASK_OPTIONS``);
@@ -145,12 +151,10 @@ def task_from_args(args):
     from ..validation import JaxDistillError
 
     refuse_inapplicable(args, TASK_OPTIONS, args.task, "--task")
-    if args.task == "gaussian" and getattr(args, "classes", None) is None and getattr(args, "task_seed", None) is not None:
-        raise JaxDistillError("--task-seed applies to --task gaussian only with --classes K (the binary teacher is "
-                              "teacher_norm * e_1)")
-    if args.task == "gaussian" and getattr(args, "classes", None) is None and getattr(args, "label_noise", None) is not None:
-        raise JaxDistillError("--label-noise applies to --task gaussian only with --classes K (labels of a K-class "
-                              "teacher)")
+    if args.task == "gaussian" and getattr(args, "classes", None) is None:
+        for opt, why in K_CLASS_GAUSSIAN_OPTIONS.items():
+            if getattr(args, TASK_OPTIONS[opt][0], None) is not None:
+                raise JaxDistillError(f"{opt} applies to --task gaussian only with --classes K ({why})")
     args = with_defaults(args, TASK_OPTIONS)
     if args.task == "pool":
         if not args.pool_file:

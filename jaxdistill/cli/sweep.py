@@ -230,7 +230,7 @@ def run_point(args, label: str, out: Path | None, bar, hosts=None) -> tuple:
     Returns its ``RunSetup``, its result and the number of sets computed.
     On the processes other than 0 of a multi-host run (``hosts``): computes
     this process's chunks of the point; the result is None."""
-    from ..results import SUMMARY_FILE, load, write_run_files
+    from ..results import load, write_run_files
     from ..runner import run_program
     from ..runstore import RunStore
     from ..sweep import POINTS_DIR
@@ -246,7 +246,7 @@ def run_point(args, label: str, out: Path | None, bar, hosts=None) -> tuple:
             store = RunStore(root, setup.config)
         except JaxDistillError as e:
             raise JaxDistillError(f"point {label}: {e}") from None
-        if (root / SUMMARY_FILE).exists():
+        if point_finished(out, label):
             bar.update(share)
             return setup, load(root) if hosts is None or hosts.merges else None, 0
     run = run_program(setup.program, setup.key, setup.plan, shared=setup.shared, dtype=setup.dtype, store=store,
