@@ -28,7 +28,11 @@ Then, in the same JSON:
 * ``compile``: the seconds each path spends tracing, lowering and compiling
   (jax's monitoring events) on its first run: the Gram flow, the inputs
   sampler's closed form, w_delta, the monotonicity index, the K-class flow
-  and the kernel student (target: <= 10 s each on an accelerator).
+  and the kernel student (target: <= 10 s each on an accelerator);
+* ``pieces`` and ``qr_accuracy`` (``benchmarks.compile_pieces``): the
+  pieces of those paths (random draws, samplers, QR and its Cholesky-QR2
+  alternative, Cholesky, triangular solve, LU, the exact risk) compiled one
+  by one, so that a slow compilation is pinned to the operation behind it.
 """
 
 from __future__ import annotations
@@ -132,12 +136,18 @@ def run_check(out: str | Path, small: bool = False, d: int = 1000, row_budget_s:
         compiles.append({"label": label, "argv": argv, "compile_s": seconds})
         print(f"[gpu-check] compile, {label}: {seconds:.1f} s", flush=True)
         _write(path, meta, rows, defaults, compiles)
+    from .compile_pieces import run_pieces
+
+    pieces, accuracy = run_pieces(small)
+    _write(path, meta, rows, defaults, compiles, pieces, accuracy)
     print(f"[gpu-check] written {path}")
     return path
 
 
-def _write(path: Path, meta: dict, rows: list, defaults: list, compiles: list) -> None:
+def _write(path: Path, meta: dict, rows: list, defaults: list, compiles: list, pieces: list | None = None,
+           qr_accuracy: list | None = None) -> None:
     path.write_text(json.dumps({"meta": meta, "rows": rows, "defaults": defaults, "compile": compiles,
+                                "pieces": pieces or [], "qr_accuracy": qr_accuracy or [],
                                 "targets": {"default workload": ">= 100,000 sets/s on one H200-class GPU",
                                             "defaults": "ratio_to_engine >= 0.7; kernel and K-class within 2x "
                                                         "of their benchmark rows",

@@ -34,6 +34,36 @@ def test_gpu_check_small_runs_on_cpu(tmp_path, monkeypatch):
                                                      "w_delta", "monotonicity index", "K-class flow",
                                                      "kernel student"]
     assert all(r["compile_s"] > 0 for r in data["compile"])
+    # the pieces of those paths, each compiled alone, with its compile and run seconds
+    from benchmarks.compile_pieces import SMALL_SIZES
+
+    names = [r["piece"] for r in data["pieces"]]
+    assert len(names) == len(set(names)) >= 12
+    assert {"Gram sampler (kappa task)", "Householder QR of X^T (reduce_data)", "Cholesky-QR2 [d, n]"} <= set(names)
+    for r in data["pieces"]:
+        assert r["compile_s"] > 0 and r["run_s"] > 0 and r["lower_s"] > 0
+        assert (r["B"], r["n"], r["d"]) == (SMALL_SIZES["B"], SMALL_SIZES["n"], SMALL_SIZES["d"])
+    assert [r["cond"] for r in data["qr_accuracy"]] == [1e2, 1e6, 1e10]
+
+
+def test_cholesky_qr2_is_exact_below_the_square_root_of_eps_and_breaks_down_above(monkeypatch):
+    """The QR accuracy table: Householder QR is orthogonal to rounding at any
+    condition number; Cholesky-QR2 is as accurate up to cond 1e6 and fails
+    (Cholesky of a numerically singular Gram matrix) at 1e10 > eps^{-1/2}."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.compile_pieces import qr_accuracy
+    from jaxdistill import precision
+
+    with precision("float64"):
+        rows = qr_accuracy(60, 12)
+    for r in rows:
+        h = r["householder"]
+        assert h["finite"] and h["orthogonality"] < 1e-13 and h["residual"] < 1e-13
+    for r in rows[:2]:
+        c = r["cholesky_qr2"]
+        assert c["finite"] and c["orthogonality"] < 1e-13 and c["residual"] < 1e-13
+    c = rows[2]["cholesky_qr2"]
+    assert not c["finite"] or c["orthogonality"] > 1e-6
 
 
 def test_gpu_check_row_budget_runs_the_chunks_that_fit(tmp_path, monkeypatch):
