@@ -32,7 +32,10 @@ Then, in the same JSON:
 * ``pieces`` and ``qr_accuracy`` (``benchmarks.compile_pieces``): the
   pieces of those paths (random draws, samplers, QR and its Cholesky-QR2
   alternative, Cholesky, triangular solve, LU, the exact risk) compiled one
-  by one, so that a slow compilation is pinned to the operation behind it.
+  by one, so that a slow compilation is pinned to the operation behind it;
+* ``notebooks`` (``benchmarks.notebooks``): the notebooks of experiments/
+  run top to bottom in a fresh process, the wall seconds of each and of its
+  cells (full mode; with ``--small`` only quickstart, in quick mode).
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ COMPILE_PATHS = [
     ("K-class flow", KCLASS),
     ("kernel student", KERNEL),
 ]
+
+NOTEBOOK_TIMEOUT_S = 300.0
+"""Seconds a notebook may run in the check before it is stopped (and reported as timed out)."""
 
 FULL = [
     ("default workload (flow, gram sampler)", {"method": "flow", "n": 20, "num_sets": 1_000_000}),
@@ -140,18 +146,25 @@ def run_check(out: str | Path, small: bool = False, d: int = 1000, row_budget_s:
 
     pieces, accuracy = run_pieces(small)
     _write(path, meta, rows, defaults, compiles, pieces, accuracy)
+    from .notebooks import NOTEBOOKS, time_notebooks
+
+    notebooks = time_notebooks(NOTEBOOKS[:1] if small else NOTEBOOKS, quick=small, timeout_s=NOTEBOOK_TIMEOUT_S)
+    _write(path, meta, rows, defaults, compiles, pieces, accuracy, notebooks)
     print(f"[gpu-check] written {path}")
     return path
 
 
 def _write(path: Path, meta: dict, rows: list, defaults: list, compiles: list, pieces: list | None = None,
-           qr_accuracy: list | None = None) -> None:
+           qr_accuracy: list | None = None, notebooks: list | None = None) -> None:
     path.write_text(json.dumps({"meta": meta, "rows": rows, "defaults": defaults, "compile": compiles,
                                 "pieces": pieces or [], "qr_accuracy": qr_accuracy or [],
+                                "notebooks": notebooks or [],
                                 "targets": {"default workload": ">= 100,000 sets/s on one H200-class GPU",
                                             "defaults": "ratio_to_engine >= 0.7; kernel and K-class within 2x "
                                                         "of their benchmark rows",
-                                            "compile": "compile_s <= 10 on an accelerator"}},
+                                            "compile": "compile_s <= 10 on an accelerator",
+                                            "notebooks": "full mode on one GPU: quickstart <= 30 s, "
+                                                         "figure3 <= 120 s"}},
                                indent=2) + "\n")
 
 

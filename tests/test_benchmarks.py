@@ -44,6 +44,11 @@ def test_gpu_check_small_runs_on_cpu(tmp_path, monkeypatch):
         assert r["compile_s"] > 0 and r["run_s"] > 0 and r["lower_s"] > 0
         assert (r["B"], r["n"], r["d"]) == (SMALL_SIZES["B"], SMALL_SIZES["n"], SMALL_SIZES["d"])
     assert [r["cond"] for r in data["qr_accuracy"]] == [1e2, 1e6, 1e10]
+    # the notebooks, cell by cell (small: quickstart in quick mode)
+    (nb,) = data["notebooks"]
+    assert (nb["notebook"], nb["mode"], nb["error"]) == ("quickstart.ipynb", "quick", None)
+    assert len(nb["cells"]) == 4 and sum(c["seconds"] for c in nb["cells"]) < nb["seconds"]
+    assert "quick mode" in nb["ran_on"]
 
 
 def test_cholesky_qr2_is_exact_below_the_square_root_of_eps_and_breaks_down_above(monkeypatch):
@@ -66,11 +71,82 @@ def test_cholesky_qr2_is_exact_below_the_square_root_of_eps_and_breaks_down_abov
     assert not c["finite"] or c["orthogonality"] > 1e-6
 
 
+def _notebook(path, *sources):
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# a title"]}]
+    cells += [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": [src]}
+              for src in sources]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_notebook_timing_runs_every_code_cell_in_order_in_one_namespace(tmp_path, monkeypatch):
+    """Each code cell's wall time, in order, the cells sharing one namespace
+    (a later cell sees an earlier one's names); quick mode reaches the cells."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.notebooks import time_notebook
+
+    nb = _notebook(tmp_path / "t.ipynb", "import os, time\nx = 2\ntime.sleep(0.3)",
+                   "assert x == 2 and os.environ['JAXDISTILL_QUICK'] == '1'\nprint('ran on here, quick mode')")
+    r = time_notebook(nb, quick=True)
+    assert r["error"] is None and r["mode"] == "quick" and r["ran_on"] == "ran on here, quick mode"
+    assert [c["cell"] for c in r["cells"]] == [1, 2]
+    assert r["cells"][0]["seconds"] >= 0.3 > r["cells"][1]["seconds"]
+    assert r["seconds"] > r["cells"][0]["seconds"] + r["cells"][1]["seconds"]
+    assert r["cells"][0]["first_line"] == "import os, time"
+
+
+def test_notebook_timing_reports_the_failing_cell_and_stops_there(tmp_path, monkeypatch):
+    """A raising cell is reported with its index and exception; the cells
+    after it do not run; full mode has no JAXDISTILL_QUICK; a notebook
+    past its timeout is reported as timed out."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.notebooks import time_notebook
+
+    monkeypatch.setenv("JAXDISTILL_QUICK", "1")
+    nb = _notebook(tmp_path / "t.ipynb", "import os\nassert 'JAXDISTILL_QUICK' not in os.environ",
+                   "raise ValueError('boom')", "print('never')")
+    r = time_notebook(nb, quick=False)
+    assert r["error"] == "cell 2: ValueError: boom" and r["mode"] == "full"
+    assert [c["cell"] for c in r["cells"]] == [1, 2] and r["cells"][0]["error"] is None
+    slow = _notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(30)")
+    r = time_notebook(slow, quick=True, timeout_s=3)
+    assert r["error"] == "timed out after 3 s" and r["seconds"] < 20
+
+
+@pytest.mark.parametrize("module, words", [("compile_pieces", ["OUT.json", "--small", "Cholesky-QR2"]),
+                                           ("notebooks", ["OUT.json", "NAME.ipynb", "--quick", "--timeout"])])
+def test_benchmark_module_help(module, words, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT))
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"benchmarks.{module}").main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m benchmarks.{module}") and all(w in out for w in words)
+
+
+@pytest.mark.parametrize("argv, message", [(["x.json", "nope.ipynb"], "unknown notebook 'nope.ipynb'"),
+                                           (["x.json", "--timeout", "0"], "--timeout must be > 0")])
+def test_notebook_timing_refuses_bad_arguments(argv, message, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.notebooks import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
+
+
 def test_gpu_check_row_budget_runs_the_chunks_that_fit(tmp_path, monkeypatch):
     """A budget far below one chunk's time leaves exactly one chunk per row, and says so."""
     monkeypatch.syspath_prepend(str(ROOT))
+    import benchmarks.compile_pieces
+    import benchmarks.notebooks
     from benchmarks.__main__ import main
 
+    # this test is about the rows: the pieces and notebooks sections are the test above's
+    monkeypatch.setattr(benchmarks.compile_pieces, "run_pieces", lambda small: ([], []))
+    monkeypatch.setattr(benchmarks.notebooks, "time_notebooks", lambda names, **kw: [])
     assert main(["--gpu-check", "--small", "--row-budget", "1e-6", "--out", str(tmp_path)]) == 0
     (path,) = tmp_path.glob("gpu-check-*-small-*.json")
     data = json.loads(path.read_text())
