@@ -83,10 +83,11 @@ def time_notebook(path: str | Path, *, quick: bool, timeout_s: float = 600.0) ->
             stderr = ""
             record["error"] = f"timed out after {timeout_s:g} s"
         record["seconds"] = time.perf_counter() - t0
+    sources = dict(cells)
     for line in stdout.splitlines():
         if line.startswith(MARK):
             cell = json.loads(line[len(MARK):])
-            cell["first_line"] = next((s for s in dict(cells)[cell["cell"]].splitlines() if s.strip()), "")[:80]
+            cell["first_line"] = next((s for s in sources[cell["cell"]].splitlines() if s.strip()), "")[:80]
             record["cells"].append(cell)
             if cell["error"] and record["error"] is None:
                 record["error"] = f"cell {cell['cell']}: {cell['error']}"
