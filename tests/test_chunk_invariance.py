@@ -70,6 +70,14 @@ def test_kclass_flow_and_kernel_student():
         _same(runs, what)
 
 
+
+def test_kclass_flow_with_unpivoted_inverses():
+    """n = 16: the K class inverses of the stage solves by elimination without pivoting
+    (``students.small_inverse``), elementwise over the lane."""
+    task = jd.MultiClassGaussianTask(20, 3)
+    runs = {c: jd.distill(4, task, 16, 40, chunk_size=c, method="flow", num_test=200) for c in CHUNKS}
+    _same(runs, "K-class flow, n = 16")
+
 @pytest.mark.parametrize("sampler", ["gram", "inputs"])
 def test_monotonicity_index(sampler):
     task = jd.KappaPolynomialTask(12, 1.0)

@@ -105,6 +105,59 @@ def test_logit_stage_solve_uses_the_kronecker_structure_and_equals_the_dense_sol
     assert np.linalg.norm(M @ x - rhs) / np.linalg.norm(rhs) <= 1e-10
 
 
+
+def _stage_system(n, K, d, c, direction, seed):
+    """A K-class logit-flow stage system (c I - s J) x = rhs with a centred rhs, and its dense solution."""
+    from jaxdistill.multiclass.learners import softmax_jacobians
+
+    rng = np.random.default_rng(seed)
+    X = jnp.asarray(rng.normal(size=(n, d)))
+    G = X @ X.T
+    Z = centre(jnp.asarray(3.0 * rng.normal(size=(n, K))))
+    J = -jnp.einsum("ij,jkl->ikjl", G, softmax_jacobians(jax.nn.softmax(Z, axis=-1))).reshape(n * K, n * K) / n
+    rhs = centre(jnp.asarray(rng.normal(size=(n, K)))).reshape(-1)
+    M = c * jnp.eye(n * K) - direction * J
+    dense = centre(jnp.linalg.solve(M, rhs).reshape(n, K)).reshape(-1)
+    return G, Z, M, rhs, dense
+
+
+@pytest.mark.parametrize("c", [1e3, 1.0, 1e-3, 1e-8, 1e-14])
+def test_forward_stage_solve_without_pivoting_equals_the_dense_solve(c):
+    """Forward in time (every flow of the library) the K class matrices c I + (G/n) diag(s_k)
+    are column scalings of positive definite ones, so the logit flow inverts them without
+    pivoting (``small_inverse``, on the CPU for n = 16 ... 28): the stage solution still
+    equals the dense solve, down to the tiny c of the last steps."""
+    from jaxdistill.multiclass.learners import logit_shifted_solver
+    from jaxdistill.students.small_inverse import prefers_unpivoted_inverse
+
+    n, K = 20, 6
+    assert prefers_unpivoted_inverse(n)  # the path under test (the tests run on the CPU)
+    with precision():
+        G, Z, M, rhs, dense = _stage_system(n, K, 30, c, 1, seed=24)
+        x = logit_shifted_solver(G / n, forward_only=True)(0.0, Z, None, c, 1)(rhs)
+        pivoted = logit_shifted_solver(G / n)(0.0, Z, None, c, 1)(rhs)
+        M, x, pivoted, dense, rhs = (np.asarray(a) for a in (M, x, pivoted, dense, rhs))
+    assert np.max(np.abs(x.reshape(n, K).sum(axis=1))) <= 1e-12 * np.max(np.abs(x))
+    assert np.linalg.norm(x - dense) / np.linalg.norm(dense) <= 1e-10
+    assert np.linalg.norm(M @ x - rhs) / np.linalg.norm(rhs) <= 1e-10
+    assert np.linalg.norm(x - pivoted) / np.linalg.norm(pivoted) <= 1e-10
+
+
+def test_forward_only_stage_solve_refuses_backward_time():
+    """A stage solver made for forward time returns NaN for a backward stage (s = -1), where
+    elimination without pivoting is not safe, rather than an unchecked solution; the default
+    (pivoted) solver serves both directions."""
+    from jaxdistill.multiclass.learners import logit_shifted_solver
+
+    n, K = 20, 6
+    with precision():
+        G, Z, M, rhs, dense = _stage_system(n, K, 30, 1e-3, -1, seed=25)
+        x = np.asarray(logit_shifted_solver(G / n, forward_only=True)(0.0, Z, None, 1e-3, -1)(rhs))
+        both = np.asarray(logit_shifted_solver(G / n)(0.0, Z, None, 1e-3, -1)(rhs))
+    assert np.isnan(x).all()
+    assert np.linalg.norm(both - np.asarray(dense)) / np.linalg.norm(np.asarray(dense)) <= 1e-10
+
+
 def test_risk_zero_when_n_at_least_d():
     X, W = _data(300, 8, 4, seed=5)
     task = MultiClassPoolTask(X, W, test_inputs=RNG.normal(size=(500, 8)))

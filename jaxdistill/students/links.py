@@ -36,6 +36,7 @@ from jaxtyping import Array, Bool, Float
 
 from ..teachers import cross_entropy
 from . import span_solve
+from .small_inverse import prefers_unpivoted_inverse, unpivoted_inverse
 
 
 def sigmoid_derivative(z: Float[Array, " n"]) -> Float[Array, " n"]:
@@ -114,7 +115,7 @@ def reduced_newton_system(R: Float[Array, "r n"], Z: Float[Array, "n K"], logp: 
     return g, H.reshape(m, m)
 
 
-def logit_shifted_solver(Gn: Float[Array, "n n"]):
+def logit_shifted_solver(Gn: Float[Array, "n n"], *, forward_only: bool = False):
     """The ``rosenbrock.FieldWithJacobian.shifted_solver`` of the logit flow
     dZ/dt = -Gn (softmax(Z) - P) (Gn = G / n): solves (c I - s J) x = rhs,
     J = -(Gn kron I_K) blockdiag_i(diag(s_i) - s_i s_i^T), on the centred
@@ -132,13 +133,27 @@ def logit_shifted_solver(Gn: Float[Array, "n n"]):
     dense solve would put rhs's rounding along the ones / c.
     Cost: K n-square inverses and one n-square LU a step, O(K n^2) a stage
     (the dense solve: one (n K)-square LU, K^2 / 2 ... K^2 times more)
-    (docs/design.md fact 14)."""
+    (docs/design.md fact 14).
+
+    ``forward_only``: the caller integrates forward in time (s = +1, as
+    every flow of the library: ``logit_flow`` runs from t = 0 up).  Then
+    A_k = (c diag(s_k)^{-1} + Gn) diag(s_k) is a column scaling of a
+    positive definite matrix, so the K inverses may skip pivoting
+    (``small_inverse.unpivoted_inverse``), which is faster on the CPU for
+    the sizes ``small_inverse.prefers_unpivoted_inverse`` names; a
+    backward stage (s = -1) then returns NaN (the set's status says
+    so) instead of an unchecked solve.  Without it (the default), pivoted
+    inverses serve both directions."""
     n = Gn.shape[0]
+    unpivoted = forward_only and prefers_unpivoted_inverse(n)
 
     def shifted_solver(t, Z, args, c, s):
         S = jax.nn.softmax(Z, axis=-1).T  # [K, n]: s_k
         A = c * jnp.eye(n, dtype=Z.dtype)[None] + (s * Gn)[None] * S[:, None, :]  # [K, n, n]
-        Ainv = jnp.linalg.inv(A)
+        if unpivoted:
+            Ainv = jnp.where(s > 0, unpivoted_inverse(A), jnp.nan)
+        else:
+            Ainv = jnp.linalg.inv(A)
         lu = jax.scipy.linalg.lu_factor(jnp.einsum("ki,kij->ij", S, Ainv))  # N
 
         def solve(rhs):
@@ -211,10 +226,11 @@ class AbstractLink(eqx.Module):
     def loss(self, Z: Array) -> Float[Array, ""]:
         """The mean loss minus its minimum (eq. 1)."""
 
-    def logit_shifted_solver(self, Gn: Float[Array, "n n"]) -> Callable | None:
+    def logit_shifted_solver(self, Gn: Float[Array, "n n"], *, forward_only: bool = False) -> Callable | None:
         """A structured Rodas3 stage solver of the logit flow with Gram
         matrix G = n Gn (``FieldWithJacobian.shifted_solver``), or None to
-        let Rodas3 factor the Jacobian densely."""
+        let Rodas3 factor the Jacobian densely.  ``forward_only``: the flow
+        only runs forward in time (``links.logit_shifted_solver``)."""
         return None
 
 
@@ -324,8 +340,8 @@ class SoftmaxLink(AbstractLink):
     def loss(self, Z):
         return softmax_cross_entropy(Z, self.V)
 
-    def logit_shifted_solver(self, Gn):
-        return logit_shifted_solver(Gn)
+    def logit_shifted_solver(self, Gn, *, forward_only=False):
+        return logit_shifted_solver(Gn, forward_only=forward_only)
 
 
 __all__ = ["AbstractLink", "SigmoidLink", "SoftmaxLink", "sigmoid_derivative", "centre", "log_targets",

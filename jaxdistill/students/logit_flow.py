@@ -178,7 +178,8 @@ class LogitCoordinates(AbstractCoordinates):
         return self.design.to_student(L_inv @ link.centred(Z), L_inv)
 
     def shifted_solver(self, link):
-        return link.logit_shifted_solver(self.G / self.G.shape[0])
+        # ``logit_flow`` integrates from t = 0 forward, never backward
+        return link.logit_shifted_solver(self.G / self.G.shape[0], forward_only=True)
 
 
 class AbstractQRCoordinates(AbstractCoordinates):
