@@ -76,36 +76,6 @@ def test_flow_equals_closed_form(n, d, K):
         assert float(jnp.linalg.norm(W_hat - expect) / jnp.linalg.norm(expect)) <= 1e-10
 
 
-@pytest.mark.parametrize("c", [1e3, 1.0, 1e-3, 1e-8, 1e-14])
-@pytest.mark.parametrize("direction", [1, -1])
-def test_logit_stage_solve_uses_the_kronecker_structure_and_equals_the_dense_solve(c, direction):
-    """Issue 23 point 4: the logit flow's Rodas3 stage systems (c I - s J) x = rhs,
-    J = -(G/n kron I) blockdiag(diag(s_i) - s_i s_i^T), are solved through K
-    n-square systems (``logit_shifted_solver``, docs/design.md fact 14); on
-    centred right-hand sides (the flow's) the solution equals the dense solve,
-    also for the tiny c = 1 / (gamma h) of the last steps."""
-    from jaxdistill.multiclass.learners import logit_shifted_solver, softmax_jacobians
-
-    rng = np.random.default_rng(23)
-    n, K, d = 7, 4, 9
-    with precision():
-        X = jnp.asarray(rng.normal(size=(n, d)))
-        G = X @ X.T
-        Z = centre(jnp.asarray(3.0 * rng.normal(size=(n, K))))
-        J = -jnp.einsum("ij,jkl->ikjl", G, softmax_jacobians(jax.nn.softmax(Z, axis=-1))).reshape(n * K, n * K) / n
-        rhs = centre(jnp.asarray(rng.normal(size=(n, K)))).reshape(-1)
-        M = c * jnp.eye(n * K) - direction * J
-        # the dense solve puts its rounding along the all-ones directions, divided by c: compare centred parts
-        dense = centre(jnp.linalg.solve(M, rhs).reshape(n, K)).reshape(-1)
-        x = logit_shifted_solver(G / n)(0.0, Z, None, c, direction)(rhs)
-        M, x, dense, rhs = (np.asarray(a) for a in (M, x, dense, rhs))  # float64, checked outside precision()
-    assert np.max(np.abs(x.reshape(n, K).sum(axis=1))) <= 1e-12 * np.max(np.abs(x))
-    # measured: 2e-16 (c >= 1) to 2e-11 (c = 1e-14, cond(M) = 7e13) in both
-    assert np.linalg.norm(x - dense) / np.linalg.norm(dense) <= 1e-10
-    assert np.linalg.norm(M @ x - rhs) / np.linalg.norm(rhs) <= 1e-10
-
-
-
 def _stage_system(n, K, d, c, direction, seed):
     """A K-class logit-flow stage system (c I - s J) x = rhs with a centred rhs, and its dense solution."""
     from jaxdistill.multiclass.learners import softmax_jacobians
@@ -117,8 +87,30 @@ def _stage_system(n, K, d, c, direction, seed):
     J = -jnp.einsum("ij,jkl->ikjl", G, softmax_jacobians(jax.nn.softmax(Z, axis=-1))).reshape(n * K, n * K) / n
     rhs = centre(jnp.asarray(rng.normal(size=(n, K)))).reshape(-1)
     M = c * jnp.eye(n * K) - direction * J
+    # the dense solve puts its rounding along the all-ones directions, divided by c: compare centred parts
     dense = centre(jnp.linalg.solve(M, rhs).reshape(n, K)).reshape(-1)
     return G, Z, M, rhs, dense
+
+
+@pytest.mark.parametrize("c", [1e3, 1.0, 1e-3, 1e-8, 1e-14])
+@pytest.mark.parametrize("direction", [1, -1])
+def test_logit_stage_solve_uses_the_kronecker_structure_and_equals_the_dense_solve(c, direction):
+    """Issue 23 point 4: the logit flow's Rodas3 stage systems (c I - s J) x = rhs,
+    J = -(G/n kron I) blockdiag(diag(s_i) - s_i s_i^T), are solved through K
+    n-square systems (``logit_shifted_solver``, docs/design.md fact 14); on
+    centred right-hand sides (the flow's) the solution equals the dense solve,
+    also for the tiny c = 1 / (gamma h) of the last steps."""
+    from jaxdistill.multiclass.learners import logit_shifted_solver
+
+    n, K = 7, 4
+    with precision():
+        G, Z, M, rhs, dense = _stage_system(n, K, 9, c, direction, seed=23)
+        x = logit_shifted_solver(G / n)(0.0, Z, None, c, direction)(rhs)
+        M, x, dense, rhs = (np.asarray(a) for a in (M, x, dense, rhs))  # float64, checked outside precision()
+    assert np.max(np.abs(x.reshape(n, K).sum(axis=1))) <= 1e-12 * np.max(np.abs(x))
+    # measured: 2e-16 (c >= 1) to 2e-11 (c = 1e-14, cond(M) = 7e13) in both
+    assert np.linalg.norm(x - dense) / np.linalg.norm(dense) <= 1e-10
+    assert np.linalg.norm(M @ x - rhs) / np.linalg.norm(rhs) <= 1e-10
 
 
 @pytest.mark.parametrize("c", [1e3, 1.0, 1e-3, 1e-8, 1e-14])
