@@ -11,10 +11,12 @@ and vectorises across the batch.
 
 Without pivoting the elimination is only safe for matrices whose leading
 pivots stay large: symmetric positive definite matrices and their column
-scalings A = M D (M positive definite, D >= 0 diagonal; the multipliers are
+scalings A = M D (M positive definite, D > 0 diagonal; the multipliers are
 M's, and elimination on a positive definite matrix does not grow its
 entries).  The K-class stage matrices c I + (G/n) diag(s_k) are of that
-kind for forward time (c > 0): they equal (c diag(s_k)^{-1} + G/n) diag(s_k).
+kind for forward time (c > 0): they equal (c diag(s_k)^{-1} + G/n) diag(s_k)
+(a probability that underflows to 0 leaves the column c e_i, whose pivot c
+eliminates nothing).
 """
 
 from __future__ import annotations
