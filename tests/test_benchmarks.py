@@ -35,6 +35,7 @@ def test_gpu_check_small_runs_on_cpu(tmp_path, monkeypatch):
     assert [r["argv"] for r in data["defaults"]][:2] == [None, []] and len(data["defaults"]) == 5
     for r in data["defaults"]:
         assert 0 < r["sets_per_s"] < float("inf") and r["num_sets"][0] < r["num_sets"][1]
+        assert r["repeats"] == 2  # small sizes: each the best of two runs
     assert all(r["ratio_to_engine"] > 0 for r in data["defaults"][:2])
     # every path's compile time on its first run
     assert [r["label"] for r in data["compile"]] == ["Gram flow (default workload)", "inputs sampler, closed form",
