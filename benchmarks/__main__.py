@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .machine import machine_meta
+
 RESULTS = "benchmark-results"  # default output folder, relative to the current directory
 
 
@@ -295,14 +297,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = out / f"{machine}-{stamp}{'-quick' if args.quick else ''}"
-    meta = {"machine": machine, "date": stamp, "quick": args.quick, "python": sys.version.split()[0],
-            "platform": platform.platform(), "processor": platform.processor()}
-    try:
-        import jax
-
-        meta.update({"jax": jax.__version__, "backend": jax.default_backend()})
-    except Exception:  # pragma: no cover
-        pass
+    meta = {"machine": machine, **machine_meta(), "date": stamp, "quick": args.quick}
     base.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     md = table(results)
     base.with_suffix(".md").write_text(f"# Benchmarks {machine} {stamp}{' (quick)' if args.quick else ''}\n\n{md}\n")

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from .machine import machine_meta
+
 FULL_SIZES = {"B": 8192, "n": 20, "d": 1000}
 SMALL_SIZES = {"B": 64, "n": 8, "d": 50}
 CONDITION_NUMBERS = (1e2, 1e6, 1e10)
@@ -152,9 +154,6 @@ def run_pieces(small: bool = False) -> tuple[list[dict], list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import platform
-
-    import jax
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.compile_pieces",
                                 description="Compile the operations of the vmapped paths one at a time (lowering, "
@@ -166,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"a CPU) instead of B={FULL_SIZES['B']}, n={FULL_SIZES['n']}, d={FULL_SIZES['d']}")
     args = p.parse_args(argv)
     rows, accuracy = run_pieces(args.small)
-    meta = {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
-            "small": args.small, "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+    meta = {**machine_meta(), "small": args.small}
     Path(args.out).write_text(json.dumps({"meta": meta, "pieces": rows, "qr_accuracy": accuracy}, indent=2) + "\n")
     print(f"[pieces] written {args.out}")
     return 0

@@ -43,9 +43,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import platform
 import time
 from pathlib import Path
+
+from .machine import machine_meta
 
 KERNEL = ["--task", "relu-teacher", "--d", "10", "--teacher-width", "50", "--n", "40", "--student", "kernel",
           "--kernel", "rbf", "--bandwidth", "3"]
@@ -90,10 +91,7 @@ def run_check(out: str | Path, small: bool = False, d: int = 1000, row_budget_s:
 
     if row_budget_s is not None and not row_budget_s > 0:
         raise ValueError(f"row_budget_s must be > 0 seconds, got {row_budget_s}")
-    devices = jax.devices()
-    meta = {"backend": jax.default_backend(), "devices": [str(dv) for dv in devices],
-            "device_kind": devices[0].device_kind, "jax": jax.__version__, "small": small,
-            "row_budget_s": row_budget_s, "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+    meta = {**machine_meta(), "small": small, "row_budget_s": row_budget_s}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"gpu-check-{meta['backend']}{'-small' if small else ''}-{meta['date']}.json"

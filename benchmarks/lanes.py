@@ -12,10 +12,10 @@ Each number is the best of ``repeats`` timed runs of B sets in chunks of 256.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
+
+from .machine import machine_meta
 
 
 def workloads(quick: bool) -> list[tuple[str, dict]]:
@@ -37,8 +37,6 @@ def workloads(quick: bool) -> list[tuple[str, dict]]:
 
 
 def main(out: str, quick: bool = False, repeats: int = 2) -> dict:
-    import jax
-
     import jaxdistill as jd
     from jaxdistill import runner
 
@@ -64,8 +62,7 @@ def main(out: str, quick: bool = False, repeats: int = 2) -> dict:
     finally:  # the runner's lanes as they were, whatever happened
         runner.LANE_SIZES.clear()
         runner.LANE_SIZES.update(default_lanes)
-    result = {"rows": rows, "jax": jax.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
-              "load_average": os.getloadavg(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    result = {"rows": rows, **machine_meta()}
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
     return result

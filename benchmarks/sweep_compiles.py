@@ -17,11 +17,12 @@ against the 12 ``jaxdistill run`` commands of its points.
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+
+from .machine import machine_meta
 
 
 def _process_seconds(args: list[str]) -> float:
@@ -73,8 +74,7 @@ def main(out: str) -> None:
               "speedup_sweep_vs_cold_calls": rows["12 distill calls, caches cleared"]["seconds"] / rows["sweep"]["seconds"],
               "speedup_sweep_vs_run_commands": (rows["12 run commands, one process each"]["seconds"]
                                                 / rows["sweep, one process"]["seconds"]),
-              "jax": jax.__version__, "jaxdistill": getattr(jd, "__version__", "?"), "python": platform.python_version(),
-              "cpu_count": __import__("os").cpu_count()}
+              "jaxdistill": getattr(jd, "__version__", "?"), **machine_meta()}
     print(json.dumps(result, indent=1))
     with open(out, "w") as f:
         json.dump(result, f, indent=1)

@@ -23,9 +23,9 @@ import numpy as np
 from .analysis.risk import RiskEstimate, expected_risk
 from .defaults import DEFAULTS
 from .multiclass.minimiser import LIMIT_KIND_NAMES
-from .runner import concatenate, failed_sets
+from .runner import PerSetStatus, concatenate
 from .runstore import CHUNK_DIR, MANIFEST, write_json, write_sets_csv
-from .status import STATUS_NAMES, is_success
+from .status import STATUS_NAMES
 from .validation import JaxDistillError
 
 PER_SET_KEYS = ("status", "num_steps", "loss", "angle", "risk", "risk_se", "rel_dist_closed_form")
@@ -41,7 +41,7 @@ class FailedSetsWarning(UserWarning):
 
 
 @dataclass
-class DistillResult:
+class DistillResult(PerSetStatus):
     """Per-set outputs of a run and their statistics.
 
     Attributes:
@@ -91,18 +91,6 @@ class DistillResult:
     @property
     def num_classes(self) -> int:
         return int(self.config.get("num_classes", 2))
-
-    @property
-    def num_sets(self) -> int:
-        return int(self.arrays["status"].shape[0])
-
-    @property
-    def ok(self) -> np.ndarray:
-        return is_success(self.arrays["status"])
-
-    def failed_sets(self) -> list[dict]:
-        """Every failed set with its global index, reason and step count."""
-        return failed_sets(self.arrays["status"], self.arrays.get("num_steps"))
 
     def expected_risk(self) -> RiskEstimate:
         """Mean transfer risk over the successful sets, with its SE."""

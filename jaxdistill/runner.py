@@ -336,8 +336,28 @@ def iter_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, chunks:
         yield c, mark_failures(arrays, program.finite_outputs)
 
 
+class PerSetStatus:
+    """The per-set status views of anything holding ``arrays`` with a
+    ``status`` array (``RunOutput``, ``results.DistillResult``)."""
+
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def num_sets(self) -> int:
+        return int(self.arrays["status"].shape[0])
+
+    @property
+    def ok(self) -> np.ndarray:
+        """[B] bool: the sets whose status is a success (``status.is_success``)."""
+        return is_success(self.arrays["status"])
+
+    def failed_sets(self) -> list[dict]:
+        """Every failed set with its global index, reason and step count."""
+        return failed_sets(self.arrays["status"], self.arrays.get("num_steps"))
+
+
 @dataclass
-class RunOutput:
+class RunOutput(PerSetStatus):
     """Per-set outputs of a run (numpy arrays, leading axis = global set index).
 
     Attributes:
@@ -353,17 +373,6 @@ class RunOutput:
     elapsed: float = 0.0
     sets_computed: int = 0
     merged: bool = True
-
-    @property
-    def num_sets(self) -> int:
-        return int(self.arrays["status"].shape[0])
-
-    @property
-    def ok(self) -> np.ndarray:
-        return is_success(self.arrays["status"])
-
-    def failed_sets(self) -> list[dict]:
-        return failed_sets(self.arrays["status"], self.arrays.get("num_steps"))
 
 
 def failed_sets(status: np.ndarray, num_steps: np.ndarray | None = None) -> list[dict]:
@@ -472,6 +481,7 @@ def run_program(
 __all__ = [
     "SetProgram",
     "ChunkPlan",
+    "PerSetStatus",
     "RunOutput",
     "run_program",
     "iter_chunks",

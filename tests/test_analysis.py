@@ -2,7 +2,6 @@
 
 import json
 import math
-from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp

@@ -61,7 +61,6 @@ def test_no_upward_imports():
         for target, names, line in _imports(path, parts):
             if not target:  # "from . import x" inside a package
                 target = [parts[0]]
-                names_top = names
             there = LAYERS.get(target[0])
             if there is None and target == [parts[0]]:
                 continue

@@ -4,7 +4,6 @@ on CPU, so it never goes stale."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest

@@ -12,7 +12,7 @@ from scipy import stats
 
 import jaxdistill as jd
 from jaxdistill import precision
-from jaxdistill.analysis import exact_risk_from_angle, mc_risk, signed_angle, unsigned_angle
+from jaxdistill.analysis import exact_risk_from_angle, mc_risk, unsigned_angle
 from jaxdistill.status import Status
 
 

@@ -20,10 +20,8 @@ from jaxdistill import precision
 from jaxdistill.cli import main
 from jaxdistill.multiclass import MultiTargetSpec, centre, target_log_probs
 from jaxdistill.multiclass.learners import make_softmax_learner, softmax_closed_form
-from jaxdistill.multiclass.tasks import MultiClassGaussianTask
 from jaxdistill.nonlinear import (ArcCosKernel, BinaryTaskAsMultiClass, KernelLearner, NTKKernel, RBFKernel,
-                                  ReluTeacherTask, UserKernel, arccos_kernel, make_kernel, ntk_kernel,
-                                  teacher_pool_arrays)
+                                  ReluTeacherTask, UserKernel, arccos_kernel, make_kernel, ntk_kernel)
 from jaxdistill.status import Status
 from jaxdistill.students import FlowConfig, GDConfig, gradient_flow
 from jaxdistill.tasks import KappaPolynomialTask

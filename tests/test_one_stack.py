@@ -8,7 +8,6 @@ import inspect
 import json
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest

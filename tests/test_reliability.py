@@ -21,7 +21,6 @@ import pytest
 import jaxdistill as jd
 from jaxdistill import precision
 from jaxdistill.cli import main
-from jaxdistill.status import STATUS_NAMES
 
 D, N = 10, 5  # one compiled shape shared by most tests in this file
 TIMING_KEYS = {"elapsed_s", "sets_computed_this_run"}
