@@ -243,11 +243,21 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float, *, tol: float = 1e-9, 
 
 
 def _binary(data: DigitData, digits: tuple[int, int]):
-    a, b = digits
+    """The images of the two ``digits`` (label 1 = the second), after checking
+    that they are two different digits with training and test images each."""
+    if len(tuple(digits)) != 2:
+        raise JaxDistillError(f"digits must be a pair of two different digits (a, b), got {digits!r}")
+    a, b = (check_int("digits", v, minimum=0, maximum=9) for v in digits)
+    if a == b:
+        raise JaxDistillError(f"digits must be two different digits, got ({a}, {b})")
+    for digit in (a, b):
+        for split, y in (("training", data.y_train), ("test", data.y_test)):
+            if not (y == digit).any():
+                present = ", ".join(str(int(v)) for v in np.unique(np.concatenate([data.y_train, data.y_test])))
+                raise JaxDistillError(f"digits: the data ({data.source}) has no {split} images of digit {digit} "
+                                      f"(it has digits {present}); got digits ({a}, {b})")
     tr = (data.y_train == a) | (data.y_train == b)
     te = (data.y_test == a) | (data.y_test == b)
-    if not tr.any() or not te.any():
-        raise JaxDistillError(f"the data ({data.source}) has no training or test images of digits {a} and {b}")
     return (data.x_train[tr], (data.y_train[tr] == b).astype(np.float64),
             data.x_test[te], (data.y_test[te] == b).astype(np.float64))
 

@@ -60,6 +60,8 @@ class RunStore:
     """A run folder bound to one configuration."""
 
     def __init__(self, out: str | os.PathLike, config: dict):
+        if not isinstance(out, (str, os.PathLike)):
+            raise JaxDistillError(f"out (--out) must be a folder path, a str or os.PathLike, got {out!r}")
         self.root = Path(out)
         self.config = json.loads(json.dumps(config))  # normalise types
         try:

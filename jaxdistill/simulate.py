@@ -44,7 +44,7 @@ from .students import make_learner
 from .students.base import AbstractLearner
 from .students.gram import resolve_sampler
 from .tasks import Task
-from .teachers import TargetSpec
+from .teachers import TargetSpec, check_target_spec
 from .validation import JaxDistillError, check_choice, check_int
 
 SET_PIECES = {**SAMPLER_KINDS, "multiclass": MultiClassSampler()}
@@ -64,12 +64,6 @@ def check_learner(learner) -> AbstractLearner:
             f"a subclass of jaxdistill.AbstractBinaryLearner implementing fit_logits(key, X, u)), got "
             f"{type(learner).__name__}")
     return learner
-
-
-def check_targets(targets) -> TargetSpec:
-    if not isinstance(targets, TargetSpec):
-        raise JaxDistillError(f"targets must be a TargetSpec (e.g. TargetSpec('soft', temperature=1.0)), got {targets!r}")
-    return targets
 
 
 def set_piece(sampler: str):
@@ -164,7 +158,7 @@ def setup_distill(key, task: Task, n: int, num_sets: int, *, learner: AbstractLe
     (``sampler``: "inputs", "gram" or "auto", see ``samplers``)."""
     dtype = check_dtype(dtype)
     learner = check_learner(learner).for_dtype(dtype)
-    check_targets(targets)
+    check_target_spec(targets)
     learner.check_targets(targets)
     n = check_task(task).check_n(n)
     num_sets = check_int("num_sets", num_sets, minimum=1)

@@ -36,6 +36,8 @@ COMPILE_STAGE_EVENTS = (COMPILE_EVENT, "/jax/core/compile/jaxpr_trace_duration",
                         "/jax/core/compile/jaxpr_to_mlir_module_duration")  # tracing, lowering, XLA compiling
 SE_OF = {"risk_mean": "risk_se", "error_mean": "error_se", "monotonicity": "monotonicity_se"}
 MAX_LINES = 6
+BOUND_APPLIES = ("--with-bound applies only to binary tasks with a teacher vector w_star [d] (Thm 3 is for a binary "
+                 "linear teacher)")
 
 
 _ACTIVE_COUNTERS: list["CompileCounter"] = []
@@ -101,13 +103,15 @@ class SweepResult:
 
     def sets_to_pandas(self):
         """Per-set data in long format: one row per point and set, the axis
-        values then ``set`` and the columns of each point's sets.csv."""
+        values then ``set`` and the columns of each point's sets.csv.  An
+        axis named like a sets.csv column (``risk``: the risk method, against
+        each set's ``risk``) is the column ``<axis>_axis``."""
         pd = _pandas()
         frames = []
         for row, res in zip(self.table, self.results):
             df = pd.DataFrame(per_set_table(res.arrays)).rename_axis("set").reset_index()
             for axis in reversed(self.axes):
-                df.insert(0, axis, row[axis])
+                df.insert(0, f"{axis}_axis" if axis in df.columns else axis, row[axis])
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
 
@@ -179,11 +183,42 @@ def thm3_of(task, n: int) -> float:
     from .tasks import PoolTask, Task
 
     if not isinstance(task, Task):
-        raise JaxDistillError("--with-bound applies only to binary tasks with a teacher vector w_star [d] (Thm 3 is "
-                              "for a binary linear teacher); this sweep has a K-class or teacher-logits task")
+        raise JaxDistillError(f"{BOUND_APPLIES}; this sweep takes the K-class path (a K-class or teacher-logits "
+                              "task, or a kernel or network student)")
     with precision():
         res = thm3_bound(p_function(task), jnp.asarray([n]), None if isinstance(task, PoolTask) else task.d)
     return float(res.bound[0])
+
+
+def bound_refusal(args, task) -> str | None:
+    """Why ``thm3_of`` has no bound for a point (its parsed ``run`` options
+    and the task its run uses), or None when it has one: a student that is
+    not linear, a K-class task, a teacher given by its logits."""
+    from .tasks import Task
+
+    if isinstance(task, Task):
+        return None
+    student = getattr(args, "student", "linear")
+    classes = getattr(args, "classes", None)
+    reasons = []
+    if student != "linear":
+        reasons.append(f"a {student} student (--student {student}; Thm 3 bounds the linear student)")
+    if classes is not None:
+        reasons.append(f"a K-class task (--task {args.task} --classes {classes})")
+    if not reasons:
+        reasons.append(f"a teacher-logits task (--task {args.task}: no teacher vector w_star)")
+    return f"{BOUND_APPLIES}; this sweep has " + " and ".join(reasons)
+
+
+def check_plot(axes: list, cols: list, metric: str = "risk_mean", facet: str | None = None, **_) -> None:
+    """The figure's ``metric`` (a column of ``cols``) and ``facet`` (an axis),
+    checked before anything is computed; the other plot options are not
+    checked here."""
+    if metric not in cols:
+        raise JaxDistillError(f"metric {metric!r} is not a column of this sweep (columns: "
+                              f"{', '.join(cols) or 'none'})")
+    if facet is not None and facet not in axes:
+        raise JaxDistillError(f"--facet {facet} is not an axis of this sweep (axes: {', '.join(axes)})")
 
 
 def write_sweep_files(res: SweepResult, out: Path, plot: dict) -> None:
@@ -244,20 +279,24 @@ def sweep(grid: dict | None = None, points: list | None = None, out=None, *, wit
         ...             num_sets=8, out="study")
         >>> res.table[0]["risk_mean"], res.plot()
     """
-    from .cli.sweep import axis_name, grid_points, run_parser, run_sweep, settings_args
+    from .cli.sweep import axis_name, check_point_axes, check_same_option, grid_points, run_parser, run_sweep
+    from .cli.sweep import settings_args
 
     if (grid is None) == (points is None):
         raise JaxDistillError("sweep needs either grid={axis: [values]} or points=[{axis: value}, ...]")
     pts = grid_points(grid) if grid is not None else list(points)
     if not pts or not all(isinstance(p, dict) and p for p in pts):
         raise JaxDistillError("points must be a non-empty list of non-empty dicts")
+    parser = run_parser()
+    check_same_option(list(settings), parser, "settings")
     base = settings_args(settings)
     if base.save_students and out is None:
         raise JaxDistillError("keep_students=True needs out=DIR: a sweep writes each point's students to its run "
                               "folder (out/points/<point>/students.npy)")
-    parser = run_parser()
+    pts = check_point_axes(pts, parser)
+    given = {axis_name(k, parser) for k in settings}
     for axis in pts[0]:
-        if axis in settings or axis_name(axis, parser) in settings:
+        if axis_name(axis, parser) in given:
             raise JaxDistillError(f"{axis!r} is both a setting and an axis of the sweep; give its values once")
     return run_sweep(base, pts, out, with_bound=with_bound, progress=progress,
                      settings={k: getattr(base, axis_name(k, parser)) for k in settings})
@@ -281,11 +320,7 @@ def plot_table(table: list, axes: list, *, metric: str = "risk_mean", facet: str
     """The figure of a sweep table: ``metric`` against the first axis."""
     from .experiments._common import pyplot
 
-    if not table or metric not in table[0]:
-        raise JaxDistillError(f"metric {metric!r} is not a column of this sweep (columns: "
-                              f"{', '.join(table[0]) if table else 'none'})")
-    if facet is not None and facet not in axes:
-        raise JaxDistillError(f"--facet {facet} is not an axis of this sweep (axes: {', '.join(axes)})")
+    check_plot(axes, list(table[0]) if table else [], metric, facet)
     facet = facet if facet is not None else (axes[2] if len(axes) > 2 else None)
     x_axis = next(a for a in axes if a != facet)
     line_axes = [a for a in axes if a not in (x_axis, facet)]
@@ -345,4 +380,4 @@ def _panels(table: list, facet: str | None, line_axes: list) -> list:
 
 
 __all__ = ["sweep", "SweepResult", "load_sweep", "write_sweep_files", "plot_table", "table_row", "thm3_of",
-           "point_label", "columns", "CompileCounter", "POINTS_DIR"]
+           "bound_refusal", "check_plot", "point_label", "columns", "CompileCounter", "POINTS_DIR", "BOUND_APPLIES"]

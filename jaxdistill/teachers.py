@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .traced import register_traced_dataclass, scalar_div, traced_field
-from .validation import check_choice, check_real
+from .validation import JaxDistillError, check_choice, check_real
 
 TARGET_KINDS = ("soft", "hard")
 
@@ -44,6 +44,13 @@ class TargetSpec:
     @property
     def is_soft(self) -> bool:
         return self.kind == "soft"
+
+
+def check_target_spec(targets) -> TargetSpec:
+    """``targets`` if it is a ``TargetSpec``, else a ``JaxDistillError`` naming it."""
+    if not isinstance(targets, TargetSpec):
+        raise JaxDistillError(f"targets must be a TargetSpec (e.g. TargetSpec('soft', temperature=1.0)), got {targets!r}")
+    return targets
 
 
 def teacher_logits(

@@ -14,6 +14,7 @@ import pytest
 
 import jaxdistill as jd
 from jaxdistill.cli import SUBCOMMANDS, build_parser, main
+from jaxdistill.cli.common import targets_of
 from jaxdistill.defaults import DEFAULTS
 from jaxdistill.nonlinear.tasks import BinaryTaskAsMultiClass
 from jaxdistill.validation import JaxDistillError
@@ -44,8 +45,9 @@ def test_top_level_help(capsys):
 def test_python_and_cli_read_their_defaults_from_one_place():
     args = build_parser().parse_args(["run"])
     sig = inspect.signature(jd.distill).parameters
-    assert (args.n, args.seed, args.num_sets, args.sampler, args.risk, args.dtype, args.targets) == (
+    assert (args.n, args.seed, args.num_sets, args.sampler, args.risk, args.dtype, targets_of(args)) == (
         DEFAULTS.n, DEFAULTS.seed, DEFAULTS.num_sets, DEFAULTS.sampler, DEFAULTS.risk, DEFAULTS.dtype, DEFAULTS.targets)
+    assert args.targets is None  # --targets defaults to None so that a given value can be told apart
     assert args.save_students is DEFAULTS.keep_students is False
     for name in ("sampler", "keep_students", "risk", "dtype"):
         assert sig[name].default == getattr(DEFAULTS, name), name
@@ -208,3 +210,74 @@ def test_every_public_name_is_reachable_from_import_jaxdistill():
                  "MultiClassPoolTask", "ReluTeacherTask", "MultiTargetSpec", "nonlinear", "DEFAULTS"):
         assert name in jd.__all__, name
     assert not hasattr(jd, "distill_multiclass")
+
+
+def _spec(*argv):
+    from jaxdistill.cli.spec import run_spec
+
+    return run_spec(build_parser().parse_args(["run", "--d", "6", "--n", "3", *argv]))
+
+
+def test_deep_gd_options_apply_over_the_deep_defaults():
+    """One of --lr / --steps given for a deep student keeps the deep default of the other (learning_rate 0.5,
+    20,000 steps: ``students.deep.DEEP_GD_SETTINGS``), as its --help says; depth 1 keeps the linear GDConfig's."""
+    from jaxdistill.students.deep import DEEP_GD_SETTINGS, DeepGDLearner
+
+    assert (DeepGDLearner().gd.learning_rate, DeepGDLearner().gd.steps) == (0.5, 20_000) == tuple(
+        DEEP_GD_SETTINGS[k] for k in ("learning_rate", "steps"))
+    deep = ["--depth", "2", "--method", "gd"]
+    assert (_spec(*deep).learner.gd.learning_rate, _spec(*deep).learner.gd.steps) == (0.5, 20_000)
+    assert (_spec(*deep, "--steps", "50").learner.gd.learning_rate, _spec(*deep, "--steps", "50").learner.gd.steps) == (
+        0.5, 50)
+    assert (_spec(*deep, "--lr", "0.3").learner.gd.learning_rate, _spec(*deep, "--lr", "0.3").learner.gd.steps) == (
+        0.3, 20_000)
+    assert _spec(*deep, "--optimizer", "adam").learner.gd.optimizer == "adam"
+    linear = _spec("--method", "gd", "--steps", "50").learner.gd
+    assert (linear.learning_rate, linear.steps) == (1.0, 50)
+
+
+def test_flow_help_states_the_deep_defaults(capsys):
+    """--solver and --max-steps name the deep integrators' own defaults, which are the code's."""
+    from jaxdistill.students.deep import DeepLearner
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    induced = DeepLearner(depth=2, integrator="induced").flow
+    assert f"deep --integrator induced/full: {induced.max_steps})" in out and induced.max_steps == 16384
+    assert f"(default {jd.FlowConfig().max_steps};" in out
+    assert type(DeepLearner(depth=2).flow.solver).__name__ == "Kvaerno3" and "Kvaerno3 (--integrator reduced)" in out
+    assert type(induced.solver).__name__ == "Kvaerno5" and "Kvaerno5 (induced/full)" in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--learner", "hard-max-margin", "--targets", "soft"], "--targets soft does not apply"),
+    (["--learner", "hard-gd", "--targets", "mixed"], "--targets mixed does not apply"),
+    (["--learner", "hard-gd", "--temperature", "2"], "--temperature does not apply"),
+    (["--method", "closed-form", "--monotonicity", "--coupling", "independent"],
+     "--coupling applies only to a randomised learner"),
+    (["--targets", "mixed", "--temperature", "2"], "--temperature applies to --targets soft"),
+])
+def test_options_a_path_ignores_are_refused(argv, needle):
+    with pytest.raises(JaxDistillError, match=needle):
+        _spec(*argv)
+
+
+def test_hard_target_learners_accept_their_own_targets():
+    assert _spec("--learner", "hard-max-margin", "--targets", "hard").targets.kind == "hard"
+    assert _spec("--learner", "hard-max-margin").targets.kind == "hard"
+    assert _spec("--learner", "wdelta", "--delta", "0.1", "--monotonicity", "--coupling", "independent"
+                 ).learner.randomised
+
+
+def test_bad_python_inputs_are_named():
+    with pytest.raises(JaxDistillError, match="no training images of digit 7"):
+        jd.mnist01_task(digits=(0, 7))
+    with pytest.raises(JaxDistillError, match="two different digits"):
+        jd.mnist01_task(digits=(1, 1))
+    with pytest.raises(JaxDistillError, match="out .* must be a folder path"):
+        jd.distill(0, jd.KappaPolynomialTask(5, 1.0), 3, 4, out=123)
+    with pytest.raises(JaxDistillError, match="targets must be a TargetSpec"):
+        jd.monotonicity_index(0, jd.KappaPolynomialTask(5, 1.0), 3, 4, targets="soft")
+    with pytest.raises(JaxDistillError, match="coupling='independent' applies only to a randomised learner"):
+        jd.monotonicity_index(0, jd.KappaPolynomialTask(5, 1.0), 3, 4, coupling="independent")

@@ -92,6 +92,7 @@ class KeyOnlySoftmax(AbstractSoftmaxLearner):
 
     fail_plus: int = 0
     name: ClassVar[str] = "key-only"
+    randomised: ClassVar[bool] = True
 
     def fit_inputs(self, key, X, V):
         W = jax.random.normal(key, (V.shape[-1], X.shape[1]), X.dtype)
@@ -118,7 +119,7 @@ def test_a_learner_ignoring_its_data_has_index_zero_shared_and_symmetric_indepen
 
 def test_kernel_student_properties(tmp_path):
     """rbf kernel student on a K = 3 Gaussian task: index in [0, 1], decreases + ties + increases = 1, same seed same
-    numbers, coupling irrelevant for a deterministic learner, resumable with out=."""
+    numbers, the coupling refused for a deterministic learner (both couplings are one estimand), resumable with out=."""
     task = MultiClassGaussianTask(5, 3)
     learner = KernelLearner(RBFKernel(2.0), make_softmax_learner("closed-form"))
     kw = dict(num_test=1000)
@@ -126,8 +127,8 @@ def test_kernel_student_properties(tmp_path):
     assert 0.0 <= est.index <= 1.0 and est.num_sets == 64 and est.num_failed == 0 and est.kind == "risk"
     assert est.index + est.ties + est.increases == pytest.approx(1.0, abs=1e-12)
     assert est.index > 0.5 and est.risk_change_mean < 0  # one more input helps this student on average
-    again = risk_monotonicity_index(3, task, 8, 64, learner, chunk_size=64, coupling="independent", **kw)
-    np.testing.assert_array_equal(again.risk_changes, est.risk_changes)
+    with pytest.raises(JaxDistillError, match="coupling='independent' applies only to a randomised learner"):
+        risk_monotonicity_index(3, task, 8, 64, learner, chunk_size=64, coupling="independent", **kw)
     resumed = risk_monotonicity_index(3, task, 8, 64, learner, chunk_size=64, out=str(tmp_path / "m"), **kw)
     np.testing.assert_array_equal(resumed.risk_changes, est.risk_changes)
 
@@ -166,9 +167,9 @@ def test_cli_multiclass_monotonicity_is_the_risk_kind(tmp_path, capsys):
     out = tmp_path / "k"
     base = ["run", "--task", "gaussian", "--classes", "3", "--d", "5", "--n", "4", "--num-sets", "24",
             "--method", "closed-form", "--num-test", "500", "--quiet"]
-    assert main([*base, "--monotonicity", "--coupling", "independent", "--out", str(out)]) == 0
+    assert main([*base, "--monotonicity", "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["monotonicity_kind"] == "risk" and s["coupling"] == "independent"
+    assert s["monotonicity_kind"] == "risk" and s["coupling"] == "shared"
     assert s["monotonicity_num_sets"] == 24 and s["monotonicity_risk_method"] == "mc"
     assert 0 <= s["monotonicity"] <= 1 and s["monotonicity_se"] >= 0 and 0 <= s["monotonicity_ties"] <= 1
     assert any((out / "monotonicity").iterdir())  # the resumable store of the pairs
@@ -177,6 +178,10 @@ def test_cli_multiclass_monotonicity_is_the_risk_kind(tmp_path, capsys):
     assert "--monotonicity-kind angle needs a binary task with a teacher vector" in capsys.readouterr().err
     assert main([*base, "--monotonicity-kind", "risk"]) == 2
     assert "--monotonicity-kind applies only with --monotonicity" in capsys.readouterr().err
+    # the closed-form student ignores its key: --coupling (either value) would not change the index
+    for coupling in ("independent", "shared"):
+        assert main([*base, "--monotonicity", "--coupling", coupling]) == 2
+        assert "--coupling applies only to a randomised learner" in capsys.readouterr().err
 
 
 def test_cli_binary_linear_students_have_both_kinds(capsys):

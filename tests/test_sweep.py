@@ -255,3 +255,104 @@ def test_points_run_grouped_by_program_and_the_table_keeps_the_grid_order(tmp_pa
     for r, got in zip(res.table, res.results):
         want = jd.distill(0, jd.KappaPolynomialTask(20, r["kappa"]), r["n"], 8, method="closed-form")
         assert _same_arrays(got.arrays, want.arrays)
+
+
+# --- input validation: every bad input refused naming it, before anything is computed -----------------------------
+
+TINY = dict(task="kappa", d=5, method="closed-form", num_sets=4, progress=False)
+TINY_CLI = ["sweep", "--quiet", "--d", "5", "--method", "closed-form", "--num-sets", "4"]
+
+
+def test_an_axis_named_as_a_result_column_is_refused(tmp_path, capsys):
+    with pytest.raises(jd.JaxDistillError, match="'num_sets' cannot be an axis of a sweep: the table's num_sets "
+                                                  "column counts the sets.*give num_sets as a setting"):
+        jd.sweep(grid={"num_sets": [4]}, task="kappa", d=5, method="closed-form", progress=False)
+    with pytest.raises(jd.JaxDistillError, match="'monotonicity' cannot be an axis.*monotonicity column"):
+        jd.sweep(grid={"monotonicity": [True]}, **TINY)
+    assert main(["sweep", "--quiet", "--d", "5", "--grid", "num-sets=2,4", "--out", str(tmp_path)]) == 2
+    assert "'num-sets' cannot be an axis of a sweep" in capsys.readouterr().err
+    assert not (tmp_path / "points").exists()
+
+
+def test_a_points_file_with_a_short_row_or_a_repeated_column_is_refused(tmp_path, capsys):
+    cases = {"short.csv": ("n,kappa\n2,1.0\n3\n", "short.csv: row 2 (line 3) has no value for column 'kappa'"),
+             "long.csv": ("n,kappa\n2,1.0,7\n", "long.csv: row 1 (line 2) has 3 values for 2 columns"),
+             "twice.csv": ("n,n\n2,3\n", "twice.csv: column 'n' is named twice in the header"),
+             "twice.json": ('[{"n": 2, "n": 3}]', "twice.json: a point gives 'n' twice")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(TINY_CLI + ["--points", str(tmp_path / name), "--out", str(tmp_path / "o")]) == 2, name
+        assert message in capsys.readouterr().err, name
+    assert not (tmp_path / "o").exists()
+
+
+def test_two_spellings_of_one_option_are_refused_naming_both(tmp_path, capsys):
+    assert main(TINY_CLI[:-2] + ["--grid", "num-sets=2", "--grid", "num_sets=3", "--out", str(tmp_path)]) == 2
+    assert "axes 'num-sets' and 'num_sets' are both the option --num-sets" in capsys.readouterr().err
+    with pytest.raises(jd.JaxDistillError, match="axes 'soft-ratio' and 'soft_ratio' are both the option "
+                                                  "--soft-ratio"):
+        jd.sweep(points=[{"soft-ratio": 0.2, "soft_ratio": 0.3}], **TINY)
+    with pytest.raises(jd.JaxDistillError, match="settings 'soft-ratio' and 'soft_ratio' are both the option"):
+        jd.sweep(grid={"n": [2]}, **{"soft-ratio": 0.2, "soft_ratio": 0.3}, **TINY)
+    with pytest.raises(jd.JaxDistillError, match="'soft_ratio' is both a setting and an axis"):
+        jd.sweep(grid={"soft_ratio": [0.5]}, **{"soft-ratio": 0.3}, **TINY)
+    assert not (tmp_path / "points").exists()
+
+
+def test_points_may_give_their_axes_in_any_order_and_grid_values_any_iterable(tmp_path):
+    res = jd.sweep(points=[{"n": 2, "kappa": 1.0}, {"kappa": 2.0, "n": 3}], out=tmp_path / "p", **TINY)
+    assert res.axes == ["n", "kappa"] and [list(r)[:2] for r in res.table] == [["n", "kappa"]] * 2
+    assert [(r["n"], r["kappa"]) for r in res.table] == [(2, 1.0), (3, 2.0)]
+    assert json.loads((tmp_path / "p" / "sweep.json").read_text())["point_dirs"] == ["points/n=2,kappa=1",
+                                                                                     "points/n=3,kappa=2"]
+    f = tmp_path / "points.json"
+    f.write_text(json.dumps([{"n": 2, "kappa": 1.0}, {"kappa": 2.0, "n": 3}]))
+    assert main(TINY_CLI + ["--points", str(f), "--out", str(tmp_path / "c")]) == 0
+    assert [(r["n"], r["kappa"]) for r in _csv(tmp_path / "c" / "sweep.csv")] == [("2", "1.0"), ("3", "2.0")]
+    gen = jd.sweep(grid={"n": (x for x in [2, 3])}, kappa=1.0, **TINY)  # a generator, read once
+    assert [r["n"] for r in gen.table] == [2, 3]
+    assert gen.table[0]["risk_mean"] == res.table[0]["risk_mean"]
+    with pytest.raises(jd.JaxDistillError, match=r"grid must be a dict \{axis: \[values\]\}, got list"):
+        jd.sweep(grid=[("n", [2])], **TINY)
+    with pytest.raises(jd.JaxDistillError, match="grid axis 'n' needs a non-empty list of values, got set"):
+        jd.sweep(grid={"n": {2, 3}}, **TINY)
+    with pytest.raises(jd.JaxDistillError, match="grid axis 'n' needs a non-empty list of values, got no values"):
+        jd.sweep(grid={"n": iter([])}, **TINY)
+
+
+@pytest.mark.parametrize("option", [["--n", "20"], ["--n=20"], ["--num-s", "4", "--n", "5"]])
+def test_an_axis_given_as_an_option_is_refused_even_at_its_default(tmp_path, capsys, option):
+    assert main(TINY_CLI + ["--grid", "n=3,4", *option, "--out", str(tmp_path)]) == 2  # 20: --n's default
+    assert "--n is both an option and an axis of the sweep" in capsys.readouterr().err
+    assert main(TINY_CLI + ["--grid", "kappa=1,2", "--kap=1", "--out", str(tmp_path)]) == 2  # an abbreviation
+    assert "--kappa is both an option and an axis of the sweep" in capsys.readouterr().err
+    with pytest.raises(jd.JaxDistillError, match="'n' is both a setting and an axis"):
+        jd.sweep(grid={"n": [3]}, n=20, **TINY)
+    assert not (tmp_path / "points").exists()
+
+
+def test_bound_metric_and_facet_are_refused_before_anything_is_computed(tmp_path, capsys):
+    cli = TINY_CLI[:4] + ["--num-sets", "4", "--grid", "n=3,4", "--out", str(tmp_path)]
+    assert main(cli + ["--student", "kernel", "--with-bound"]) == 2
+    err = capsys.readouterr().err
+    assert "--with-bound applies only to binary tasks with a teacher vector" in err
+    assert "this sweep has a kernel student (--student kernel" in err and "K-class task" not in err
+    assert main(cli + ["--task", "gaussian", "--classes", "3", "--with-bound"]) == 2
+    assert "this sweep has a K-class task (--task gaussian --classes 3)" in capsys.readouterr().err
+    assert main(cli + ["--method", "closed-form", "--metric", "bound"]) == 2
+    assert "metric 'bound' is not a column of this sweep" in capsys.readouterr().err
+    assert main(cli + ["--method", "closed-form", "--facet", "kappa"]) == 2
+    assert "--facet kappa is not an axis of this sweep (axes: n)" in capsys.readouterr().err
+    with pytest.raises(jd.JaxDistillError, match="this sweep has a kernel student"):
+        jd.sweep(grid={"n": [3]}, task="kappa", d=5, student="kernel", with_bound=True, num_sets=4, progress=False)
+    assert not (tmp_path / "points").exists()
+
+
+def test_an_axis_named_like_a_per_set_column_keeps_both_in_the_long_table():
+    """The risk method as an axis against each set's risk: the long table names the axis risk_axis."""
+    res = jd.sweep(grid={"risk": ["exact", "mc"]}, task="kappa", d=5, n=3, num_sets=4, method="closed-form",
+                   progress=False)
+    df = res.sets_to_pandas()
+    assert list(df["risk_axis"]) == ["exact"] * 4 + ["mc"] * 4
+    assert df["risk"].dtype.kind == "f" and (df["risk"] > 0).all()
+    assert [r["risk"] for r in res.table] == ["exact", "mc"]

@@ -60,13 +60,26 @@ from ..status import SUCCESS_CODES, Status
 from ..students.base import AbstractLearner, FlowLearner
 from ..students.gram import resolve_sampler
 from ..tasks import EXTRA_STREAM, Task
-from ..teachers import TargetSpec
+from ..teachers import TargetSpec, check_target_spec
 from ..validation import JaxDistillError, check_choice, check_int, check_real
 from .angles import unsigned_angle
 from .risk import RiskEstimate, expected_risk, resolve_risk_method
 
 
 COUPLINGS = ("shared", "independent")
+
+
+def check_coupling(coupling: str, learner) -> str:
+    """``coupling`` checked against ``COUPLINGS`` and against the learner:
+    "independent" applies only to a learner that draws from its key
+    (``AbstractLearner.randomised``: w_delta, deep and network students);
+    for the others both couplings are the same estimand, so it is refused."""
+    check_choice("coupling", coupling, COUPLINGS)
+    if coupling == "independent" and not getattr(learner, "randomised", False):
+        raise JaxDistillError(f"coupling='independent' applies only to a randomised learner (w_delta, deep or network "
+                              f"students, which draw from their key); {type(learner).__name__} is deterministic, so "
+                              "both couplings give the same index")
+    return coupling
 MONOTONICITY_KINDS = ("angle", "risk")
 
 
@@ -417,9 +430,9 @@ def monotonicity_index(
     check_int("num_test", num_test, minimum=1)
     dtype = check_dtype(dtype)
     learner = learner.for_dtype(dtype)
-    learner.check_targets(targets)
+    learner.check_targets(check_target_spec(targets))
     risk = resolve_risk_method(task, risk)
-    check_choice("coupling", coupling, COUPLINGS)
+    check_coupling(coupling, learner)
     check_choice("kind", kind, MONOTONICITY_KINDS)
     if atol is None:
         atol = 0.0 if (kind == "risk" and risk == "mc") else 1e-12
@@ -456,6 +469,7 @@ def monotonicity_index(
 
 
 __all__ = [
+    "check_coupling",
     "COUPLINGS",
     "MONOTONICITY_KINDS",
     "MonotonicityEstimate",

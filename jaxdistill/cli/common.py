@@ -65,6 +65,12 @@ def finite_float(name: str, *, gt: float | None = None, ge: float | None = None,
     return parse
 
 
+def targets_of(args) -> str:
+    """``--targets`` as given, else its default (``DEFAULTS.targets``); the
+    option itself defaults to None so that a given value can be told apart."""
+    return DEFAULTS.targets if args.targets is None else args.targets
+
+
 TASK_OPTIONS = {
     # option: (argparse dest, default, tasks it applies to)
     "--kappa": ("kappa", DEFAULTS.kappa, ("kappa", "margin")),
@@ -96,8 +102,8 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
     g.add_argument("--margin", type=finite_float("--margin", ge=0.0, lt=math.pi / 2), default=None,
                    help="angular margin beta0 in [0, pi/2) of the margin task (radians); default 0.2")
     g.add_argument("--d", type=int_at_least("--d", 2), default=None,
-                   help="input dimension d >= 2 of the kappa, margin and gaussian tasks (default 1000); pool and "
-                        "mnist/digits tasks take d from their data")
+                   help=f"input dimension d >= 2 of the kappa, margin, gaussian and relu-teacher tasks (default "
+                        f"{DEFAULTS.d}); pool and mnist/digits tasks take d from their data")
     g.add_argument("--teacher-norm", type=finite_float("--teacher-norm", gt=0.0), default=None,
                    help="||w*|| for the kappa, margin and gaussian tasks (default 1)")
     g.add_argument("--pool-file", default=None,
@@ -106,7 +112,8 @@ def add_task_arguments(p: argparse.ArgumentParser, *, n_required: bool = False) 
                         "(with 'test_teacher_logits'), ground-truth 'labels' [P] and 'test_labels' [M]")
     g.add_argument("--task-seed", type=nonnegative_int("--task-seed"), default=None,
                    help="for --task mnist and --task digits (8x8 digits, K = 10): seed of the teacher's training "
-                        "split; for --task gaussian --classes K: seed of the K teacher rows (default 0)")
+                        "split; for --task gaussian --classes K: seed of the K teacher rows; for --task relu-teacher: "
+                        f"seed of the teacher network's weights (default {DEFAULTS.task_seed})")
     g.add_argument("--classes", type=int_at_least("--classes", 2), default=None,
                    help="for --task gaussian: K >= 2 classes (a linear softmax teacher with K rows drawn from "
                         "--task-seed; default: the binary task); for --task relu-teacher: K >= 2 outputs of the "

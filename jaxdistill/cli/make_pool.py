@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
+    from pathlib import Path
+
     import jax
     import numpy as np
 
@@ -38,6 +40,10 @@ def main(args) -> int:
 
     if args.task == "pool":
         raise JaxDistillError("--task pool is already a pool; make-pool draws a new pool from a task with a teacher")
+    target = Path(args.out)
+    if not target.parent.is_dir():
+        raise JaxDistillError(f"--out {args.out} cannot be written: its folder {target.parent} does not exist or is "
+                              "not a folder")
     task = task_from_args(args)
     with precision("float64"):
         arrays = teacher_pool_arrays(as_multiclass_task(task).cast("float64"), jax.random.PRNGKey(args.seed),

@@ -59,8 +59,8 @@ def add_run_arguments(p) -> None:
     p.add_argument("--chunk-size", type=positive_int("--chunk-size"), default=None,
                    help="sets per compiled chunk (default: on the CPU bounded memory, at most 256; on a GPU or TPU "
                         "as many as fit in a quarter of the smallest device's memory, at most 65536 per device)")
-    p.add_argument("--targets", choices=("soft", "hard", "mixed"), default=DEFAULTS.targets,
-                   help="teacher targets (default soft); mixed = rho softmax(u / T) + (1 - rho) onehot(label) needs "
+    p.add_argument("--targets", choices=("soft", "hard", "mixed"), default=None,
+                   help=f"teacher targets (default {DEFAULTS.targets}); mixed = rho softmax(u / T) + (1 - rho) onehot(label) needs "
                         "ground-truth labels (a pool file with 'labels'); a flow on hard targets needs --t-end "
                         "(no steady state)")
     p.add_argument("--temperature", type=finite_float("--temperature", gt=0.0), default=None,
@@ -68,7 +68,9 @@ def add_run_arguments(p) -> None:
     p.add_argument("--soft-ratio", type=finite_float("--soft-ratio", ge=0.0), default=None,
                    help="rho in [0, 1] of --targets mixed (1: soft, 0: the ground-truth labels)")
     g = p.add_argument_group("gradient flow (--method flow)")
-    g.add_argument("--solver", choices=SOLVER_NAMES, default=None, help="ODE solver: Rodas3 (the default; jaxdistill's Rosenbrock solver) or a diffrax solver name")
+    g.add_argument("--solver", choices=SOLVER_NAMES, default=None, help="ODE solver: Rodas3 (the default; jaxdistill's Rosenbrock solver) or a diffrax solver name; "
+                        "deep students default to Kvaerno3 (--integrator reduced) and Kvaerno5 (induced/full), see "
+                        "students.deep.default_flow_config")
     g.add_argument("--rtol", type=finite_float("--rtol", gt=0.0, lt=1.0), default=None,
                    help="PID step-size controller rtol (default 1e-2; deep --integrator induced/full: 1e-8 with "
                         "Kvaerno5, see students.deep.default_flow_config)")
@@ -76,7 +78,7 @@ def add_run_arguments(p) -> None:
                    help="PID step-size controller atol (default 1e-5; deep --integrator induced/full: 1e-14)")
     g.add_argument("--newton-tol", type=finite_float("--newton-tol", gt=0.0, lt=1.0), default=None,
                    help="stop when the Newton step is below this times ||w|| (default 1e-9)")
-    g.add_argument("--max-steps", type=positive_int("--max-steps"), default=None, help="solver step limit (default 4096)")
+    g.add_argument("--max-steps", type=positive_int("--max-steps"), default=None, help="solver step limit (default 4096; deep --integrator induced/full: 16384)")
     g.add_argument("--t-end", type=finite_float("--t-end", gt=0.0), default=None,
                    help="finite training time: integrate the flow to exactly t = T (status finite_horizon; the "
                         "student at time T, not the limit); default: train to the steady state; required for a "

@@ -11,6 +11,8 @@ adds ``num_classes`` and, with ground-truth labels, ``error_mean``,
 
 from __future__ import annotations
 
+from .common import targets_of
+
 
 
 def is_multiclass_task(task) -> bool:
@@ -23,7 +25,7 @@ def refuse_mixed_without_labels(args) -> None:
     """Binary tasks with a teacher vector have no ground-truth labels: --targets mixed is refused there."""
     from ..validation import JaxDistillError
 
-    if args.soft_ratio is not None and args.targets != "mixed":
+    if args.soft_ratio is not None and targets_of(args) != "mixed":
         raise JaxDistillError("--soft-ratio applies only to --targets mixed")
     raise JaxDistillError("--targets mixed needs ground-truth labels: use --task pool with a pool file holding "
                           "'labels' [P] (and 'test_labels' [M] with 'test_inputs')")
@@ -32,11 +34,11 @@ def refuse_mixed_without_labels(args) -> None:
 def check_multiclass_options(args) -> None:
     from ..validation import JaxDistillError
 
-    if args.targets == "hard" and args.temperature is not None:
+    if targets_of(args) == "hard" and args.temperature is not None:
         raise JaxDistillError("--temperature applies only to --targets soft or mixed")
-    if args.targets == "mixed" and args.soft_ratio is None:
+    if targets_of(args) == "mixed" and args.soft_ratio is None:
         raise JaxDistillError("--targets mixed needs --soft-ratio RHO in [0, 1]")
-    if args.soft_ratio is not None and args.targets != "mixed":
+    if args.soft_ratio is not None and targets_of(args) != "mixed":
         raise JaxDistillError("--soft-ratio applies only to --targets mixed")
     if args.soft_ratio is not None and args.soft_ratio > 1.0:
         raise JaxDistillError(f"--soft-ratio must be in [0, 1], got {args.soft_ratio}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..defaults import DEFAULTS
 from ..students.flow_config import FLOAT32_MIN_NEWTON_TOL
 from ..validation import DOCS_OPTIONS
-from .common import refuse_inapplicable, task_from_args
+from .common import refuse_inapplicable, targets_of, task_from_args
 from .run_estimands import HARD_LEARNERS, check_estimand_task, estimand_learner
 from .run_nonlinear import nonlinear_learner
 
@@ -89,14 +89,14 @@ def method_of(args) -> str | None:
 
 def targets_kind_of(args) -> str:
     """``--targets``, or "hard" for the hard-target learners (which train on the teacher's hard labels)."""
-    return "hard" if args.learner in HARD_LEARNERS else args.targets
+    return "hard" if args.learner in HARD_LEARNERS else targets_of(args)
 
 
 def linear_learner(args, method: str):
     """The linear (depth 1) or deep linear learner of ``--method`` / ``--depth``,
     after refusing the options that do not apply to them."""
     from ..students import FlowConfig, GDConfig, deep_learner, make_learner, solver_from_name
-    from ..students.deep import default_flow_config
+    from ..students.deep import default_flow_config, default_gd_config
     from ..validation import JaxDistillError
 
     refuse_inapplicable(args, FLOW_OPTIONS, method, "--method")
@@ -121,7 +121,10 @@ def linear_learner(args, method: str):
     if method == "gd":
         kw = {k: v for k, v in {"learning_rate": args.lr, "steps": args.steps, "optimizer": args.optimizer}.items()
               if v is not None}
-        gd = GDConfig(**kw) if (kw or args.depth == 1) else None
+        if args.depth == 1:
+            gd = GDConfig(**kw)
+        else:  # deep: over its own default (learning_rate 0.5, 20,000 steps)
+            gd = default_gd_config(**kw) if kw else None
     if args.depth == 1:
         return make_learner(method, flow=flow, gd=gd)
     return deep_learner(depth=args.depth, width=DEFAULTS.deep_width if args.width is None else args.width,
@@ -163,9 +166,10 @@ def check_binary_options(args, task) -> None:
     from ..validation import JaxDistillError
     from .run_multiclass import refuse_mixed_without_labels
 
-    if args.temperature is not None and args.targets != "soft":
-        raise JaxDistillError(f"--temperature applies only to --targets soft; see {DOCS_OPTIONS}")
-    if args.targets == "mixed" or args.soft_ratio is not None:
+    if args.temperature is not None and targets_of(args) != "soft":
+        raise JaxDistillError("--temperature applies to --targets soft (on K-class tasks also to --targets mixed); "
+                              f"see {DOCS_OPTIONS}")
+    if targets_of(args) == "mixed" or args.soft_ratio is not None:
         refuse_mixed_without_labels(args)
     if args.num_test is not None and (args.risk == "exact" or (args.risk == "auto" and task.has_exact_risk)):
         raise JaxDistillError(f"--num-test applies only to Monte-Carlo risk (--risk mc, or --risk auto on a task "
@@ -179,10 +183,15 @@ def run_spec(args) -> RunSpec:
     from ..multiclass.targets import MultiTargetSpec
     from ..multiclass.tasks import AbstractMultiClassTask
     from ..teachers import TargetSpec
+    from ..validation import JaxDistillError
     from .run_multiclass import check_multiclass_options
 
     task = task_from_args(args)
     learner = learner_from_args(args)
+    if args.coupling is not None and not learner.randomised:
+        raise JaxDistillError(f"--coupling applies only to a randomised learner (--learner wdelta, deep students with "
+                              f"--depth >= 2, --student mlp): {type(learner).__name__} ignores its random key, so both "
+                              f"couplings give the same index; see {DOCS_OPTIONS}")
     multiclass = isinstance(task, AbstractMultiClassTask) or isinstance(learner, AbstractSoftmaxLearner)
     check_estimand_task(args, task, multiclass)
     check_common_options(args)

@@ -3,7 +3,8 @@
 ``--grid AXIS=V1,V2,...`` (repeatable; the product of the axes) or
 ``--points FILE`` (a JSON list of objects or a CSV file with a header: any
 set of points) names the points; an axis is any option of ``run`` by its
-name (``n``, ``kappa``, ``num-sets`` or ``num_sets``, ``method``, ...).
+name (``n``, ``kappa``, ``soft-ratio`` or ``soft_ratio``, ``method``, ...;
+not ``num-sets``, a column of the table).
 Each point is the ``run`` command of the other options with the point's
 values put in, resolved and validated by the same code
 (``spec.run_spec``, ``simulate.setup_run``): an axis that does not apply
@@ -30,6 +31,11 @@ from .run import add_run_arguments
 # options of ``run`` that are not settings of a point (or not an axis of a sweep)
 NOT_SETTINGS = ("out", "quiet", "json", "strict", *HOST_OPTIONS, "func", "command")
 SWEEP_METRICS = ("risk_mean", "error_mean", "monotonicity", "bound", "risk_se", "num_failed", "seconds")
+# what a result column of sweep.csv holds, for the refusal of an axis of the same name
+RESULT_COLUMN_MEANING = {"num_sets": "counts the sets behind each point's statistics",
+                         "num_failed": "counts each point's failed sets", "seconds": "is each point's run time",
+                         "monotonicity": "is each point's monotonicity estimate",
+                         "bound": "is each point's Theorem 3 bound"}
 
 
 def add_parser(sub) -> None:
@@ -37,13 +43,16 @@ def add_parser(sub) -> None:
                        description="Run every point of a grid (--grid AXIS=V1,V2,..., repeatable: their product) or "
                                    "of a list (--points FILE) as a 'jaxdistill run' with the other options; an axis "
                                    "is any option of run (n, kappa, d, margin, temperature, seed, method, kernel, "
-                                   "bandwidth, num-sets, ...).  Writes OUT/points/<axis=value,...>/ (the run folder "
-                                   "of each point, resumable), OUT/sweep.csv (one row per point), OUT/sweep.json and "
+                                   "bandwidth, learner, ...; not num-sets, a column of the table).  Writes "
+                                   "OUT/points/<axis=value,...>/ (the run folder of each point, resumable), "
+                                   "OUT/sweep.csv (one row per point), OUT/sweep.json and "
                                    "OUT/sweep.png.  Rerunning the same command resumes; a finished sweep computes "
                                    "nothing.  Several hosts: the chunks of all points are numbered in one sequence "
                                    "and process i of P computes those with number % P == i; process 0 writes every "
                                    "point's summary and the sweep's files.")
     add_run_arguments(p)
+    for action in _actions(p).values():  # only the options given are set: given_options tells them
+        action.default = argparse.SUPPRESS
     g = p.add_argument_group("sweep")
     g.add_argument("--grid", action="append", default=None, metavar="AXIS=V1,V2,...",
                    help="an axis and its values, e.g. --grid n=2,5,10 --grid kappa=0.5,2 (repeatable; the points "
@@ -131,15 +140,76 @@ def settings_args(settings: dict):
     return with_values(args, settings, parser)
 
 
+def grid_values(axis, values) -> list:
+    """The values of a grid axis as a list: any ordered iterable (a list, a
+    tuple, a range, an array, a generator, read once); refused naming the
+    axis for a string, a mapping, a set (no order) or an empty one."""
+    from ..validation import JaxDistillError
+
+    unordered = isinstance(values, (set, frozenset, dict))
+    if isinstance(values, (str, bytes)) or unordered or not hasattr(values, "__iter__"):
+        raise JaxDistillError(f"grid axis {axis!r} needs a non-empty list of values, got "
+                              f"{type(values).__name__ if unordered else repr(values)}"
+                              f"{' (it has no order)' if unordered else ''}")
+    out = list(values)
+    if not out:
+        raise JaxDistillError(f"grid axis {axis!r} needs a non-empty list of values, got no values")
+    return out
+
+
 def grid_points(grid: dict) -> list[dict]:
     """The product of the axes ({axis: [values]}), the first axis varying slowest."""
     from ..validation import JaxDistillError
 
-    for axis, values in grid.items():
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or len(list(values)) == 0:
-            raise JaxDistillError(f"grid axis {axis!r} needs a non-empty list of values, got {values!r}")
+    if not isinstance(grid, dict):
+        raise JaxDistillError(f"grid must be a dict {{axis: [values]}}, got {type(grid).__name__}")
+    grid = {axis: grid_values(axis, values) for axis, values in grid.items()}
     names = list(grid)
-    return [dict(zip(names, combo)) for combo in itertools.product(*(list(grid[a]) for a in names))]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[a] for a in names))]
+
+
+def check_same_option(names: list, parser: argparse.ArgumentParser, what: str = "axes") -> None:
+    """Two names of one ``run`` option ("num-sets" and "num_sets") are refused naming both and the option."""
+    from ..validation import JaxDistillError
+
+    seen = {}
+    for name in names:
+        dest = axis_name(name, parser)
+        if dest in seen:
+            opt = _actions(parser)[dest].option_strings[-1]
+            raise JaxDistillError(f"{what} {seen[dest]!r} and {name!r} are both the option {opt} of jaxdistill "
+                                  "run; give it once")
+        seen[dest] = name
+
+
+def check_not_a_column(axis: str, parser: argparse.ArgumentParser) -> None:
+    """An axis named as a result column of sweep.csv (num_sets, ...) is refused:
+    the table would hold two columns of that name."""
+    from ..sweep import columns
+    from ..validation import JaxDistillError
+
+    dest = axis_name(axis, parser)
+    if dest in columns([], {"monotonicity": True, "with_bound": True}):
+        opt = _actions(parser)[dest].option_strings[-1]
+        raise JaxDistillError(f"{axis!r} cannot be an axis of a sweep: the table's {dest} column "
+                              f"{RESULT_COLUMN_MEANING.get(dest, 'is a result of each point')}; give {dest} as a "
+                              f"setting ({opt}), or run one sweep per value")
+
+
+def check_point_axes(points: list, parser: argparse.ArgumentParser) -> list[dict]:
+    """The points with their axes checked (each a ``run`` option, once, not a
+    result column; the same axes at every point, in any order) and put in
+    the first point's order (the table's columns)."""
+    from ..validation import JaxDistillError
+
+    axes = list(points[0])
+    check_same_option(axes, parser)
+    for axis in axes:
+        check_not_a_column(axis, parser)
+    for p in points:
+        if set(p) != set(axes):
+            raise JaxDistillError(f"every point needs the same axes {axes}, got {list(p)}")
+    return [{axis: p[axis] for axis in axes} for p in points]
 
 
 def parse_grid_options(items: list[str]) -> dict:
@@ -168,24 +238,77 @@ def read_points_file(path) -> list[dict]:
         raise JaxDistillError(f"--points {path} cannot be read: {e.strerror or e}") from None
     if str(path).lower().endswith(".json") or text.lstrip().startswith("["):
         try:
-            points = json.loads(text)
+            points = json.loads(text, object_pairs_hook=lambda pairs: _json_point(path, pairs))
         except json.JSONDecodeError as e:
             raise JaxDistillError(f"--points {path} is not valid JSON: {e}") from None
     else:
-        points = [dict(row) for row in csv.DictReader(text.splitlines())]
+        points = read_points_csv(path, text)
     if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
         raise JaxDistillError(f"--points {path} must hold a non-empty list of points (a JSON list of objects, or a "
                               "CSV file with a header and one row per point)")
     return points
 
 
-def check_axes(args, axes: list[str], parser: argparse.ArgumentParser) -> None:
-    """An axis that is also given as an option is refused (which value would count?)."""
+def _json_point(path, pairs: list) -> dict:
+    """A JSON object of --points FILE; a key given twice is refused naming it."""
+    from ..validation import JaxDistillError
+
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise JaxDistillError(f"--points {path}: a point gives {k!r} twice")
+    return dict(pairs)
+
+
+def read_points_csv(path, text: str) -> list[dict]:
+    """The points of a CSV --points file (a header, one row per point; blank
+    lines skipped).  A column named twice, or a row with fewer or more
+    values than columns, is refused naming the file, the row and the column."""
+    from ..validation import JaxDistillError
+
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None) or []
+    for name in header:
+        if header.count(name) > 1:
+            raise JaxDistillError(f"--points {path}: column {name!r} is named twice in the header")
+    points = []
+    for row in reader:
+        if not row:
+            continue
+        where = f"--points {path}: row {len(points) + 1} (line {reader.line_num})"
+        if len(row) < len(header):
+            raise JaxDistillError(f"{where} has no value for column {header[len(row)]!r} ({len(row)} values for "
+                                  f"{len(header)} columns: {', '.join(header)})")
+        if len(row) > len(header):
+            raise JaxDistillError(f"{where} has {len(row)} values for {len(header)} columns "
+                                  f"({', '.join(header)})")
+        points.append(dict(zip(header, row)))
+    return points
+
+
+def given_options(args, parser: argparse.ArgumentParser) -> set:
+    """The dests of the ``run`` options the command line gave (in any form:
+    ``--n 5``, ``--n=5``, an abbreviation): the sweep's parser leaves the
+    others out (their defaults are suppressed); they are set here to
+    ``run``'s defaults."""
+    defaults = parser.parse_args([])
+    given = set()
+    for dest in _actions(parser):
+        if hasattr(args, dest):
+            given.add(dest)
+        else:
+            setattr(args, dest, getattr(defaults, dest))
+    return given
+
+
+def check_axes(given: set, axes: list[str], parser: argparse.ArgumentParser) -> None:
+    """An axis that is also given as an option (``given``: their dests, see
+    ``given_options``) is refused, whatever its value (which value would count?)."""
     from ..validation import JaxDistillError
 
     for axis in axes:
         dest = axis_name(axis, parser)
-        if getattr(args, dest) != parser.get_default(dest):
+        if dest in given:
             opt = _actions(parser)[dest].option_strings[-1]
             raise JaxDistillError(f"{opt} is both an option and an axis of the sweep; give its values once")
 
@@ -201,10 +324,12 @@ def main(args) -> int:
                               "sweep.png)")
     if (args.grid is None) == (args.points is None):
         raise JaxDistillError("jaxdistill sweep needs either --grid AXIS=V1,V2,... (repeatable) or --points FILE")
-    points = grid_points(parse_grid_options(args.grid)) if args.grid else read_points_file(args.points)
-    hosts = initialize_from_args(args)  # before anything touches a JAX backend
     parser = run_parser()
-    check_axes(args, list(points[0]), parser)
+    given = given_options(args, parser)
+    points = grid_points(parse_grid_options(args.grid)) if args.grid else read_points_file(args.points)
+    points = check_point_axes(points, parser)
+    check_axes(given, list(points[0]), parser)
+    hosts = initialize_from_args(args)  # before anything touches a JAX backend
     base = copy.copy(args)
     axes = {axis_name(a, parser) for a in points[0]}
     settings = {a.dest: getattr(args, a.dest) for a in _actions(parser).values() if a.dest not in axes}
@@ -272,7 +397,7 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
     numbered in one sequence and split over the processes; process 0 returns
     the ``SweepResult`` and writes the files, the others return None."""
     from ..results import jsonable
-    from ..sweep import CompileCounter, SweepResult, write_sweep_files
+    from ..sweep import CompileCounter, SweepResult, check_plot, columns, write_sweep_files
 
     t0 = time.perf_counter()
     out = None if out is None else Path(out)
@@ -280,8 +405,10 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
         from ..validation import JaxDistillError
 
         raise JaxDistillError("a multi-host sweep needs --out on a filesystem shared by all processes")
+    cols = columns(list(points[0]), {"monotonicity": bool(base.monotonicity), "with_bound": with_bound})
+    check_plot(list(points[0]), cols, **(plot or {}))  # before anything is computed
     with CompileCounter() as compiles:
-        point_args = validate_points(base, points, out)
+        point_args = validate_points(base, points, out, with_bound=with_bound)
         results, rows, computed = run_points(point_args, out, with_bound, progress, hosts)
     if hosts is not None and not hosts.merges:
         return None
@@ -294,22 +421,21 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
     return res
 
 
-def validate_points(base, points: list, out: Path | None = None) -> list:
+def validate_points(base, points: list, out: Path | None = None, *, with_bound: bool = False) -> list:
     """[(point's run options, its ``ChunkPlan``, its axis values, its label,
     its program's ``runner.program_signature``)],
-    every point resolved (and refused where an axis does not apply) as ``run`` would.
+    every point resolved (and refused where an axis does not apply) as ``run`` would,
+    its axes in the first point's order (``check_point_axes``); with
+    ``with_bound``, a point whose task or student has no Theorem 3 bound is refused.
     A point's ``out`` is its run folder ``out/points/<label>`` (None without
     ``out``), so the options that need ``--out`` (``--save-students``) see it."""
     from ..runner import program_signature
-    from ..sweep import POINTS_DIR, point_label
+    from ..sweep import POINTS_DIR, bound_refusal, point_label
     from ..validation import JaxDistillError
     from .run import setup_from_args
 
-    axes = list(points[0])
-    for p in points:
-        if list(p) != axes:
-            raise JaxDistillError(f"every point needs the same axes {axes}, got {list(p)}")
     parser = run_parser()
+    points = check_point_axes(points, parser)
     resolved = []
     for p in points:
         try:
@@ -318,6 +444,9 @@ def validate_points(base, points: list, out: Path | None = None) -> list:
             a.quiet = True  # one bar for the whole sweep
             a.out = None if out is None else str(Path(out) / POINTS_DIR / point_label(values))
             setup = setup_from_args(a)  # refuses an axis that does not apply
+            refusal = bound_refusal(a, setup.task) if with_bound else None
+            if refusal:
+                raise JaxDistillError(refusal)
         except JaxDistillError as e:
             raise JaxDistillError(f"sweep point {point_label(p)}: {e}") from None
         signature = program_signature(setup.program, setup.plan, shared=setup.shared, dtype=setup.dtype)
@@ -457,5 +586,7 @@ def _num(v) -> str:
 
 
 __all__ = ["add_parser", "main", "run_parser", "axis_name", "coerce", "with_values", "settings_args", "grid_points",
-           "parse_grid_options", "read_points_file", "check_axes", "run_point", "run_sweep", "validate_points",
-           "run_points", "compile_point", "point_finished", "CompileAhead", "program_groups", "SWEEP_METRICS"]
+           "grid_values", "check_same_option", "check_not_a_column", "check_point_axes", "parse_grid_options",
+           "read_points_file", "read_points_csv", "given_options", "check_axes", "run_point", "run_sweep",
+           "validate_points", "run_points", "compile_point", "point_finished", "CompileAhead", "program_groups",
+           "SWEEP_METRICS"]

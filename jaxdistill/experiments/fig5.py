@@ -79,8 +79,10 @@ def run(out_dir, *, seed: int = 0, quick: bool = False, progress: bool = True, n
             learner, targets = WDeltaLearner(delta=delta), TargetSpec()
         # every learner draws the same (X, x) pairs (common random numbers across the rows of the figure):
         # only the inputs sampler serves w_delta and the hard-target learners, so every row uses it
+        # the coupling is w_delta's (the learner that draws from its key); the deterministic rows have one estimand
+        used = coupling if learner.randomised else "shared"
         est = monotonicity_index(seed, task, n, num_sets, learner=learner, targets=targets,
-                                 chunk_size=min(250, num_sets), coupling=coupling, sampler="inputs")
+                                 chunk_size=min(250, num_sets), coupling=used, sampler="inputs")
         return [{"learner": name, "delta": delta, "risk_mean": est.risk_X_mean, "risk_se": est.risk_X_se,
                  "monotonicity": est.index, "monotonicity_se": est.se, "num_sets": est.num_sets,
                  "angle_change_mean": est.angle_change_mean, "num_failed": est.num_failed, "ties": est.ties,

@@ -124,6 +124,7 @@ class MLPLearner(AbstractSoftmaxLearner):
     width: int = eqx.field(static=True)
     gd: GDConfig
     name: ClassVar[str] = "mlp"
+    randomised: ClassVar[bool] = True
 
     def __init__(self, width: int, gd: GDConfig | None = None):
         self.width = _check_width(width)

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int, PRNGKeyArray
 
 from .._precision import check_dtype, precision
-from ..analysis.monotonicity import COUPLINGS, RiskMonotonicityEstimate, monotonicity_from_risks
+from ..analysis.monotonicity import RiskMonotonicityEstimate, check_coupling, monotonicity_from_risks
 from ..design import InputsDesign
 from ..finite import replace_non_finite
 from ..keys import as_key, held_out_key, key_repr, set_key_pair
@@ -54,7 +54,7 @@ from ..runner import SetProgram, plan_chunks, run_program
 from ..runstore import RunStore
 from ..sequencing import after
 from ..status import SUCCESS_CODES, Status
-from ..validation import JaxDistillError, check_choice, check_int
+from ..validation import JaxDistillError, check_int
 
 
 class RiskNestedSetProgram(SetProgram):
@@ -177,7 +177,7 @@ def risk_monotonicity_index(
         raise JaxDistillError(f"learner must be a multiclass.AbstractSoftmaxLearner, got {type(learner).__name__}")
     if not isinstance(targets, MultiTargetSpec):
         raise JaxDistillError(f"targets must be a MultiTargetSpec, got {targets!r}")
-    check_choice("coupling", coupling, COUPLINGS)
+    check_coupling(coupling, learner)
     dtype = check_dtype(dtype)
     learner = learner.for_dtype(dtype)
     learner.check_targets(targets)

@@ -108,6 +108,11 @@ class AbstractLearner(eqx.Module):
     """True for learners of K-class students (``multiclass.AbstractSoftmaxLearner``:
     students W [K, d] or feature coefficients); False for the binary learners
     (``AbstractBinaryLearner``: K = 2 targets, students w [d])."""
+    randomised: ClassVar[bool] = False
+    """True for learners whose fit draws from its key (w_delta's direction, a
+    deep or network student's initialisation); the others ignore the key.
+    Only for these does the monotonicity coupling (shared or independent
+    draws, ``analysis.monotonicity``) change anything."""
 
     @abc.abstractmethod
     def fit(self, key: PRNGKeyArray, design: AbstractDesign, V: Float[Array, "n K"]) -> LearnerOutput:

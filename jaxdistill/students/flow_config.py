@@ -72,8 +72,9 @@ class FlowConfig(eqx.Module):
     Attributes:
         solver: a diffrax ODE solver object (default ``Rodas3()``, an
             L-stable Rosenbrock solver for the stiff flow: one LU per step,
-            1.85x (linear flow) to 3.1x (kernel flow) faster than ``diffrax.Kvaerno3()``, the default before
-            2026-11-30; docs/design.md fact 14).  Names are a command-line
+            1.85x (linear flow) to 3.12x (kernel flow) the sets/s of
+            ``diffrax.Kvaerno3()`` in benchmarks/results/vm-2cpu-2026-11-30.md;
+            docs/design.md fact 14).  Names are a command-line
             shortcut only: ``solver_from_name("Kvaerno5")``.
         stepsize_controller: a diffrax step-size controller object; default
             ``diffrax.PIDController(rtol=rtol, atol=atol)``.
@@ -90,7 +91,7 @@ class FlowConfig(eqx.Module):
             integrators) keep them within 1e-8 of the exact limit.  Use a
             tight rtol too whenever you record trajectories (``ts``).
         adjoint: a diffrax adjoint object; default ``diffrax.ForwardMode()``
-            (forward-only solve: reverse-mode checkpointing is ~70x slower
+            (forward-only solve: reverse-mode checkpointing is much slower
             under vmap on CPU and the students are never differentiated).
         dt0: initial step size; None lets the controller choose (required
             by constant step sizes, ``diffrax.ConstantStepSize()``).

@@ -125,6 +125,7 @@ class WDeltaLearner(AbstractBinaryLearner):
     delta: float = traced_field(default=0.0)  # a traced argument of the compiled run (jaxdistill.traced)
     base: ClosedFormLearner | FlowLearner = ClosedFormLearner()
     name: ClassVar[str] = "w-delta"
+    randomised: ClassVar[bool] = True
 
     def __post_init__(self):
         check_real("delta", self.delta)

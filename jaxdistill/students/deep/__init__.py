@@ -16,7 +16,7 @@ from .algebra import (DEFAULT_EPSILON, balancedness_defect, check_eq11, end_to_e
 from .inits import INITS, DeepInit, balanced_init, gaussian_init, make_init
 from .integrators import (INTEGRATORS, PATH_FLOW_CONFIG, DeepFlowResult, deep_flow, deep_gradient_descent,
                           default_flow_config, exact_deep_limit)
-from .learners import DEEP_METHODS, DeepGDLearner, DeepLearner, deep_learner
+from .learners import DEEP_GD_SETTINGS, DEEP_METHODS, DeepGDLearner, DeepLearner, deep_learner, default_gd_config
 
 __all__ = [
     "DEFAULT_EPSILON", "balancedness_defect", "check_eq11", "end_to_end", "eq11_max_init_scale", "eq11_sup_over_sets",
@@ -24,5 +24,5 @@ __all__ = [
     "INITS", "DeepInit", "balanced_init", "gaussian_init", "make_init",
     "INTEGRATORS", "PATH_FLOW_CONFIG", "DeepFlowResult", "deep_flow", "deep_gradient_descent", "default_flow_config",
     "exact_deep_limit",
-    "DEEP_METHODS", "DeepGDLearner", "DeepLearner", "deep_learner",
+    "DEEP_GD_SETTINGS", "DEEP_METHODS", "DeepGDLearner", "DeepLearner", "deep_learner", "default_gd_config",
 ]

@@ -128,6 +128,7 @@ class DeepLearner(AbstractBinaryLearner):
     eq11_fraction: float = 0.5
     init: str = "balanced"
     name: ClassVar[str] = "deep"
+    randomised: ClassVar[bool] = True
 
     def __post_init__(self):
         if self.flow is None:
@@ -166,6 +167,23 @@ class DeepLearner(AbstractBinaryLearner):
                            res.newton_rel, res.orth_norm))
 
 
+# The deep students' gradient-descent settings (a deep factorisation needs a smaller step than a linear student)
+DEEP_GD_SETTINGS = {"learning_rate": 0.5, "steps": 20_000}
+
+
+def default_gd_config(**overrides) -> GDConfig:
+    """The deep students' default ``GDConfig`` (``DEEP_GD_SETTINGS``:
+    learning_rate 0.5, 20,000 steps) with ``overrides`` (any ``GDConfig``
+    keyword) applied on top, as ``default_flow_config`` does for flows:
+    ``default_gd_config(steps=100)`` keeps learning_rate 0.5; an optax
+    ``optimizer`` object carries its own step size, so the default
+    learning_rate is dropped then."""
+    base = dict(DEEP_GD_SETTINGS)
+    if not isinstance(overrides.get("optimizer", "sgd"), str):
+        base.pop("learning_rate")
+    return GDConfig(**{**base, **overrides})
+
+
 @final
 class DeepGDLearner(AbstractBinaryLearner):
     """Deep linear student trained by an optax optimiser on all factors
@@ -180,10 +198,11 @@ class DeepGDLearner(AbstractBinaryLearner):
     width: int = 64
     init_scale: float | None = None
     epsilon: float | None = None
-    gd: GDConfig = GDConfig(learning_rate=0.5, steps=20_000)
+    gd: GDConfig = default_gd_config()
     eq11_fraction: float = 0.5
     init: str = "balanced"
     name: ClassVar[str] = "deep-gd"
+    randomised: ClassVar[bool] = True
 
     def __check_init__(self):
         _check_common(self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
@@ -254,4 +273,4 @@ def deep_learner(
     return DeepGDLearner(**common, **({} if gd is None else {"gd": gd}))
 
 
-__all__ = ["DEEP_METHODS", "DeepLearner", "DeepGDLearner", "deep_learner"]
+__all__ = ["DEEP_METHODS", "DEEP_GD_SETTINGS", "DeepLearner", "DeepGDLearner", "default_gd_config", "deep_learner"]
