@@ -291,6 +291,27 @@ def test_monotonicity_index_closed_form_is_one_and_risk_matches_distill():
     assert np.max(np.abs(est_big.angle_changes)) < 1e-10
 
 
+
+def test_monotonicity_of_a_flow_at_n_ge_d_is_all_ties_by_default():
+    """At n >= d both students are w* (Thm 1); a flow stops within newton_tol (1e-9) relative of it, so its angle
+    changes are rounding up to ~1e-9 (measured 9.5e-10 at d = n = 5): the default tie tolerance is 10 x newton_tol
+    for a learner with a flow, and the index is 0 (no strict decrease), not a share of rounding noise."""
+    from jaxdistill.analysis.monotonicity import EXACT_ANGLE_ATOL, default_angle_atol
+
+    task = jd.KappaPolynomialTask(5, 1.0)
+    flow = jd.FlowLearner()
+    assert default_angle_atol(flow) == 10 * flow.flow.newton_tol == 1e-8
+    assert default_angle_atol(jd.ClosedFormLearner()) == EXACT_ANGLE_ATOL == 1e-12
+    assert default_angle_atol(jd.FlowLearner(jd.FlowConfig(newton_tol=1e-6))) == pytest.approx(1e-5, rel=1e-12)
+    for n in (5, 6):
+        est = monotonicity_index(0, task, n, 64, flow)
+        assert (est.index, est.ties, est.atol) == (0.0, 1.0, 1e-8)
+        assert 0 < np.max(np.abs(est.angle_changes)) < 1e-8
+    # below d the changes are real (eq. 34 at n < d: the closed form's index is 1) and the flow's agree
+    assert monotonicity_index(0, task, 3, 64, flow).index == monotonicity_index(0, task, 3, 64, jd.ClosedFormLearner(
+        )).index == 1.0
+
+
 def test_monotonicity_index_of_a_learner_ignoring_the_data_is_one_half():
     task = jd.KappaPolynomialTask(30, 1.0)
     est = monotonicity_index(0, task, 5, 600, IgnoreDataLearner())

@@ -69,6 +69,23 @@ from .risk import RiskEstimate, expected_risk, resolve_risk_method
 COUPLINGS = ("shared", "independent")
 
 
+EXACT_ANGLE_ATOL = 1e-12  # radians: the tie tolerance of exact learners (closed form: angle errors ~1e-15 for n < d)
+
+
+def default_angle_atol(learner) -> float:
+    """The default tie tolerance of angle changes (radians) for ``learner``:
+    ten times the finest ``newton_tol`` of its flows (a flow stops within
+    newton_tol relative of its limit, so its angle is accurate to about
+    that: at n >= d, where both students are w*, flows with newton_tol 1e-9
+    give angle changes up to ~1e-9 of pure rounding), or
+    ``EXACT_ANGLE_ATOL`` for a learner without a flow."""
+    from ..students.flow_config import FlowConfig
+
+    leaves = jax.tree_util.tree_leaves(learner, is_leaf=lambda x: isinstance(x, FlowConfig))
+    tols = [leaf.newton_tol for leaf in leaves if isinstance(leaf, FlowConfig)]
+    return max([EXACT_ANGLE_ATOL, *(10.0 * float(t) for t in tols)])
+
+
 def check_coupling(coupling: str, learner) -> str:
     """``coupling`` checked against ``COUPLINGS`` and against the learner:
     "independent" applies only to a learner that draws from its key
@@ -104,6 +121,7 @@ class MonotonicityEstimate:
         ties: share of sets with |change| <= atol (counted as "no decrease").
         coupling: "shared" or "independent" (the learner's random draw for
             [X; x]; see the module docstring); None when not recorded.
+        atol: the tie tolerance used (radians).
     """
 
     index: float
@@ -119,6 +137,7 @@ class MonotonicityEstimate:
     risk_method: str = "exact"
     ties: float = float("nan")
     coupling: str | None = None
+    atol: float = float("nan")
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -127,7 +146,7 @@ class MonotonicityEstimate:
     def summary(self) -> dict:
         out = {k: getattr(self, k) for k in ("index", "se", "num_sets", "angle_change_mean", "angle_change_se",
                                              "risk_X_mean", "risk_X_se", "nonincreasing", "num_failed", "risk_method",
-                                             "ties", "coupling")}
+                                             "ties", "coupling", "atol")}
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
@@ -157,7 +176,8 @@ def monotonicity_from_angles(
     m = int(change.size)
     if m == 0:
         nan = float("nan")
-        return MonotonicityEstimate(nan, nan, 0, nan, nan, change, nan, nan, nan, int((~ok).sum()), risk_method)
+        return MonotonicityEstimate(nan, nan, 0, nan, nan, change, nan, nan, nan, int((~ok).sum()), risk_method,
+                                    atol=float(atol))
     idx = float(np.mean(change < -atol))
     se = math.sqrt(idx * (1 - idx) / m)
     cse = float(np.std(change, ddof=1) / math.sqrt(m)) if m > 1 else float("nan")
@@ -169,7 +189,7 @@ def monotonicity_from_angles(
         index=idx, se=se, num_sets=m, angle_change_mean=float(np.mean(change)), angle_change_se=cse,
         angle_changes=change, risk_X_mean=est.mean, risk_X_se=est.se,
         nonincreasing=float(np.mean(change <= atol)), num_failed=int((~ok).sum()), risk_method=risk_method,
-        ties=float(np.mean(np.abs(change) <= atol)),
+        ties=float(np.mean(np.abs(change) <= atol)), atol=float(atol),
     )
 
 
@@ -384,11 +404,14 @@ def monotonicity_index(
         risk: "auto", "exact" or "mc": how risk_X is computed.
         num_test: held-out inputs for Monte-Carlo risk.
         atol: changes within +-atol are ties, not decreases.  Angle kind:
-            radians, default 1e-12, which suits exact learners (closed form:
-            angle errors ~1e-15); for a learner accurate to a relative error e
-            (the flow's newton_tol) use atol ~ 10 e when n >= d matters.  Risk
-            kind: default 1e-12 for exact risk (quadrature rounding when both
-            students are ~w*), 0 for Monte-Carlo risk (steps of 1/num_test).
+            radians, default ``default_angle_atol(learner)``: 1e-12 for
+            exact learners (closed form: angle errors ~1e-15 for n < d),
+            10 x newton_tol for a learner with a flow (1e-8 by default: a
+            flow is accurate to newton_tol relative, so at n >= d, where
+            both students are w*, its angle changes are rounding up to
+            ~1e-9).  Risk kind: default 1e-12 for exact risk (quadrature
+            rounding when both students are ~w*), 0 for Monte-Carlo risk
+            (steps of 1/num_test).
         progress: show a progress bar.
         out: a folder for the resumable store of the per-pair results.
         coupling: "shared" (default: a randomised learner such as w_delta
@@ -435,7 +458,7 @@ def monotonicity_index(
     check_coupling(coupling, learner)
     check_choice("kind", kind, MONOTONICITY_KINDS)
     if atol is None:
-        atol = 0.0 if (kind == "risk" and risk == "mc") else 1e-12
+        atol = (0.0 if risk == "mc" else EXACT_ANGLE_ATOL) if kind == "risk" else default_angle_atol(learner)
     atol = check_real("atol", atol, ge=0.0)
     sampler = resolve_sampler(sampler, task, n + 1, learner, risk, False, nested=True)
     plan = plan_chunks(num_sets, chunk_size, n=n + 1, width=sampler_kind(sampler).width(task, n + 1), fits_per_set=2)
@@ -470,6 +493,8 @@ def monotonicity_index(
 
 __all__ = [
     "check_coupling",
+    "default_angle_atol",
+    "EXACT_ANGLE_ATOL",
     "COUPLINGS",
     "MONOTONICITY_KINDS",
     "MonotonicityEstimate",

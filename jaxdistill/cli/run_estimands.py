@@ -37,8 +37,9 @@ def add_estimand_arguments(p: argparse.ArgumentParser) -> None:
                    help="also estimate the monotonicity index of the same learner on the same task, n, number of "
                         "sets and seed (nested sets X and [X, x]): by the angle to the teacher vector (eq. 34) or by "
                         "the transfer risk (--monotonicity-kind); adds monotonicity, monotonicity_se, "
-                        "monotonicity_ties (share of ties, counted as no decrease), monotonicity_kind and coupling to "
-                        "summary.json")
+                        "monotonicity_ties (share of ties, counted as no decrease), monotonicity_atol (the tie "
+                        "tolerance: 10 x newton_tol for a flow, 1e-12 for exact learners), monotonicity_kind and "
+                        "coupling to summary.json")
     g.add_argument("--monotonicity-kind", choices=MONOTONICITY_KINDS, default=None,
                    help="with --monotonicity: angle (default for binary linear students; eq. 34, the unsigned angle "
                         "to w* strictly decreases) or risk (the transfer risk strictly decreases, both students' "
@@ -183,7 +184,7 @@ def _monotonicity_keys(est, kind: str, coupling: str) -> dict:
     s = est.summary()
     out = {"monotonicity": s["index"], "monotonicity_se": s["se"], "monotonicity_ties": s["ties"],
            "monotonicity_num_sets": s["num_sets"], "monotonicity_num_failed": s["num_failed"],
-           "monotonicity_kind": kind, "coupling": coupling}
+           "monotonicity_kind": kind, "coupling": coupling, "monotonicity_atol": s["atol"]}
     if kind == "angle":
         out["monotonicity_nonincreasing"] = s["nonincreasing"]
     else:
