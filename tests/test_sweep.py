@@ -356,3 +356,12 @@ def test_an_axis_named_like_a_per_set_column_keeps_both_in_the_long_table():
     assert list(df["risk_axis"]) == ["exact"] * 4 + ["mc"] * 4
     assert df["risk"].dtype.kind == "f" and (df["risk"] > 0).all()
     assert [r["risk"] for r in res.table] == ["exact", "mc"]
+
+
+def test_integer_valued_floats_are_integer_axes():
+    """np.linspace's 2.0 is n = 2 (as jd.distill accepts it); 2.5 is refused naming --n."""
+    res = jd.sweep(grid={"n": list(np.linspace(2, 4, 2))}, task="kappa", d=5, num_sets=4, method="closed-form",
+                   progress=False)
+    assert [r["n"] for r in res.table] == [2, 4] and all(type(r["n"]) is int for r in res.table)
+    with pytest.raises(jd.JaxDistillError, match="--n must be an integer >= 1, got '2.5'"):
+        jd.sweep(grid={"n": [2.5]}, task="kappa", d=5, num_sets=4, method="closed-form", progress=False)

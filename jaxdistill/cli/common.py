@@ -59,7 +59,8 @@ def finite_float(name: str, *, gt: float | None = None, ge: float | None = None,
         if not math.isfinite(v) or (gt is not None and v <= gt) or (ge is not None and v < ge) or (lt is not None and v >= lt):
             rng = " and ".join(s for s in (f"> {gt}" if gt is not None else "", f">= {ge}" if ge is not None else "",
                                             f"< {lt}" if lt is not None else "") if s)
-            raise argparse.ArgumentTypeError(f"{name} must be a finite real number {rng}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{name} must be a finite real number{' ' + rng if rng else ''}, "
+                                             f"got {text!r}")
         return v
 
     return parse

@@ -116,10 +116,24 @@ def coerce(dest: str, value, parser: argparse.ArgumentParser):
     try:
         out = action.type(str(value)) if action.type is not None else str(value)
     except argparse.ArgumentTypeError as e:
-        raise JaxDistillError(str(e)) from None
+        # an integer-valued float (np.linspace's 2.0) is the integer, as in jd.distill (validation.check_int)
+        if not (_integer_valued(value) and action.type is not None):
+            raise JaxDistillError(str(e)) from None
+        try:
+            out = action.type(str(int(value)))
+        except argparse.ArgumentTypeError:
+            raise JaxDistillError(str(e)) from None
     if action.choices is not None and out not in action.choices:
         raise JaxDistillError(f"{opt} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
     return out
+
+
+def _integer_valued(value) -> bool:
+    """A float (Python or numpy, not bool) equal to an integer within float precision (|value| <= 2**53)."""
+    import numbers
+
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral))
+            and float(value).is_integer() and abs(float(value)) <= 2**53)
 
 
 def with_values(args, values: dict, parser: argparse.ArgumentParser):
