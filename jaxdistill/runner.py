@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import abc
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Iterator
@@ -142,9 +143,35 @@ def plan_chunks(num_sets: int, chunk_size: int | None, *, n: int, width: int, fi
     index), at least 1 and at most ``num_sets``.  The one chunk-size rule of
     every program."""
     num_sets = check_int("num_sets", num_sets, minimum=1)
+    check_set_fits_memory(n, width)
     if chunk_size is None:
         chunk_size = min(max(default_chunk_size(n, width) // fits_per_set, 1), num_sets)
     return ChunkPlan(num_sets, check_int("chunk_size", chunk_size, minimum=1))
+
+
+def memory_bytes(device) -> int:
+    """What one set may use at most on ``device``: its allocator's limit on an
+    accelerator (``device_memory_bytes``), the machine's physical memory on
+    the CPU (``ASSUMED_DEVICE_BYTES`` where the OS does not say)."""
+    if device.platform != "cpu":
+        return device_memory_bytes(device)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - an OS without sysconf
+        return ASSUMED_DEVICE_BYTES
+
+
+def check_set_fits_memory(n: int, width: int, devices=None) -> None:
+    """Refuse, before anything is compiled, a transfer set whose [n, width]
+    float64 numbers alone exceed the memory of the smallest local device
+    (XLA would fail allocating it after compiling)."""
+    devices = jax.local_devices() if devices is None else list(devices)
+    set_bytes = 8 * int(n) * int(width)
+    memory = min(memory_bytes(x) for x in devices)
+    if set_bytes > memory:
+        raise JaxDistillError(f"one transfer set of n = {n} inputs needs [{n}, {width}] float64 numbers, "
+                              f"{set_bytes / 2**30:,.1f} GiB, more than the {memory / 2**30:,.1f} GiB of memory of "
+                              f"this machine's {devices[0].platform} device; reduce n (or d)")
 
 
 def local_mesh() -> Mesh:
@@ -496,6 +523,8 @@ __all__ = [
     "CPU_CHUNK_CAP",
     "ACCELERATOR_CHUNK_CAP",
     "plan_chunks",
+    "memory_bytes",
+    "check_set_fits_memory",
     "local_mesh",
     "padded_batch",
     "chunk_window",

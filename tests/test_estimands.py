@@ -93,8 +93,7 @@ def test_eq76_violations_are_counted_set_by_set():
 
 
 def test_deep_run_summary_has_eq76_violations(capsys):
-    assert main(["run", "--d", "10", "--n", "3", "--num-sets", "4", "--depth", "2", "--width", "4", "--json",
-                 "--quiet"]) == 0
+    assert main(["run", "--d", "10", "--n", "3", "--num-sets", "4", "--depth", "2", "--json", "--quiet"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["eq76_violations"] == 0 and s["max_dist_w_hat"] <= s["eq76_bound"]
 

@@ -257,10 +257,17 @@ def test_flow_help_states_the_deep_defaults(capsys):
     (["--method", "closed-form", "--monotonicity", "--coupling", "independent"],
      "--coupling applies only to a randomised learner"),
     (["--targets", "mixed", "--temperature", "2"], "--temperature applies to --targets soft"),
+    (["--depth", "2", "--width", "8"], "--width applies to deep students with --integrator full or --method gd"),
+    (["--depth", "2", "--integrator", "induced", "--width", "8"], "the induced integrator never forms them"),
 ])
 def test_options_a_path_ignores_are_refused(argv, needle):
     with pytest.raises(JaxDistillError, match=needle):
         _spec(*argv)
+
+
+def test_deep_width_takes_effect_where_the_factors_are_trained():
+    assert _spec("--depth", "2", "--integrator", "full", "--width", "8").learner.width == 8
+    assert _spec("--depth", "2", "--method", "gd", "--width", "8").learner.width == 8
 
 
 def test_hard_target_learners_accept_their_own_targets():
@@ -281,3 +288,6 @@ def test_bad_python_inputs_are_named():
         jd.monotonicity_index(0, jd.KappaPolynomialTask(5, 1.0), 3, 4, targets="soft")
     with pytest.raises(JaxDistillError, match="coupling='independent' applies only to a randomised learner"):
         jd.monotonicity_index(0, jd.KappaPolynomialTask(5, 1.0), 3, 4, coupling="independent")
+    # a set larger than the machine's memory: refused before compiling (XLA would fail allocating it)
+    with pytest.raises(JaxDistillError, match=r"one transfer set of n = 10000000000 inputs needs .* reduce n"):
+        jd.distill(0, jd.KappaPolynomialTask(5, 1.0), 10**10, 4)

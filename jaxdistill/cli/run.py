@@ -94,8 +94,9 @@ def add_run_arguments(p) -> None:
     g.add_argument("--optimizer", choices=OPTIMISERS, default=None, help="sgd (default), momentum (0.9) or adam")
     g = p.add_argument_group("deep linear student (Thm 2; --depth >= 2)")
     g.add_argument("--depth", type=positive_int("--depth"), default=1, help="N >= 1 factors (default 1: linear student)")
-    g.add_argument("--width", type=positive_int("--width"), default=None, help=f"hidden width of deep students (default {DEFAULTS.deep_width}) or of --student mlp "
-                        f"(default {DEFAULTS.mlp_width})")
+    g.add_argument("--width", type=positive_int("--width"), default=None, help=f"hidden width of the factors of deep students trained by --integrator full or "
+                        f"--method gd (default {DEFAULTS.deep_width}; the reduced and induced flows never form "
+                        f"them), or of --student mlp (default {DEFAULTS.mlp_width})")
     g.add_argument("--init-scale", type=finite_float("--init-scale", gt=0.0), default=None,
                    help="||w(0)|| of deep students (default: from eq. 11 with --epsilon)")
     g.add_argument("--epsilon", type=finite_float("--epsilon", gt=0.0), default=None,

@@ -107,6 +107,11 @@ def linear_learner(args, method: str):
     if args.depth > 1 and method == "gd" and args.integrator is not None:
         raise JaxDistillError("--integrator applies only to --method flow (with --method gd the factors are trained "
                               f"by the optimiser); see {DOCS_OPTIONS}")
+    if args.width is not None and args.depth > 1 and method == "flow" and args.integrator != "full":
+        raise JaxDistillError(f"--width applies to deep students with --integrator full or --method gd, which train "
+                              f"the factors themselves; the {args.integrator or 'reduced'} integrator never forms them "
+                              "(and from the balanced initialisation the learned w does not depend on the width, "
+                              f"Thm 2); see {DOCS_OPTIONS}")
     if args.coordinates == "plain" and args.depth > 1 and args.integrator != "full":
         raise JaxDistillError(f"--coordinates applies to deep students only with --integrator full; see {DOCS_OPTIONS}")
     flow = gd = None
