@@ -1,4 +1,5 @@
-"""``python -m benchmarks --gpu-check [--out DIR] [--small]``: the accelerator check of issue 14.
+"""``python -m benchmarks --gpu-check [--out DIR] [--small]``: the accelerator check
+(docs/accelerators-and-colab.md).
 
 Runs on whatever backend JAX finds (GPU, TPU or CPU), in this process:
 

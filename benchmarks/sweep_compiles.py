@@ -1,4 +1,4 @@
-"""Issue 22 point 2, "one compile per shape": the issue's study as one sweep
+"""One compile per shape: the kappa x n study (kappa in {0.5, 2} x n in {2, 5, 10, 20, 35, 49}) as one sweep
 and as 12 separate ``jd.distill`` calls, in one process.
 
     python -m benchmarks.sweep_compiles OUT.json

@@ -1,5 +1,5 @@
-"""The study of ``benchmarks.sweep_compiles`` with the code before issue 22
-point 2 in the same process: the base commit's ``jaxdistill`` exported as a
+"""The study of ``benchmarks.sweep_compiles`` with the code of an
+earlier commit (BASE) in the same process: the base commit's ``jaxdistill`` exported as a
 package ``jaxdistill_base`` (``git archive BASE jaxdistill``, directory
 renamed; the package imports itself relatively) on ``sys.path``.
 

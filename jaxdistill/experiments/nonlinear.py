@@ -1,4 +1,4 @@
-"""Nonlinear students (issue 13 point 5, docs/design.md facts 9 and 12):
+"""Nonlinear students (docs/design.md facts 9 and 12):
 transfer risk vs n and the risk-monotonicity index of linear, kernel and
 finite-width network students distilled from a ReLU-network teacher, with
 soft and with hard targets.

@@ -1,4 +1,4 @@
-"""Soft ratio (issue 12, docs/design.md fact 10): test error (against the
+"""Soft ratio (docs/design.md fact 10): test error (against the
 true labels) and transfer risk (against the teacher) of linear softmax
 students trained on mixed targets rho softmax(u / T) + (1 - rho) onehot(y),
 vs rho, with an imperfect teacher.

@@ -1,5 +1,5 @@
-"""Risk-monotonicity index for K-class and nonlinear students (issue 13
-point 4; docs/design.md fact 12).
+"""Risk-monotonicity index for K-class and nonlinear students
+(docs/design.md fact 12).
 
 Eq. 34 of the paper measures monotonicity by the unsigned angle between the
 student and the teacher vector w*.  A kernel or network student, or any
