@@ -145,8 +145,12 @@ def test_bounds_accept_batched_n_and_are_jit_compatible():
     np.testing.assert_allclose(np.asarray(c1), np.asarray(cor1_bound(task.p_theta, ns, 100)), rtol=1e-12)
     # vmap of the exact p over a batch of theta grids
     with precision():
-        P = jax.vmap(lambda t: exact_p_theta(task, t))(jnp.linspace(0, 1.5, 12).reshape(3, 4))
+        grid = jnp.linspace(0, 1.5, 12).reshape(3, 4)
+        P = jax.vmap(lambda t: exact_p_theta(task, t))(grid)
+        flat = exact_p_theta(task, grid.ravel())
     assert P.shape == (3, 4)
+    np.testing.assert_allclose(np.asarray(P), np.asarray(flat).reshape(3, 4), rtol=1e-12, atol=1e-15)
+    assert float(P[0, 0]) == pytest.approx(1.0, abs=1e-12) and np.all(np.diff(np.asarray(P).ravel()) <= 1e-15)
 
 
 @pytest.mark.parametrize("kappa", [0.5, 1.0, 2.0, 3.0])

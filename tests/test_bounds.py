@@ -77,12 +77,17 @@ def test_thm_d1_refuses_epsilon_above_half_w_hat_norm():
         thm_d1_bound(p_kappa1, np.array([5, 6, 7]), 100, np.array([0.1, 0.2]), 1.0)
     with pytest.raises(jd.JaxDistillError, match="grid_size"):
         thm_d1_bound(p_kappa1, 5, 100, 0.1, 1.0, grid_size=2)
-    # epsilon = ||w_hat|| / 2 exactly is inside the hypothesis
-    assert np.isfinite(float(thm_d1_bound(p_kappa1, 5, 100, 0.5, 1.0).bound))
+    # epsilon = ||w_hat|| / 2 exactly is inside the hypothesis; there delta > pi / 2 (epsilon / ||w_hat|| > pi / 8)
+    # leaves no beta: the trivial bound 1
+    edge = thm_d1_bound(p_kappa1, 5, 100, 0.5, 1.0)
+    assert float(edge.bound) == 1.0 and np.isnan(float(edge.beta))
     # traced epsilon: the hypothesis cannot be checked at trace time, the result is NaN where it fails
     with precision():
         out = jax.jit(lambda e: thm_d1_bound(p_kappa1, 5, 100, e, 1.0).bound)(jnp.array([1e-3, 0.6]))
-    assert np.isfinite(out[0]) and np.isnan(out[1])
+    assert np.isnan(out[1])
+    with precision():
+        eager = float(thm_d1_bound(p_kappa1, 5, 100, 1e-3, 1.0).bound)
+    assert 0 < eager < 1 and float(out[0]) == pytest.approx(eager, rel=1e-12)
 
 
 def test_thm_d1_flags_n_at_least_d():
@@ -91,8 +96,9 @@ def test_thm_d1_flags_n_at_least_d():
     b, beta = np.asarray(res.bound), np.asarray(res.beta)
     assert np.all(np.isfinite(b[:2])) and np.all(b[:2] > 0) and np.all(np.isnan(b[2:])) and np.all(np.isnan(beta[2:]))
     assert np.all(np.isnan(np.asarray(res.bound_tight)[2:]))
-    # d = None: the caller asserts n < d, nothing is flagged
-    assert np.all(np.isfinite(np.asarray(thm_d1_bound(p_kappa1, np.array([5, 150]), None, 1e-3, 1.0).bound)))
+    # d = None: the caller asserts n < d, nothing is flagged; at n < d the same bound as with d given
+    free = np.asarray(thm_d1_bound(p_kappa1, np.array([5, 150]), None, 1e-3, 1.0).bound)
+    assert np.all(np.isfinite(free)) and free[0] == b[0] and free[1] < free[0]
     # delta > pi/2 (epsilon / ||w_hat|| > pi / 8) leaves no beta: the trivial bound 1
     r = thm_d1_bound(p_kappa1, 5, 100, 0.45, 1.0)
     assert float(r.bound) == 1.0 and np.isnan(float(r.beta))
@@ -110,8 +116,9 @@ def test_bounds_refuse_a_p_that_is_not_a_probability():
         thm3_bound(0.5, 5, 10)
     with pytest.raises(jd.JaxDistillError, match="p_fn must map an array of angles to a real array of the same shape"):
         thm3_bound(lambda t: jnp.sum(p_kappa1(t)) / t.size, 5, 10)
-    # a float32 p that rounds a hair below 0 at pi/2 is still a probability
-    assert np.isfinite(float(thm3_bound(lambda t: p_kappa1(t).astype(jnp.float32) - 6e-8, 5, 10).bound))
+    # a float32 p that rounds a hair below 0 at pi/2 is still a probability, and gives p's bound to float32 accuracy
+    f32 = float(thm3_bound(lambda t: p_kappa1(t).astype(jnp.float32) - 6e-8, 5, 10).bound)
+    assert f32 == pytest.approx(float(thm3_bound(p_kappa1, 5, 10).bound), abs=1e-5)
 
 
 def test_thm3_refusals_name_the_parameter():

@@ -306,9 +306,14 @@ def test_cli_k_class_runs_split_over_hosts(monkeypatch, tmp_path, capsys):
 
 def test_gaussian_k_classes_task():
     task = MultiClassGaussianTask(12, 5, seed=1)
-    res = jd.distill(0, task, 6, 4, method="closed-form", num_test=500, chunk_size=4)
+    res = jd.distill(0, task, 6, 4, method="closed-form", num_test=500, chunk_size=4, keep_students=True)
     s = res.summary()
     assert s["num_classes"] == 5 and s["risk_method"] == "mc" and 0.0 < s["risk_mean"] < 1.0
+    # the closed form is the flow's limit (fact 8): centred classes, the same students and risks as the flow's
+    flow = jd.distill(0, task, 6, 4, method="flow", num_test=500, chunk_size=4, keep_students=True)
+    np.testing.assert_allclose(res.students.sum(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(flow.students, res.students, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(flow.risk, res.risk, atol=1e-6)
 
 
 def test_label_noise_is_the_teacher_plus_a_second_random_teacher(tmp_path, capsys):

@@ -188,7 +188,11 @@ def test_closed_form_is_refused_where_no_closed_form_exists():
     task = jd.ReluTeacherTask(4, 16, 3)
     with pytest.raises(JaxDistillError, match="no closed form"):
         jd.distill(0, task, 10, 4, method="closed-form")
-    jd.distill(0, jd.MultiClassGaussianTask(4, 3), 10, 4, method="closed-form")  # a linear teacher: it exists
+    # a linear teacher: it exists, and is the flow's limit (Thm 1's K-class analogue, fact 8)
+    exact = jd.distill(0, jd.MultiClassGaussianTask(4, 3), 10, 4, method="closed-form", keep_students=True)
+    flow = jd.distill(0, jd.MultiClassGaussianTask(4, 3), 10, 4, method="flow", keep_students=True)
+    np.testing.assert_allclose(flow.students, exact.students, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(exact.students.sum(axis=1), 0.0, atol=1e-12)  # centred classes
 
 
 def test_failed_sets_warn_with_their_count_and_printed_lists_are_truncated(tmp_path, capsys):
