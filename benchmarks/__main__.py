@@ -14,6 +14,7 @@ import argparse
 import datetime as _dt
 import inspect
 import json
+import math
 import os
 import platform
 import subprocess
@@ -273,8 +274,16 @@ def main(argv=None) -> int:
         p.error("--small applies only to --gpu-check")
     if args.row_budget is not None and not args.gpu_check:
         p.error("--row-budget applies only to --gpu-check")
-    if args.row_budget is not None and not args.row_budget > 0:
-        p.error(f"--row-budget must be > 0 seconds, got {args.row_budget}")
+    if args.row_budget is not None and not (math.isfinite(args.row_budget) and args.row_budget > 0):
+        p.error(f"--row-budget must be a finite number of seconds > 0, got {args.row_budget}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        p.error(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
+    known = sorted({row for _, row, _ in plan(args.quick)})
+    unknown = [r for r in (args.only or []) if r not in known]
+    if unknown:
+        p.error(f"--only: no row named {', '.join(unknown)}; the rows are {', '.join(known)}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        p.error(f"--out {args.out} is a file; give a folder for the results")
     if args.gpu_check:
         from .gpu_check import run_check
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .common import finite_float
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run the benchmark suite against peers (scipy, scikit-learn, naive JAX)")
     p.add_argument("--quick", action="store_true", help="small sizes (minutes)")
     p.add_argument("--only", nargs="*", default=None, help="run only these rows")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per row")
+    p.add_argument("--timeout", type=finite_float("--timeout", gt=0.0), default=1800.0,
+                   help="seconds per row (default 1800)")
     p.add_argument("--out", default=None, help="results folder (default ./benchmark-results)")
     p.set_defaults(func=main)
 

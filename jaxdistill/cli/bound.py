@@ -32,7 +32,7 @@ import json
 import math
 import sys
 
-from .common import add_task_arguments, finite_float, positive_int, task_from_args, task_label
+from .common import add_task_arguments, finite_float, nonnegative_int, positive_int, task_from_args, task_label
 
 
 def _n_list(text: str) -> list[int]:
@@ -75,7 +75,8 @@ def add_parser(sub) -> None:
                    help="START STOP [STEP]: every n from START to STOP inclusive (default step 1)")
     p.add_argument("--simulate", type=positive_int("--simulate"), default=None, metavar="B",
                    help="also simulate B transfer sets per n (closed-form student = the gradient flow's limit)")
-    p.add_argument("--seed", type=int, default=None, help="PRNG seed of --simulate (default 0); only with --simulate")
+    p.add_argument("--seed", type=nonnegative_int("--seed", maximum=2**63 - 1), default=None,
+                   help="PRNG seed of --simulate (default 0); only with --simulate")
     p.add_argument("--cor2-c", type=_cor2_c, default=1.0,
                    help="constant c of Cor. 2 (eq. 21); must be 1, the only value the corollary is proved for "
                         "(p(0) = 1 forces c >= 1, the proof needs c <= 1); exact for the kappa and margin tasks")
@@ -158,6 +159,11 @@ def main(args) -> int:
     from ..tasks import AngularMarginTask, KappaPolynomialTask, PoolTask, Task
 
     _check_d1_args(args)
+    if args.teacher_norm is not None:
+        from ..validation import JaxDistillError
+
+        raise JaxDistillError("--teacher-norm has no effect on jaxdistill bound: p(theta), the bounds and the "
+                              "simulated transfer risk depend on the direction of w* only")
     if args.seed is not None and not args.simulate:
         from ..validation import JaxDistillError
 

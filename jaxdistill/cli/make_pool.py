@@ -16,7 +16,9 @@ from .common import add_task_arguments, nonnegative_int, positive_int, task_from
 def add_parser(sub) -> None:
     p = sub.add_parser("make-pool", help="write a pool file (.npz) labelled by a task's teacher",
                        description="Draw a pool of inputs and test inputs from a task and store its teacher's "
-                                   "logits: a pool file for --task pool (any teacher given as logits).")
+                                   "logits: a pool file for --task pool (any teacher given as logits); a task with "
+                                   "ground-truth labels (--task gaussian --classes K --label-noise S) also stores "
+                                   "them ('labels', 'test_labels': --targets mixed on the pool).")
     add_task_arguments(p)
     p.add_argument("--size", type=positive_int("--size"), required=True, help="pool size P (transfer sets are drawn from it)")
     p.add_argument("--test-size", type=positive_int("--test-size"), required=True,
@@ -48,8 +50,10 @@ def main(args) -> int:
     with precision("float64"):
         arrays = teacher_pool_arrays(as_multiclass_task(task).cast("float64"), jax.random.PRNGKey(args.seed),
                                      args.size, args.test_size)
-    np.savez(args.out, **arrays)
+    with open(target, "wb") as f:  # exactly at --out (np.savez would append .npz to a path without it)
+        np.savez(f, **arrays)
+    labels = f", labels {arrays['labels'].shape}" if "labels" in arrays else ""
     print(f"jaxdistill make-pool: wrote {args.out} (inputs {arrays['inputs'].shape}, teacher_logits "
-          f"{arrays['teacher_logits'].shape}, test_inputs {arrays['test_inputs'].shape})")
+          f"{arrays['teacher_logits'].shape}, test_inputs {arrays['test_inputs'].shape}{labels})")
     sys.stdout.flush()
     return 0

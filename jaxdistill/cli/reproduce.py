@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+
+from .common import nonnegative_int
 
 
 def add_parser(sub) -> None:
@@ -26,9 +29,12 @@ def add_parser(sub) -> None:
                                    "writes NAME.csv and NAME.png into --out.")
     p.add_argument("name", choices=EXPERIMENTS, metavar="NAME", help="one of: " + ", ".join(EXPERIMENTS))
     p.add_argument("--out", default="results", help="output folder (default: results); resumable")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int("--seed", maximum=2**63 - 1), default=0,
+                   help="PRNG seed (default 0)")
     p.add_argument("--quick", action="store_true",
-                   help="fewer transfer sets (same d and n, so the numbers estimate the same quantities); for CI")
+                   help="for CI: fewer transfer sets, and for temperature, softratio and nonlinear also a smaller "
+                        "grid (fewer n, temperatures, rho values or students; docs/experiments.md); the points it "
+                        "runs have the full run's d and n, so their numbers estimate the same quantities")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=main)
 
@@ -38,8 +44,8 @@ def main(args) -> int:
     from ..experiments._common import format_table
     from ..validation import JaxDistillError
 
-    if args.seed < 0:
-        raise JaxDistillError(f"--seed must be an integer >= 0, got {args.seed}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise JaxDistillError(f"--out {args.out} is a file; give a folder for the results")
     mod = get(args.name)
     t0 = time.perf_counter()
     rows = mod.run(args.out, seed=args.seed, quick=args.quick, progress=not args.quiet)

@@ -163,19 +163,23 @@ def as_multiclass_task(task) -> AbstractMultiClassTask:
 def teacher_pool_arrays(task: AbstractMultiClassTask, key, size: int, test_size: int) -> dict[str, np.ndarray]:
     """A pool file's arrays drawn from ``task``: ``inputs`` [P, d] and
     ``teacher_logits`` [P] (binary: u) or [P, K], ``test_inputs`` [M, d] and
-    ``test_teacher_logits``; float64 numpy."""
+    ``test_teacher_logits``; float64 numpy.  A task with ground-truth labels
+    (``label_noise``) adds ``labels`` [P] and ``test_labels`` [M] (int32)."""
     size = check_int("size", size, minimum=1)
     test_size = check_int("test_size", test_size, minimum=1)
     k_pool, k_test = jax.random.split(jnp.asarray(key) if not isinstance(key, int) else jax.random.PRNGKey(key))
-    X, U, _ = task.sample_set(k_pool, size)
-    Xt, Ut, _ = task.held_out(k_test, test_size)
+    X, U, y = task.sample_set(k_pool, size)
+    Xt, Ut, yt = task.held_out(k_test, test_size)
 
     def logits(U):
         U = np.asarray(U, np.float64)
         return U[:, 1] - U[:, 0] if task.num_classes == 2 else U
 
-    return {"inputs": np.asarray(X, np.float64), "teacher_logits": logits(U),
-            "test_inputs": np.asarray(Xt, np.float64), "test_teacher_logits": logits(Ut)}
+    arrays = {"inputs": np.asarray(X, np.float64), "teacher_logits": logits(U),
+              "test_inputs": np.asarray(Xt, np.float64), "test_teacher_logits": logits(Ut)}
+    if y is not None and yt is not None:
+        arrays.update(labels=np.asarray(y, np.int32), test_labels=np.asarray(yt, np.int32))
+    return arrays
 
 
 __all__ = ["ReluTeacherTask", "BinaryTaskAsMultiClass", "teacher_pool_arrays", "as_multiclass_task", "relu_teacher_weights",
