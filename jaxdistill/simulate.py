@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._precision import check_dtype, precision
+from .analysis.monotonicity import resolve_num_test
 from .analysis.risk import RISK_METHODS, resolve_risk_method
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
 from .defaults import DEFAULTS
@@ -242,11 +243,8 @@ def setup_run(key, task, n: int, num_sets: int, *, method: str | None = None, le
     targets = binary_targets(targets)
     refuse_flow_without_horizon(learner, targets.is_soft, multiclass=False)
     risk_method = resolve_risk_method(check_task(task), risk)
-    if num_test is not None and risk_method == "exact":
-        raise JaxDistillError(f"num_test applies only to Monte-Carlo risk (risk='mc', or 'auto' on a task without "
-                              f"exact risk); this run's risk is exact, got num_test={num_test}")
     s = setup_distill(key, task, n, num_sets, learner=learner, targets=targets, chunk_size=chunk_size, risk=risk,
-                      num_test=DEFAULTS.num_test if num_test is None else num_test, keep_students=keep_students,
+                      num_test=resolve_num_test(task, risk_method, num_test), keep_students=keep_students,
                       dtype=dtype, sampler=sampler)
     return RunSetup(s.program, s.key, s.plan, s.X_test, s.config, s.dtype, task, learner, targets, False)
 

@@ -40,10 +40,20 @@ class TargetSpec:
     def __post_init__(self):
         check_choice("targets", self.kind, TARGET_KINDS)
         check_real("temperature", self.temperature, gt=0.0)
+        if self.kind == "hard":
+            refuse_unused_temperature(self.temperature, "targets='hard' (the teacher's labels)")
 
     @property
     def is_soft(self) -> bool:
         return self.kind == "soft"
+
+
+def refuse_unused_temperature(temperature, targets: str) -> None:
+    """A temperature other than 1 given with targets that have no soft part
+    is refused naming it (it would change nothing)."""
+    if float(temperature) != 1.0:
+        raise JaxDistillError(f"temperature applies only to targets with a soft part; {targets} has none, "
+                              f"got temperature={temperature!r}")
 
 
 def check_target_spec(targets) -> TargetSpec:

@@ -295,3 +295,23 @@ def test_bad_python_inputs_are_named():
     # a set larger than the machine's memory: refused before compiling (XLA would fail allocating it)
     with pytest.raises(JaxDistillError, match=r"one transfer set of n = 10000000000 inputs needs .* reduce n"):
         jd.distill(0, jd.KappaPolynomialTask(5, 1.0), 10**10, 4)
+
+
+def test_python_options_that_a_path_ignores_are_refused():
+    """The Python API refuses, naming it, what would change nothing on its path (as the command line does)."""
+    from jaxdistill.students.deep.integrators import default_flow_config
+
+    with pytest.raises(JaxDistillError, match="temperature applies only to targets with a soft part"):
+        jd.TargetSpec("hard", temperature=2.0)
+    with pytest.raises(JaxDistillError, match="temperature applies only to targets with a soft part"):
+        jd.MultiTargetSpec("hard", temperature=2.0)
+    assert jd.MultiTargetSpec("mixed", 3.0, 0.0).temperature == 3.0  # rho = 0: the end of a family of soft ratios
+    with pytest.raises(JaxDistillError, match="coordinates='plain'\\) applies to deep students only with"):
+        jd.DeepLearner(depth=2, flow=default_flow_config("reduced", coordinates="plain"))
+    with pytest.raises(JaxDistillError, match="eq11_fraction applies only when init_scale is None"):
+        jd.DeepLearner(depth=2, init_scale=0.01, eq11_fraction=0.2)
+    pool = jd.PoolTask(np.random.default_rng(0).normal(size=(12, 5)), np.ones(5))
+    with pytest.raises(JaxDistillError, match="num_test does not apply to a pool task"):
+        jd.distill(0, pool, 4, 4, method="closed-form", risk="mc", num_test=50)
+    with pytest.raises(JaxDistillError, match="num_test applies only to Monte-Carlo risk"):
+        jd.monotonicity_index(0, jd.KappaPolynomialTask(6, 1.0), 3, 8, jd.ClosedFormLearner(), num_test=50)

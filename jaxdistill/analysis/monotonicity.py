@@ -86,6 +86,25 @@ def default_angle_atol(learner) -> float:
     return max([EXACT_ANGLE_ATOL, *(10.0 * float(t) for t in tols)])
 
 
+def resolve_num_test(task, risk: str, num_test: int | None) -> int:
+    """``num_test`` checked against the run: refused (naming it) with exact
+    risk and on a pool task, whose Monte-Carlo risk is over its own test
+    inputs (or the whole pool) whatever num_test; ``DEFAULTS.num_test`` when
+    None."""
+    from ..tasks import PoolTask
+
+    if num_test is None:
+        return DEFAULTS.num_test
+    num_test = check_int("num_test", num_test, minimum=1)
+    if risk == "exact":
+        raise JaxDistillError(f"num_test applies only to Monte-Carlo risk (risk='mc', or 'auto' on a task without "
+                              f"exact risk); this run's risk is exact, got num_test={num_test}")
+    if isinstance(task, PoolTask):
+        raise JaxDistillError(f"num_test does not apply to a pool task: its risk is over the pool's own test inputs "
+                              f"(or the whole pool), got num_test={num_test}")
+    return num_test
+
+
 def check_coupling(coupling: str, learner) -> str:
     """``coupling`` checked against ``COUPLINGS`` and against the learner:
     "independent" applies only to a learner that draws from its key
@@ -378,7 +397,7 @@ def monotonicity_index(
     *,
     chunk_size: int | None = None,
     risk: str = "auto",
-    num_test: int = 10_000,
+    num_test: int | None = None,
     dtype: str = "float64",
     atol: float | None = None,
     progress: bool = False,
@@ -402,7 +421,9 @@ def monotonicity_index(
         targets: teacher targets (soft by default).
         chunk_size: pairs per compiled chunk (default: bounded memory).
         risk: "auto", "exact" or "mc": how risk_X is computed.
-        num_test: held-out inputs for Monte-Carlo risk.
+        num_test: held-out inputs of Monte-Carlo risk (default
+            ``DEFAULTS.num_test``, 10,000); refused with exact risk and on a
+            pool task (whose test inputs are its own).
         atol: changes within +-atol are ties, not decreases.  Angle kind:
             radians, default ``default_angle_atol(learner)``: 1e-12 for
             exact learners (closed form: angle errors ~1e-15 for n < d),
@@ -450,11 +471,11 @@ def monotonicity_index(
         raise JaxDistillError(f"task must be a jaxdistill.tasks.Task, got {type(task).__name__}")
     n = task.check_n(n, extra=1)
     num_sets = check_int("num_sets", num_sets, minimum=1)
-    check_int("num_test", num_test, minimum=1)
     dtype = check_dtype(dtype)
     learner = learner.for_dtype(dtype)
     learner.check_targets(check_target_spec(targets))
     risk = resolve_risk_method(task, risk)
+    num_test = resolve_num_test(task, risk, num_test)
     check_coupling(coupling, learner)
     check_choice("kind", kind, MONOTONICITY_KINDS)
     if atol is None:
@@ -493,6 +514,7 @@ def monotonicity_index(
 
 __all__ = [
     "check_coupling",
+    "resolve_num_test",
     "default_angle_atol",
     "EXACT_ANGLE_ATOL",
     "COUPLINGS",

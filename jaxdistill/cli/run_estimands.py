@@ -154,7 +154,7 @@ def monotonicity_summary(args, task, learner, targets, out_dir=None, hosts=None)
     kind = monotonicity_kind(args, is_multiclass=False)
     coupling = "shared" if args.coupling is None else args.coupling
     est = monotonicity_index(args.seed, task, args.n, args.num_sets, learner, targets, chunk_size=args.chunk_size,
-                             risk=args.risk, num_test=10_000 if args.num_test is None else args.num_test,
+                             risk=args.risk, num_test=args.num_test,
                              dtype=args.dtype, progress=not args.quiet, coupling=coupling, kind=kind,
                              sampler=args.sampler,
                              out=None if out_dir is None else str(out_dir), hosts=hosts)

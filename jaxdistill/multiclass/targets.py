@@ -27,6 +27,7 @@ from jaxtyping import Array, Float, Int
 from ..students.links import centre, softmax_cross_entropy
 from ..traced import register_traced_dataclass, scalar_div, traced_field
 from ..validation import JaxDistillError, check_choice, check_real
+from ..teachers import refuse_unused_temperature
 
 MULTI_TARGET_KINDS = ("soft", "hard", "mixed")
 
@@ -62,6 +63,8 @@ class MultiTargetSpec:
             check_real("soft_ratio", self.soft_ratio, ge=0.0, le=1.0)
         elif self.soft_ratio is not None:
             raise JaxDistillError(f"soft_ratio applies only to targets='mixed', not {self.kind!r}")
+        if self.kind == "hard":
+            refuse_unused_temperature(self.temperature, "targets='hard' (the teacher's argmax)")
 
     @property
     def has_finite_minimiser(self) -> bool:

@@ -34,6 +34,9 @@ from .integrators import INTEGRATORS, deep_flow, deep_gradient_descent, default_
 DEEP_METHODS = ("flow", "gd")
 
 
+DEFAULT_EQ11_FRACTION = 0.5  # of the eq. 11 limit, when the init scale is derived from epsilon
+
+
 def _check_common(depth, width, init_scale, epsilon, eq11_fraction, init):
     check_int("depth", depth, minimum=1)
     check_int("width", width, minimum=1)
@@ -42,6 +45,10 @@ def _check_common(depth, width, init_scale, epsilon, eq11_fraction, init):
     if epsilon is not None:
         check_real("epsilon", epsilon, gt=0.0)
     check_real("eq11_fraction", eq11_fraction, gt=0.0, lt=1.0)
+    if init_scale is not None and eq11_fraction != DEFAULT_EQ11_FRACTION:
+        raise JaxDistillError(f"eq11_fraction applies only when init_scale is None (it sets the init scale as a "
+                              f"fraction of the eq. 11 limit); got init_scale={init_scale:g} and "
+                              f"eq11_fraction={eq11_fraction:g}")
     check_choice("init", init, INITS)
     if init_scale is not None and epsilon is not None:
         sup = eq11_sup_over_sets(epsilon, depth)
@@ -93,7 +100,10 @@ class DeepLearner(AbstractBinaryLearner):
 
     Attributes:
         depth: N >= 1 factors (N = 1 is a linear student started at w(0) != 0).
-        width: hidden width H >= 1.
+        width: hidden width H >= 1 of the factors.  Only the full
+            integrator forms them; from the balanced initialisation the
+            learned w does not depend on H (Thm 2), so the reduced and
+            induced integrators give the same students for every width.
         init_scale: ||w(0)||; None derives it per set from epsilon by eq. 11
             (``eq11_fraction`` of the largest allowed value).
         epsilon: the Thm 2 accuracy; with init_scale also given, an init
@@ -125,7 +135,7 @@ class DeepLearner(AbstractBinaryLearner):
     epsilon: float | None = None
     integrator: str = "reduced"
     flow: FlowConfig | None = None
-    eq11_fraction: float = 0.5
+    eq11_fraction: float = DEFAULT_EQ11_FRACTION
     init: str = "balanced"
     name: ClassVar[str] = "deep"
     randomised: ClassVar[bool] = True
@@ -153,6 +163,10 @@ class DeepLearner(AbstractBinaryLearner):
             raise JaxDistillError(
                 f"init={self.init!r} is not balanced (eq. 13); the {self.integrator} integrator assumes balancedness: "
                 "use integrator='full'")
+        if self.flow.coordinates == "plain" and self.integrator != "full":
+            raise JaxDistillError(f"FlowConfig(coordinates='plain') applies to deep students only with "
+                                  f"integrator='full' (the factor W_1 in d dimensions); the {self.integrator} "
+                                  "integrator has its own coordinates")
 
     def check_targets(self, targets: TargetSpec) -> None:
         return None
@@ -199,7 +213,7 @@ class DeepGDLearner(AbstractBinaryLearner):
     init_scale: float | None = None
     epsilon: float | None = None
     gd: GDConfig = default_gd_config()
-    eq11_fraction: float = 0.5
+    eq11_fraction: float = DEFAULT_EQ11_FRACTION
     init: str = "balanced"
     name: ClassVar[str] = "deep-gd"
     randomised: ClassVar[bool] = True
@@ -231,7 +245,7 @@ def deep_learner(
     init_scale: float | None = None,
     epsilon: float | None = None,
     init: str = "balanced",
-    eq11_fraction: float = 0.5,
+    eq11_fraction: float = DEFAULT_EQ11_FRACTION,
     method: str = "flow",
     integrator: str | None = None,
     flow: FlowConfig | None = None,
