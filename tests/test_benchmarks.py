@@ -165,7 +165,12 @@ def test_gpu_check_row_budget_runs_the_chunks_that_fit(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [(["--small"], "--small applies only to --gpu-check"),
                                            (["--row-budget", "5"], "--row-budget applies only to --gpu-check"),
-                                           (["--gpu-check", "--row-budget", "0"], "--row-budget must be > 0")])
+                                           (["--gpu-check", "--row-budget", "0"],
+                                            "--row-budget must be a finite number of seconds > 0"),
+                                           (["--timeout", "nan"], "--timeout must be a finite number of seconds > 0"),
+                                           (["--only", "flow", "nosuchrow"], "--only: no row named nosuchrow; the "
+                                                                             "rows are closed_form"),
+                                           (["--out", __file__], "is a file; give a folder for the results")])
 def test_gpu_check_options_are_refused_where_they_do_nothing(argv, message, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks.__main__ import main

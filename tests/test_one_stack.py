@@ -315,3 +315,42 @@ def test_python_options_that_a_path_ignores_are_refused():
         jd.distill(0, pool, 4, 4, method="closed-form", risk="mc", num_test=50)
     with pytest.raises(JaxDistillError, match="num_test applies only to Monte-Carlo risk"):
         jd.monotonicity_index(0, jd.KappaPolynomialTask(6, 1.0), 3, 8, jd.ClosedFormLearner(), num_test=50)
+
+
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        return e.code
+
+
+def test_other_subcommands_refuse_what_takes_no_effect(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = [
+        (["bound", "--d", "10", "--n", "5", "--teacher-norm", "5"], "--teacher-norm has no effect on jaxdistill bound"),
+        (["bound", "--d", "10", "--n", "5", "--simulate", "10", "--seed", "-1"], "--seed must be an integer in [0,"),
+        (["reproduce", "fig2", "--quick", "--seed", str(2**64)], "--seed must be an integer in [0,"),
+        (["reproduce", "fig2", "--quick", "--out", str(afile)], f"--out {afile} is a file"),
+        (["bench", "--timeout", "-5"], "--timeout must be a finite real number > 0.0"),
+    ]
+    for argv, needle in cases:
+        assert _exit_code(argv) == 2, argv
+        assert needle in capsys.readouterr().err, argv
+
+
+def test_make_pool_writes_exactly_at_out_with_the_labels_of_a_task_that_has_them(tmp_path, capsys):
+    out = tmp_path / "pool"  # no .npz suffix: written there all the same
+    assert main(["make-pool", "--task", "gaussian", "--d", "5", "--classes", "3", "--label-noise", "0.5", "--size", "50",
+                 "--test-size", "20", "--out", str(out)]) == 0
+    assert out.is_file() and not (tmp_path / "pool.npz").exists()
+    z = np.load(out)
+    assert sorted(z.files) == ["inputs", "labels", "teacher_logits", "test_inputs", "test_labels",
+                               "test_teacher_logits"]
+    assert z["labels"].shape == (50,) and set(np.unique(z["labels"])) <= {0, 1, 2}
+    # the labels are the task's ground truth: argmax of W* + S W' (not the teacher's argmax everywhere)
+    assert np.mean(z["labels"] != np.argmax(z["teacher_logits"], axis=1)) > 0
+    capsys.readouterr()
+    assert main(["make-pool", "--task", "gaussian", "--d", "5", "--classes", "3", "--size", "50", "--test-size", "20",
+                 "--out", str(tmp_path / "plain.npz")]) == 0
+    assert "labels" not in np.load(tmp_path / "plain.npz").files
