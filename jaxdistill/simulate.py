@@ -28,8 +28,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._precision import check_dtype, precision
-from .analysis.monotonicity import resolve_num_test
-from .analysis.risk import RISK_METHODS, resolve_risk_method
+from .analysis.risk import RISK_METHODS, resolve_num_test, resolve_risk_method
 from .keys import as_key, held_out_key, key_repr, set_key_pair, set_keys
 from .defaults import DEFAULTS
 from .results import DistillResult, warn_if_failed, write_run_files

@@ -172,41 +172,45 @@ def table_row(point: dict, summary: dict, bound: float | None, with_bound: bool,
     return jsonable(row)
 
 
-def thm3_of(task, n: int) -> float:
+def thm3_of(task, n: int, args=None) -> float:
     """The Theorem 3 bound (eq. 19 minimised over beta; 0 for n >= d, eq. 18)
-    of a binary task with a teacher vector, as ``jaxdistill bound``."""
+    of a binary task with a teacher vector, as ``jaxdistill bound``; refused
+    with ``bound_refusal``'s reason otherwise (``args``: the point's parsed
+    ``run`` options, when there are any)."""
     import jax.numpy as jnp
 
     from ._precision import precision
     from .analysis.bounds import thm3_bound
     from .analysis.ptheta import p_function
-    from .tasks import PoolTask, Task
+    from .tasks import PoolTask
 
-    if not isinstance(task, Task):
-        raise JaxDistillError(f"{BOUND_APPLIES}; this sweep takes the K-class path (a K-class or teacher-logits "
-                              "task, or a kernel or network student)")
+    refusal = bound_refusal(args, task)
+    if refusal is not None:
+        raise JaxDistillError(refusal)
     with precision():
         res = thm3_bound(p_function(task), jnp.asarray([n]), None if isinstance(task, PoolTask) else task.d)
     return float(res.bound[0])
 
 
 def bound_refusal(args, task) -> str | None:
-    """Why ``thm3_of`` has no bound for a point (its parsed ``run`` options
-    and the task its run uses), or None when it has one: a student that is
-    not linear, a K-class task, a teacher given by its logits."""
+    """Why ``thm3_of`` has no bound for a point (its parsed ``run`` options,
+    or None, and the task its run uses), or None when it has one: a student
+    that is not linear, a K-class task, a teacher given by its logits."""
     from .tasks import Task
 
     if isinstance(task, Task):
         return None
     student = getattr(args, "student", "linear")
     classes = getattr(args, "classes", None)
+    task_name = getattr(args, "task", type(task).__name__)
     reasons = []
     if student != "linear":
         reasons.append(f"a {student} student (--student {student}; Thm 3 bounds the linear student)")
     if classes is not None:
-        reasons.append(f"a K-class task (--task {args.task} --classes {classes})")
+        reasons.append(f"a K-class task (--task {task_name} --classes {classes})")
     if not reasons:
-        reasons.append(f"a teacher-logits task (--task {args.task}: no teacher vector w_star)")
+        reasons.append(f"a teacher-logits task (--task {task_name}: no teacher vector w_star)" if args is not None
+                       else f"a task without a teacher vector w_star ({task_name})")
     return f"{BOUND_APPLIES}; this sweep has " + " and ".join(reasons)
 
 

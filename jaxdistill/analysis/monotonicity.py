@@ -63,7 +63,7 @@ from ..tasks import EXTRA_STREAM, Task
 from ..teachers import TargetSpec, check_target_spec
 from ..validation import JaxDistillError, check_choice, check_int, check_real
 from .angles import unsigned_angle
-from .risk import RiskEstimate, expected_risk, resolve_risk_method
+from .risk import RiskEstimate, expected_risk, resolve_num_test, resolve_risk_method
 
 
 COUPLINGS = ("shared", "independent")
@@ -84,25 +84,6 @@ def default_angle_atol(learner) -> float:
     leaves = jax.tree_util.tree_leaves(learner, is_leaf=lambda x: isinstance(x, FlowConfig))
     tols = [leaf.newton_tol for leaf in leaves if isinstance(leaf, FlowConfig)]
     return max([EXACT_ANGLE_ATOL, *(10.0 * float(t) for t in tols)])
-
-
-def resolve_num_test(task, risk: str, num_test: int | None) -> int:
-    """``num_test`` checked against the run: refused (naming it) with exact
-    risk and on a pool task, whose Monte-Carlo risk is over its own test
-    inputs (or the whole pool) whatever num_test; ``DEFAULTS.num_test`` when
-    None."""
-    from ..tasks import PoolTask
-
-    if num_test is None:
-        return DEFAULTS.num_test
-    num_test = check_int("num_test", num_test, minimum=1)
-    if risk == "exact":
-        raise JaxDistillError(f"num_test applies only to Monte-Carlo risk (risk='mc', or 'auto' on a task without "
-                              f"exact risk); this run's risk is exact, got num_test={num_test}")
-    if isinstance(task, PoolTask):
-        raise JaxDistillError(f"num_test does not apply to a pool task: its risk is over the pool's own test inputs "
-                              f"(or the whole pool), got num_test={num_test}")
-    return num_test
 
 
 def check_coupling(coupling: str, learner) -> str:
@@ -514,7 +495,6 @@ def monotonicity_index(
 
 __all__ = [
     "check_coupling",
-    "resolve_num_test",
     "default_angle_atol",
     "EXACT_ANGLE_ATOL",
     "COUPLINGS",

@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..tasks import AbstractTask
+from ..defaults import DEFAULTS
+from ..tasks import AbstractTask, PoolTask
 from ..tasks.riskmath import mc_risk
-from ..validation import JaxDistillError, check_choice
+from ..validation import JaxDistillError, check_choice, check_int
 
 
 def exact_risk_from_angle(task: AbstractTask, phi: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -117,6 +118,8 @@ __all__ = [
     "expected_risk",
     "has_exact_risk",
     "mc_risk",
+    "resolve_num_test",
+    "resolve_risk_method",
     "transfer_risk",
 ]
 
@@ -134,3 +137,19 @@ def resolve_risk_method(task: AbstractTask, risk: str) -> str:
         raise JaxDistillError(f"risk='exact' is not available for {type(task).__name__}; use risk='mc' or 'auto'")
     return risk
 
+
+def resolve_num_test(task: AbstractTask, risk: str, num_test: int | None) -> int:
+    """``num_test`` checked against the run: refused (naming it) with exact
+    risk and on a pool task, whose Monte-Carlo risk is over its own test
+    inputs (or the whole pool) whatever num_test; ``DEFAULTS.num_test`` when
+    None."""
+    if num_test is None:
+        return DEFAULTS.num_test
+    num_test = check_int("num_test", num_test, minimum=1)
+    if risk == "exact":
+        raise JaxDistillError(f"num_test applies only to Monte-Carlo risk (risk='mc', or 'auto' on a task without "
+                              f"exact risk); this run's risk is exact, got num_test={num_test}")
+    if isinstance(task, PoolTask):
+        raise JaxDistillError(f"num_test does not apply to a pool task: its risk is over the pool's own test inputs "
+                              f"(or the whole pool), got num_test={num_test}")
+    return num_test

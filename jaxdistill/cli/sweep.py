@@ -582,7 +582,7 @@ def run_points(point_args: list, out: Path | None, with_bound: bool, progress: b
             computed += sets
             if res is None:
                 continue
-            bound = thm3_of(setup.task, a.n) if with_bound else None
+            bound = thm3_of(setup.task, a.n, a) if with_bound else None
             r = table_row(values, res.summary(), bound, with_bound, bool(a.monotonicity))
             by_point[k] = (res, r)
             bar.write(f"{label}: risk {_num(r['risk_mean'])} +- {_num(r['risk_se'])} ({r['num_sets']} sets, "
