@@ -60,6 +60,7 @@ from ._precision import precision
 from .progress import progress_bar
 from .status import STATUS_NAMES, Status, is_success
 from .traced import lift_traced
+from .threefry_lowering import unrolled_threefry
 from .validation import JaxDistillError, check_int
 
 SETS_AXIS = "sets"
@@ -318,7 +319,8 @@ def device_chunk(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, c: int
     (the sets outside the chunk are real computation, dropped by
     ``iter_chunks``).  Call inside ``precision(dtype)``."""
     mesh = local_mesh() if mesh is None else mesh
-    return _compiled_chunk(*_chunk_arguments(program, key, plan, c, shared, mesh))
+    with unrolled_threefry():  # compiled (on the first call) with JAX's unrolled threefry
+        return _compiled_chunk(*_chunk_arguments(program, key, plan, c, shared, mesh))
 
 
 def program_signature(program: SetProgram, plan: ChunkPlan, *, shared=None, dtype: str = "float64") -> tuple:
@@ -342,7 +344,7 @@ def compile_chunks(program: SetProgram, key: PRNGKeyArray, plan: ChunkPlan, *, s
     programs in a second thread while a point runs (XLA's compiler and the
     chunk's execution release the GIL)."""
     mesh = local_mesh() if mesh is None else mesh
-    with precision(dtype):
+    with precision(dtype), unrolled_threefry():
         _compiled_chunk.lower(*_chunk_arguments(program, key, plan, 0, shared, mesh)).compile()
 
 

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "jaxdistill"
 # Lower layers never import higher ones (docs/design.md, "Module map").
 LAYERS = {
     "status": 0, "sequencing": 0, "validation": 0, "_precision": 0, "keys": 0, "progress": 0, "runstore": 0,
-    "defaults": 0, "finite": 0, "traced": 0, "runner": 1, "hosts": 1, "tasks": 2, "teachers": 2, "design": 2, "datasets": 3, "students": 3, "analysis": 4, "results": 5,
+    "defaults": 0, "finite": 0, "traced": 0, "threefry_lowering": 0, "runner": 1, "hosts": 1, "tasks": 2, "teachers": 2, "design": 2, "datasets": 3, "students": 3, "analysis": 4, "results": 5,
     "samplers": 4, "multiclass": 5, "dispatch": 6, "simulate": 6, "checks": 6, "nonlinear": 6, "experiments": 8,
     "cli": 8, "sweep": 8, "__main__": 8,
 }

@@ -121,6 +121,7 @@ def test_notebook_timing_reports_the_failing_cell_and_stops_there(tmp_path, monk
 
 
 @pytest.mark.parametrize("module, words", [("compile_pieces", ["OUT.json", "--small", "Cholesky-QR2"]),
+                                           ("threefry_lowering", ["OUT.json", "--repeats"]),
                                            ("notebooks", ["OUT.json", "NAME.ipynb", "--quick", "--timeout"])])
 def test_benchmark_module_help(module, words, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT))
@@ -142,6 +143,15 @@ def test_notebook_timing_refuses_bad_arguments(argv, message, monkeypatch, capsy
     with pytest.raises(SystemExit):
         main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_threefry_lowering_benchmark_refuses_no_repeats(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.threefry_lowering import main
+
+    with pytest.raises(SystemExit):
+        main(["x.json", "--repeats", "0"])
+    assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_gpu_check_row_budget_runs_the_chunks_that_fit(tmp_path, monkeypatch):
