@@ -287,7 +287,8 @@ def row_deep(B=200, d=1000, n=20, depth=2, width=64, integrator="reduced", solve
     # reduced: the learner's own default (Kvaerno3); the full-parameterisation peer rows keep the
     # linear defaults (rtol 1e-2) with the solver and step limit they name
     flow = default_flow_config(integrator, **flow_kw) if integrator == "reduced" else jd.FlowConfig(**flow_kw)
-    learner = DeepLearner(depth=depth, width=width, integrator=integrator, flow=flow)
+    # the width of the factors: only the full integrator forms them (the others refuse a width)
+    learner = DeepLearner(depth=depth, width=width if integrator == "full" else None, integrator=integrator, flow=flow)
     t0 = time.perf_counter()
     jd.distill(1, task, n, B, learner=learner, chunk_size=B, keep_students=False)
     first = time.perf_counter() - t0

@@ -48,9 +48,9 @@ def compute() -> dict[str, np.ndarray]:
     put("float32", distill(4, jd.KappaPolynomialTask(50, 1.0), n=8, num_sets=16, dtype="float32"))
     put("wdelta", distill(5, jd.KappaPolynomialTask(50, 1.0), n=8, num_sets=16, learner=WDeltaLearner(0.25)))
     small = jd.KappaPolynomialTask(10, 1.0)
-    put("deep2_reduced", distill(6, small, n=3, num_sets=4, learner=jd.DeepLearner(depth=2, width=4)))
+    put("deep2_reduced", distill(6, small, n=3, num_sets=4, learner=jd.DeepLearner(depth=2)))
     put("deep3_induced", distill(6, small, n=3, num_sets=4,
-                                    learner=jd.DeepLearner(depth=3, width=4, integrator="induced")))
+                                    learner=jd.DeepLearner(depth=3, integrator="induced")))
     rng = np.random.default_rng(0)
     pool = jd.PoolTask(rng.normal(size=(120, 12)), np.ones(12), test_inputs=rng.normal(size=(200, 12)))
     put("pool", distill(7, pool, n=8, num_sets=16))

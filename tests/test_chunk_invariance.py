@@ -57,7 +57,7 @@ def test_binary_paths(case):
     kw = {"gram_flow": dict(method="flow"),
           "inputs_flow": dict(method="flow", sampler="inputs"),
           "wdelta": dict(learner=jd.WDeltaLearner(0.5)),
-          "deep": dict(learner=jd.deep_learner(depth=2, width=8, epsilon=0.1), sampler="inputs")}[case]
+          "deep": dict(learner=jd.deep_learner(depth=2, epsilon=0.1), sampler="inputs")}[case]
     runs = {c: jd.distill(3, task, 6, 40, chunk_size=c, **kw) for c in CHUNKS}
     _same(runs, case)
 

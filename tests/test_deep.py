@@ -32,7 +32,7 @@ def test_n_ge_d_recovers_teacher(depth):
     """Thm 2, eq. 14: for n >= d the deep student converges to w* itself."""
     task = jd.IsotropicGaussianTask(5)
     X, u = _sets(task, 8, 6)
-    learner = DeepLearner(depth=depth, width=3, init_scale=0.05, flow=FAST)
+    learner = DeepLearner(depth=depth, init_scale=0.05, flow=FAST)
     with precision():
         out = jax.vmap(learner.fit_logits)(_keys(6), X, u)
     assert np.all(np.asarray(out.status) == Status.CONVERGED)
@@ -124,7 +124,7 @@ def test_discrete_gd_on_factors_matches_flow():
     """Small-step GD (optax) on all W_i approaches the full flow's limit."""
     task = jd.IsotropicGaussianTask(6)
     X, u = _sets(task, 3, 3)
-    flow_l = DeepLearner(depth=2, width=3, init_scale=0.05, integrator="reduced", flow=FAST)
+    flow_l = DeepLearner(depth=2, init_scale=0.05, integrator="reduced", flow=FAST)
     gd_l = DeepGDLearner(depth=2, width=3, init_scale=0.05, gd=jd.GDConfig(learning_rate=0.05, steps=40_000))
     with precision():
         a = jax.vmap(flow_l.fit_logits)(_keys(3), X, u)
@@ -153,7 +153,7 @@ def test_eq11_algebra():
 def test_epsilon_guarantee_per_set():
     """init_scale from epsilon (eq. 11) gives eq. 76 bounds <= epsilon and distances below them."""
     task = jd.KappaPolynomialTask(10, 1.0)
-    res = jd.distill(0, task, 4, 6, learner=DeepLearner(depth=2, width=4, epsilon=0.05))
+    res = jd.distill(0, task, 4, 6, learner=DeepLearner(depth=2, epsilon=0.05))
     ok = res.ok
     assert ok.all()
     e = res.extras
@@ -182,6 +182,12 @@ def test_bad_input_errors():
         DeepLearner(depth=0)
     with pytest.raises(JaxDistillError, match="width"):
         DeepLearner(width=0)
+    for integrator in ("reduced", "induced"):  # they never form the factors: a width would do nothing
+        with pytest.raises(JaxDistillError, match=f"width applies to DeepLearner only with integrator='full'.*the "
+                                                  f"{integrator} integrator never forms them"):
+            DeepLearner(width=8, integrator=integrator)
+    assert DeepLearner(width=8, integrator="full").hidden_width == 8
+    assert DeepLearner().hidden_width == DeepLearner(integrator="full").hidden_width == jd.DEFAULTS.deep_width == 64
     with pytest.raises(JaxDistillError, match="init_scale"):
         DeepLearner(init_scale=0.0)
     with pytest.raises(JaxDistillError, match="init_scale"):
@@ -205,8 +211,8 @@ def test_deep_learner_constructor_and_refusals():
     options that do not apply to the method are refused, naming them."""
     from jaxdistill.students import deep_learner
 
-    fl = deep_learner(depth=3, width=5, epsilon=0.02, integrator="induced", flow=FAST)
-    assert fl == DeepLearner(depth=3, width=5, epsilon=0.02, integrator="induced", flow=FAST)
+    fl = deep_learner(depth=3, epsilon=0.02, integrator="induced", flow=FAST)
+    assert fl == DeepLearner(depth=3, epsilon=0.02, integrator="induced", flow=FAST)
     assert deep_learner(depth=2) == DeepLearner(depth=2)
     gd = deep_learner(depth=2, width=3, init_scale=0.05, method="gd", gd=jd.GDConfig(learning_rate=0.1, steps=5))
     assert gd == DeepGDLearner(depth=2, width=3, init_scale=0.05, gd=jd.GDConfig(learning_rate=0.1, steps=5))
@@ -278,7 +284,8 @@ def test_default_integrators_reach_the_exact_limit(depth):
                                                                               0.5, "balanced")[0].w0, depth))
                         for b in range(B)])
         for integrator in ("reduced", "induced", "full"):
-            out = jax.vmap(DeepLearner(depth=depth, width=4, integrator=integrator).fit_logits)(keys, X, u)
+            out = jax.vmap(DeepLearner(depth=depth, width=4 if integrator == "full" else None,
+                                       integrator=integrator).fit_logits)(keys, X, u)
             assert np.all(np.asarray(out.status) == Status.CONVERGED), integrator
             rel = np.linalg.norm(np.asarray(out.w) - ref, axis=1) / np.linalg.norm(ref, axis=1)
             assert rel.max() <= 1e-8, (integrator, rel.max())

@@ -155,7 +155,7 @@ def test_learners_are_equinox_modules_usable_as_static_filter_jit_args():
 
     learners = [ClosedFormLearner(), FlowLearner(), GDLearner(jd.GDConfig(steps=20)), WDeltaLearner(0.5),
                 WDeltaLearner(1.0, base=jd.FlowLearner()), HardTargetLearner(), HardTargetLearner(method="gd"),
-                DeepLearner(depth=2, width=3), DeepGDLearner(depth=2, width=3, gd=jd.GDConfig(steps=5)),
+                DeepLearner(depth=2), DeepGDLearner(depth=2, width=3, gd=jd.GDConfig(steps=5)),
                 GDLearner(jd.GDConfig(optimizer=optax.adam(0.1), steps=5))]
     for lr in learners:
         assert isinstance(lr, AbstractLearner) and isinstance(lr, eqx.Module)
@@ -177,7 +177,7 @@ def test_learners_are_equinox_modules_usable_as_static_filter_jit_args():
         return jax.vmap(learner.fit_logits)(keys, X, u)
 
     with precision():
-        for lr in (FlowLearner(), WDeltaLearner(0.5), DeepLearner(depth=2, width=3)):
+        for lr in (FlowLearner(), WDeltaLearner(0.5), DeepLearner(depth=2)):
             a = run(lr, keys, X, u)
             b = jax.jit(jax.vmap(lr.fit_logits))(keys, X, u)
             np.testing.assert_array_equal(np.asarray(a.w), np.asarray(b.w))

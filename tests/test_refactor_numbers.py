@@ -61,6 +61,14 @@ absolute (hard-label flows, stopped at t = 1e20 with rtol 1e-2: 4e-13 in angle, 
 the students), the float32 workload within float32 rounding (2e-4 relative in a student
 coordinate), diagnostics such as ``extra_t_final`` and ``extra_newton_rel`` at their own
 rounding; no status, step count or integer output moved.
+
+A seventh (2026-12-05) re-recorded, in both files, ``deep2_reduced/*`` and ``deep3_induced/*``:
+``DeepLearner`` refuses a width with the reduced and induced integrators (they never form the
+factors), so these workloads no longer give width 4 and draw their balanced initialisation at the
+default width 64.  w(0) = init_scale v does not depend on the width, but the product of unit
+vectors that forms it rounds differently: students moved by 6e-15 relative (reduced) and 1e-11
+absolute (induced, whose limit is exact to 1e-8), losses and balancedness defects by 1e-16
+absolute; no status or step count moved.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def linear_learner(args, method: str):
             gd = default_gd_config(**kw) if kw else None
     if args.depth == 1:
         return make_learner(method, flow=flow, gd=gd)
-    return deep_learner(depth=args.depth, width=DEFAULTS.deep_width if args.width is None else args.width,
+    return deep_learner(depth=args.depth, width=args.width,
                         init_scale=args.init_scale, epsilon=args.epsilon, integrator=args.integrator, method=method,
                         flow=flow, gd=gd)
 

@@ -20,6 +20,7 @@ from typing import ClassVar, final
 import equinox as eqx
 import jax.numpy as jnp
 
+from ...defaults import DEFAULTS
 from ..._precision import check_dtype
 from ...teachers import TargetSpec, cross_entropy
 from ...validation import JaxDistillError, check_choice, check_int, check_real
@@ -39,7 +40,8 @@ DEFAULT_EQ11_FRACTION = 0.5  # of the eq. 11 limit, when the init scale is deriv
 
 def _check_common(depth, width, init_scale, epsilon, eq11_fraction, init):
     check_int("depth", depth, minimum=1)
-    check_int("width", width, minimum=1)
+    if width is not None:
+        check_int("width", width, minimum=1)
     if init_scale is not None:
         check_real("init_scale", init_scale, gt=0.0)
     if epsilon is not None:
@@ -100,10 +102,11 @@ class DeepLearner(AbstractBinaryLearner):
 
     Attributes:
         depth: N >= 1 factors (N = 1 is a linear student started at w(0) != 0).
-        width: hidden width H >= 1 of the factors.  Only the full
-            integrator forms them; from the balanced initialisation the
-            learned w does not depend on H (Thm 2), so the reduced and
-            induced integrators give the same students for every width.
+        width: hidden width H >= 1 of the factors, for integrator="full"
+            (None: ``DEFAULTS.deep_width``, 64).  Only the full integrator
+            forms the factors; from the balanced initialisation the learned
+            w does not depend on H (Thm 2), so the reduced and induced
+            integrators refuse a width (``JaxDistillError`` naming it).
         init_scale: ||w(0)||; None derives it per set from epsilon by eq. 11
             (``eq11_fraction`` of the largest allowed value).
         epsilon: the Thm 2 accuracy; with init_scale also given, an init
@@ -130,7 +133,7 @@ class DeepLearner(AbstractBinaryLearner):
     """
 
     depth: int = 2
-    width: int = 64
+    width: int | None = None
     init_scale: float | None = None
     epsilon: float | None = None
     integrator: str = "reduced"
@@ -163,17 +166,29 @@ class DeepLearner(AbstractBinaryLearner):
             raise JaxDistillError(
                 f"init={self.init!r} is not balanced (eq. 13); the {self.integrator} integrator assumes balancedness: "
                 "use integrator='full'")
+        if self.width is not None and self.integrator != "full":
+            raise JaxDistillError(f"width applies to DeepLearner only with integrator='full', which trains the factors "
+                                  f"themselves; the {self.integrator} integrator never forms them (from the balanced "
+                                  f"initialisation the learned w does not depend on the width, Thm 2); got "
+                                  f"width={self.width}")
         if self.flow.coordinates == "plain" and self.integrator != "full":
             raise JaxDistillError(f"FlowConfig(coordinates='plain') applies to deep students only with "
                                   f"integrator='full' (the factor W_1 in d dimensions); the {self.integrator} "
                                   "integrator has its own coordinates")
+
+    @property
+    def hidden_width(self) -> int:
+        """H of the factors: ``width``, or ``DEFAULTS.deep_width`` when None
+        (the reduced and induced integrators draw the balanced initialisation
+        at this width; its w(0) does not depend on it)."""
+        return DEFAULTS.deep_width if self.width is None else self.width
 
     def check_targets(self, targets: TargetSpec) -> None:
         return None
 
     def fit_logits(self, key, X, u) -> LearnerOutput:
         ini, red, b_hat, w_hat, soft, bound, eq11_ok = _init_for_set(
-            key, X, u, self.depth, self.width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
+            key, X, u, self.depth, self.hidden_width, self.init_scale, self.epsilon, self.eq11_fraction, self.init)
         res = deep_flow(X, u, ini, integrator=self.integrator, config=self.flow, red=red, b_hat=b_hat)
         return LearnerOutput(
             w=res.w, status=res.status, num_steps=res.num_steps, loss=res.loss,
@@ -209,7 +224,7 @@ class DeepGDLearner(AbstractBinaryLearner):
     """
 
     depth: int = 2
-    width: int = 64
+    width: int = DEFAULTS.deep_width
     init_scale: float | None = None
     epsilon: float | None = None
     gd: GDConfig = default_gd_config()
@@ -241,7 +256,7 @@ class DeepGDLearner(AbstractBinaryLearner):
 def deep_learner(
     *,
     depth: int,
-    width: int = 64,
+    width: int | None = None,
     init_scale: float | None = None,
     epsilon: float | None = None,
     init: str = "balanced",
@@ -255,7 +270,8 @@ def deep_learner(
 
     Args:
         depth, width, init_scale, epsilon, init, eq11_fraction: as in
-            ``DeepLearner`` (shared by both methods).
+            ``DeepLearner`` (shared by both methods; width None is
+            ``DEFAULTS.deep_width`` for method "gd").
         method: "flow" -> ``DeepLearner`` (gradient flow to the steady
             state); "gd" -> ``DeepGDLearner`` (optax on all the factors).
         integrator: "reduced" (default), "induced" or "full"; method "flow" only.
@@ -284,6 +300,8 @@ def deep_learner(
     if given:
         raise JaxDistillError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to method='flow' "
                               "(the gradient flow); got method='gd'")
+    if width is None:
+        common["width"] = DEFAULTS.deep_width
     return DeepGDLearner(**common, **({} if gd is None else {"gd": gd}))
 
 
