@@ -71,11 +71,14 @@ def test_bits_are_equal_under_both_lowerings():
     np.testing.assert_array_equal(rolled, unrolled)
 
 
+# The reference workloads of tests/test_refactor_numbers.py (flows, closed form, hard targets,
+# Monte-Carlo risk, pools, w_delta, deep students; inputs sampler) were recorded before the runner
+# used the unrolled lowering and are still reproduced bit for bit.  These two runs cover the Gram
+# sampler (its gamma and normal draws), which those workloads do not use.
 @pytest.mark.parametrize("kwargs", [
     dict(method="closed-form", sampler="gram"),
-    dict(method="flow", sampler="inputs"),
-    dict(learner=jd.WDeltaLearner(0.3)),
-], ids=["closed-form-gram", "flow-inputs", "wdelta"])
+    dict(learner=jd.WDeltaLearner(0.3), sampler="gram"),
+], ids=["closed-form-gram", "wdelta-gram"])
 def test_runs_are_equal_bit_for_bit_under_both_lowerings(monkeypatch, kwargs):
     task = jd.KappaPolynomialTask(12, 1.5)
     jax.clear_caches()
