@@ -6,11 +6,12 @@ two ways, both its own code and both giving the same bits: the generic rule
 writes the 20 rounds out ("unrolled"), the CPU rule wraps 4 rounds in a
 5-step loop ("rolled"), which keeps very large programs small.  For the
 chunk programs of jaxdistill (a handful of hashes each) the unrolled form is
-cheaper both to compile and to run.  On the shared 2-core VM
-(``benchmarks/results/threefry-lowering-cpu.md``), the closed-form kappa
-program (d = 50, n = 10-30, Gram sampler) compiles about 20 % faster and
-runs 20-30 % faster; the default flow workload runs about 9 % faster.  The
-per-set outputs are equal bit for bit (``tests/test_threefry_lowering.py``).
+cheaper both to compile and to run.  Measured on the shared 2-core VM
+(``benchmarks/results/threefry-lowering-cpu.md``, both rules in one run):
+the closed-form kappa program (d = 50, n = 20, Gram sampler) compiles in
+0.63x the time and runs 1.27x the sets/s; the default flow workload
+compiles in 0.97x and runs 1.06x.  The per-set outputs are equal bit for
+bit (``tests/test_threefry_lowering.py``).
 
 ``unrolled_threefry()`` is a context manager: within it, CPU lowerings of
 ``threefry2x32`` use JAX's generic rule; on exit the CPU rule is restored,
@@ -28,8 +29,8 @@ import threading
 from typing import Iterator
 
 _LOCK = threading.Lock()
-_DEPTH = 0
-_SAVED: list = []
+_DEPTH = 0  # open unrolled_threefry blocks, all threads
+_CPU_RULE = None  # JAX's CPU rule while the blocks are open
 
 
 def _cpu_table_and_primitive():
@@ -57,24 +58,22 @@ def unrolled_threefry() -> Iterator[None]:
     """Lower ``threefry2x32`` with JAX's generic (unrolled) rule on the CPU
     within the block; reentrant and thread-safe (the CPU rule is removed by
     the first entry and restored by the last exit)."""
-    global _DEPTH
+    global _DEPTH, _CPU_RULE
     if _FOUND is None:
         yield
         return
     table, prim = _FOUND
     with _LOCK:
         if _DEPTH == 0:
-            _SAVED[:] = [table.pop(prim, None)]
+            _CPU_RULE = table.pop(prim, None)
         _DEPTH += 1
     try:
         yield
     finally:
         with _LOCK:
             _DEPTH -= 1
-            if _DEPTH == 0:
-                saved = _SAVED.pop()
-                if saved is not None:
-                    table[prim] = saved
+            if _DEPTH == 0 and _CPU_RULE is not None:
+                table[prim], _CPU_RULE = _CPU_RULE, None
 
 
 __all__ = ["AVAILABLE", "unrolled_threefry"]

@@ -51,9 +51,10 @@ def test_context_is_thread_safe():
     barrier = threading.Barrier(4)
 
     def worker():
-        for _ in range(50):
+        for i in range(50):
             with unrolled_threefry():
-                barrier.wait(timeout=10) if _ == 0 else None
+                if i == 0:  # all four threads inside at once
+                    barrier.wait(timeout=10)
                 assert threefry2x32_p not in table
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
