@@ -7,7 +7,9 @@ renamed; the package imports itself relatively) on ``sys.path``.
 
 Four cold measurements (``jax.clear_caches()`` before each), alternating
 old and new so that a change of machine load hits both: the old 12
-``distill`` calls, the new sweep, the old sweep, the new 12 calls.  Wall
+``distill`` calls, the new sweep, the old sweep, the new 12 calls.  A base
+commit from before ``jd.sweep`` (such as 252d332, where a study was the 12
+calls) has no old-sweep row.  Wall
 seconds and the process's CPU seconds (all threads; less sensitive to other
 users of a shared machine).
 """
@@ -19,6 +21,8 @@ import json
 import sys
 import tempfile
 import time
+
+from .machine import machine_meta
 
 KAPPAS, NS = (0.5, 2.0), (2, 5, 10, 20, 35, 49)
 
@@ -42,8 +46,11 @@ def main(base_dir: str, out: str) -> None:
         return [r["risk_mean"] for r in res.table]
 
     rows, risks = {}, {}
-    for label, fn, jd in [("old: 12 distill calls", calls, old), ("new: sweep", sweep, new),
-                          ("old: sweep", sweep, old), ("new: 12 distill calls", calls, new)]:
+    measurements = [("old: 12 distill calls", calls, old), ("new: sweep", sweep, new),
+                    ("old: sweep", sweep, old), ("new: 12 distill calls", calls, new)]
+    for label, fn, jd in measurements:
+        if fn is sweep and not hasattr(jd, "sweep"):
+            continue  # a base from before jd.sweep: its users wrote the 12 calls
         jax.clear_caches()
         with CompileCounter() as c:
             t, cpu = time.perf_counter(), time.process_time()
@@ -51,12 +58,14 @@ def main(base_dir: str, out: str) -> None:
             rows[label] = {"seconds": round(time.perf_counter() - t, 2),
                            "cpu_seconds": round(time.process_time() - cpu, 2), "compilations": c.count}
         print(label, rows[label], flush=True)
-    result = {"rows": rows, "all_risks_equal_bitwise": all(r == risks["old: 12 distill calls"] for r in risks.values()),
+    reference = risks["old: 12 distill calls"]
+    result = {"rows": rows, "all_risks_equal_bitwise": all(r == reference for r in risks.values()),
+              "max_rel_risk_difference": max(abs(a - b) / abs(b) for r in risks.values() for a, b in zip(r, reference)),
               "speedup_new_sweep_vs_old_calls": rows["old: 12 distill calls"]["seconds"] / rows["new: sweep"]["seconds"],
               "speedup_new_sweep_vs_new_calls": rows["new: 12 distill calls"]["seconds"] / rows["new: sweep"]["seconds"],
               "cpu_speedup_new_sweep_vs_old_calls": rows["old: 12 distill calls"]["cpu_seconds"] /
               rows["new: sweep"]["cpu_seconds"],
-              "jax": jax.__version__}
+              "base_dir": base_dir, **machine_meta()}
     print(json.dumps(result, indent=1))
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
