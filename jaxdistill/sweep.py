@@ -13,10 +13,11 @@ itself is ``out/sweep.csv`` (one row per point), ``out/sweep.json``
 
 Points that differ only in traced values reuse the compiled chunk: the
 seed and every setting declared traced (``jaxdistill.traced``: kappa,
-margin, temperature, delta, bandwidth, teacher scale) are arguments of the
-one compiled program.  An axis that changes a shape (n, d, K, widths, the
-test size, the chunk size) or the program's structure (the method, the
-learner, the targets' kind, the soft ratio) compiles once per value.
+margin, temperature, soft ratio, delta, bandwidth, teacher scale) are
+arguments of the one compiled program.  An axis that changes a shape (n, d,
+K, widths, the test size, the chunk size) or the program's structure (the
+method, the learner, the targets' kind, a soft ratio of 0) compiles once per
+value.
 ``sweep.json`` records the number of XLA compilations measured.
 """
 

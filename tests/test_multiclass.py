@@ -17,6 +17,7 @@ from jaxdistill.multiclass import (MultiClassGaussianTask, MultiClassPoolTask, M
                                    centre, pool_task_from_arrays, softmax_closed_form,
                                    softmax_gradient_flow, target_log_probs)
 from jaxdistill.students import FlowConfig, closed_form, gradient_flow
+from jaxdistill.traced import lift_traced
 
 RNG = np.random.default_rng(12)
 
@@ -207,6 +208,14 @@ def test_mixed_target_limit_interpolates_centred_log_targets():
         V0 = target_log_probs(U, y, MultiTargetSpec("mixed", T, 0.0))
         assert not MultiTargetSpec("mixed", T, 0.0).has_finite_minimiser
         np.testing.assert_array_equal(np.isfinite(np.asarray(V0)), np.eye(3)[np.asarray(y)] > 0)
+        # one formula for every rho, exact at the ends: log p itself at rho = 1, the hard labels at rho = 0,
+        # with rho a traced argument of a compiled function as in the runner (jaxdistill.traced)
+        logp_T = jax.nn.log_softmax(U / T, axis=1)
+        traced = jax.jit(lambda spec: target_log_probs(U, y, spec))
+        for r, want in ((1.0, logp_T), (0.0, jnp.where(jnp.asarray(np.eye(3)[np.asarray(y)] > 0), 0.0, -jnp.inf)),
+                        (rho, V)):
+            got = traced(lift_traced(MultiTargetSpec("mixed", T, r)))
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
 
 def _pool(P=50, d=6, K=3, M=20):

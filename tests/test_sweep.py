@@ -195,6 +195,25 @@ def test_a_temperature_sweep_compiles_as_often_as_one_point_and_each_point_is_di
     assert not (loss[0] == loss[1]).all() and not (loss[1] == loss[2]).all()
 
 
+def test_a_soft_ratio_sweep_compiles_as_often_as_one_point_and_each_point_is_distill():
+    # mixed targets rho softmax(u / T) + (1 - rho) onehot(y) of a K-class task with ground-truth labels
+    settings = dict(task="gaussian", classes=3, d=6, label_noise=0.5, targets="mixed", method="closed-form",
+                    num_sets=4, num_test=500, progress=False)
+    jd.sweep(grid={"soft_ratio": [0.6]}, **settings, n=4)  # the one-time compilations (teacher, test set, ...)
+    one = jd.sweep(grid={"soft_ratio": [0.6]}, **settings, n=5)
+    ratios = [1.0, 0.25, 0.5]  # rho = 1: soft targets through the mixed formula
+    res = jd.sweep(grid={"soft_ratio": ratios}, **settings, n=3)
+    assert one.info["compilations"] >= 1 and res.info["compilations"] == one.info["compilations"]
+    assert len({r["risk_mean"] for r in res.table}) == len(ratios)
+    task = jd.MultiClassGaussianTask(6, 3, label_noise=0.5)
+    with CompileCounter() as compiles:
+        for rho, got in zip(ratios, res.results):
+            want = jd.distill(0, task, 3, 4, method="closed-form", num_test=500,
+                              targets=jd.MultiTargetSpec("mixed", soft_ratio=rho))
+            assert _same_arrays(got.arrays, want.arrays)
+    assert compiles.count == 0
+
+
 def test_traced_settings_keep_the_bits_and_the_working_dtype():
     import jax
     import jax.numpy as jnp

@@ -18,7 +18,8 @@ V (``centre``), which for soft targets of a linear teacher W* is C W* P_X / T.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -43,16 +44,22 @@ class MultiTargetSpec:
         temperature: T > 0 (soft and mixed targets).
         soft_ratio: rho in [0, 1] (mixed targets only; None otherwise).
 
-    A pytree whose leaf is the temperature, so runs that differ only in T
-    share one compiled program (``jaxdistill.traced``).  ``kind`` and the
-    soft ratio are static: traced, rho moves the last bits of mixed targets
-    (XLA reassociates the compiled-in constants of
-    log(rho) + log p - log1p(-rho)), so each rho compiles its own program.
+    A pytree whose leaves are the temperature and the soft ratio, so runs
+    that differ only in T or in rho share one compiled program
+    (``jaxdistill.traced``).  log(rho) and log(1 - rho) are taken in Python at
+    construction (``log_soft_ratio``, ``log_hard_ratio``; -inf at rho = 0 and
+    1), as XLA folded them when rho was compiled in, and carried as traced
+    fields of their own.  ``kind`` and ``has_finite_minimiser`` (rho > 0) are
+    static: rho = 0 (the hard labels, no finite minimiser) is a program of its
+    own.
     """
 
     kind: str = "soft"
     temperature: float = traced_field(default=1.0)
-    soft_ratio: float | None = None
+    soft_ratio: float | None = traced_field(default=None)
+    log_soft_ratio: float | None = traced_field(default=None, init=False, repr=False, compare=False)
+    log_hard_ratio: float | None = traced_field(default=None, init=False, repr=False, compare=False)
+    has_finite_minimiser: bool = field(default=True, init=False, repr=False)
 
     def __post_init__(self):
         check_choice("targets", self.kind, MULTI_TARGET_KINDS)
@@ -65,11 +72,13 @@ class MultiTargetSpec:
             raise JaxDistillError(f"soft_ratio applies only to targets='mixed', not {self.kind!r}")
         if self.kind == "hard":
             refuse_unused_temperature(self.temperature, "targets='hard' (the teacher's argmax)")
-
-    @property
-    def has_finite_minimiser(self) -> bool:
-        """True when every target probability is positive (soft, or mixed with rho > 0)."""
-        return self.kind == "soft" or (self.kind == "mixed" and self.soft_ratio > 0.0)
+        if self.kind == "mixed":
+            rho = float(self.soft_ratio)
+            object.__setattr__(self, "log_soft_ratio", math.log(rho) if rho > 0.0 else -math.inf)
+            object.__setattr__(self, "log_hard_ratio", math.log1p(-rho) if rho < 1.0 else -math.inf)
+        # True when every target probability is positive (soft, or mixed with rho > 0)
+        object.__setattr__(self, "has_finite_minimiser",
+                           self.kind == "soft" or (self.kind == "mixed" and self.soft_ratio > 0.0))
 
     @property
     def needs_labels(self) -> bool:
@@ -97,13 +106,12 @@ def target_log_probs(U: Float[Array, "n K"], y: Int[Array, " n"] | None, spec: M
     elif y is None:
         raise JaxDistillError("targets='mixed' needs ground-truth labels (a task with labels)")
     onehot = jax.nn.one_hot(y, K, dtype=U.dtype) > 0
-    if spec.kind == "hard" or spec.soft_ratio == 0.0:
+    if spec.kind == "hard":
         return jnp.where(onehot, 0.0, -jnp.inf).astype(U.dtype)
-    logp = jax.nn.log_softmax(scalar_div(U, spec.temperature), axis=-1)
-    if spec.soft_ratio == 1.0:
-        return logp
-    rho = spec.soft_ratio
-    return jnp.where(onehot, jnp.logaddexp(jnp.log(rho) + logp, jnp.log1p(-rho)), jnp.log(rho) + logp)
+    # mixed: one formula for every rho (rho may be traced); exact at the ends: rho = 1 gives log p,
+    # rho = 0 gives 0 at the label and -inf elsewhere (the hard labels)
+    soft = spec.log_soft_ratio + jax.nn.log_softmax(scalar_div(U, spec.temperature), axis=-1)
+    return jnp.where(onehot, jnp.logaddexp(soft, spec.log_hard_ratio), soft)
 
 
 def predicted_class(logits: Float[Array, "... K"]) -> Int[Array, "..."]:
