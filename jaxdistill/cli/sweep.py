@@ -355,7 +355,8 @@ def main(args) -> int:
               f"process 0 writes {args.out}/sweep.csv")
         return 0
     print(res.format_table())
-    print(f"written {args.out}/sweep.csv, sweep.json, sweep.png ({len(res.table)} points, "
+    num_points = len(res.table)
+    print(f"written {args.out}/sweep.csv, sweep.json, sweep.png ({num_points} point{'' if num_points == 1 else 's'}, "
           f"{res.info['sets_computed']} sets computed, {res.info['compilations']} compilations, "
           f"{res.info['seconds']:.1f} s)")
     if args.strict and any(row["num_failed"] for row in res.table):
