@@ -43,6 +43,8 @@ class MultiTargetSpec:
             "mixed" (rho softmax(u / T) + (1 - rho) onehot(y)).
         temperature: T > 0 (soft and mixed targets).
         soft_ratio: rho in [0, 1] (mixed targets only; None otherwise).
+        has_finite_minimiser: True when every target probability is
+            positive (soft targets, or mixed with rho > 0); set at construction.
 
     A pytree whose leaves are the temperature and the soft ratio, so runs
     that differ only in T or in rho share one compiled program
