@@ -13,7 +13,9 @@ def machine_meta() -> dict:
 
     Keys: date (YYYY-MM-DD), python, platform, processor, cpu_count,
     load_average (1, 5, 15 min; None where the OS has none), xla_flags,
-    jax, jaxlib, backend, device_kind, devices (one string a device).
+    jax, jaxlib, backend, device_kind, devices (one string a device),
+    compilation_cache_dir (JAX's persistent compilation cache, None when
+    off: with one, a "compile time" may be the time to load the program).
     """
     import jax
     import jaxlib
@@ -27,7 +29,8 @@ def machine_meta() -> dict:
             "processor": platform.processor(), "cpu_count": os.cpu_count(), "load_average": load,
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
             "backend": jax.default_backend(), "device_kind": devices[0].device_kind,
-            "devices": [str(dv) for dv in devices]}
+            "devices": [str(dv) for dv in devices],
+            "compilation_cache_dir": jax.config.jax_compilation_cache_dir}
 
 
 __all__ = ["machine_meta"]

@@ -11,12 +11,16 @@ compilations counted (``sweep.CompileCounter``); then the 12 calls again
 with the sweep's programs still compiled (the calls reuse them).  Last,
 from the command line, each command a new process (start-up, imports and
 compilations included, as a user running them one by one): the sweep
-against the 12 ``jaxdistill run`` commands of its points.
+against the 12 ``jaxdistill run`` commands of its points; then the 12 commands
+again sharing JAX's persistent compilation cache (``JAX_COMPILATION_CACHE_DIR``,
+empty at the start, every program cached), and the sweep once more in a new
+process with that cache warm, as a resumed or repeated sweep would start.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,10 +29,14 @@ import time
 from .machine import machine_meta
 
 
-def _process_seconds(args: list[str]) -> float:
-    """Wall seconds of ``jaxdistill ARGS`` in a new process."""
+def _process_seconds(args: list[str], cache_dir: str | None = None) -> float:
+    """Wall seconds of ``jaxdistill ARGS`` in a new process; with ``cache_dir``, the
+    process uses JAX's persistent compilation cache there for every program."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
+    if cache_dir is not None:
+        env.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "jaxdistill", *args], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "jaxdistill", *args], check=True, capture_output=True, env=env)
     return time.perf_counter() - t
 
 
@@ -63,12 +71,24 @@ def main(out: str) -> None:
     jax.clear_caches()
     risks = calls("12 distill calls, caches cleared")
     calls("12 distill calls, after the sweep (compiled programs reused)")
+    def run_commands(tmp, cache_dir=None):
+        return sum(_process_seconds(["run", "--task", "kappa", "--d", "50", "--method", "closed-form", "--num-sets",
+                                     "1000", "--kappa", str(k), "--n", str(n), "--quiet", "--out",
+                                     f"{tmp}/run-{k}-{n}-{cache_dir is not None}"], cache_dir)
+                   for k in kappas for n in ns)
+
     with tempfile.TemporaryDirectory() as tmp:
         rows["sweep, one process"] = {"seconds": _process_seconds(cmd[:-1] + [f"{tmp}/cli-study"])}
-        rows["12 run commands, one process each"] = {"seconds": sum(
-            _process_seconds(["run", "--task", "kappa", "--d", "50", "--method", "closed-form", "--num-sets", "1000",
-                              "--kappa", str(k), "--n", str(n), "--quiet", "--out", f"{tmp}/run-{k}-{n}"])
-            for k in kappas for n in ns)}
+        rows["12 run commands, one process each"] = {"seconds": run_commands(tmp)}
+        cache = f"{tmp}/xla-cache"
+        rows["12 run commands, one process each, one persistent compilation cache (empty at the start)"] = {
+            "seconds": run_commands(tmp, cache)}
+        rows["sweep, one process, that cache warm"] = {
+            "seconds": _process_seconds(cmd[:-1] + [f"{tmp}/cli-study-cached"], cache)}
+        cached = json.loads(open(f"{tmp}/cli-study-cached/sweep.json").read())
+        rows["sweep, one process, that cache warm"].update(
+            compilations_in_sweep_json=cached["compilations"],
+            programs_loaded_from_cache=cached["programs_loaded_from_cache"])
     same = risks == [r["risk_mean"] for r in table]
     result = {"study": " ".join(cmd[:-2]), "rows": rows, "sweep_rows_equal_distill_bitwise": same,
               "speedup_sweep_vs_cold_calls": rows["12 distill calls, caches cleared"]["seconds"] / rows["sweep"]["seconds"],

@@ -18,7 +18,8 @@ arguments of the one compiled program.  An axis that changes a shape (n, d,
 K, widths, the test size, the chunk size) or the program's structure (the
 method, the learner, the targets' kind, a soft ratio of 0) compiles once per
 value.
-``sweep.json`` records the number of XLA compilations measured.
+``sweep.json`` records the number of XLA compilations measured and the
+programs loaded instead from JAX's persistent compilation cache.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from .results import jsonable, load, per_set_table
 from .validation import JaxDistillError
 
 POINTS_DIR = "points"
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax's backend-compile duration event
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax's backend compile (or persistent-cache load)
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"  # a program loaded from JAX's persistent compilation cache
 COMPILE_STAGE_EVENTS = (COMPILE_EVENT, "/jax/core/compile/jaxpr_trace_duration",
                         "/jax/core/compile/jaxpr_to_mlir_module_duration")  # tracing, lowering, XLA compiling
 SE_OF = {"risk_mean": "risk_se", "error_mean": "error_se", "monotonicity": "monotonicity_se"}
@@ -49,25 +51,41 @@ def _on_duration_event(event: str, duration: float, **kwargs) -> None:
     if event in COMPILE_STAGE_EVENTS:
         for counter in _ACTIVE_COUNTERS:
             counter.seconds += duration
-            counter.count += event == COMPILE_EVENT
+            counter._backend_events += event == COMPILE_EVENT
+
+
+def _on_event(event: str, **kwargs) -> None:
+    if event == CACHE_HIT_EVENT:
+        for counter in _ACTIVE_COUNTERS:
+            counter.cache_loads += 1
 
 
 class CompileCounter:
-    """Counts XLA backend compilations (``count``) and the seconds spent
-    tracing, lowering and compiling (``seconds``) while active.  One
-    ``jax.monitoring`` listener is registered once per process and feeds
-    every active counter (jax < 0.7 has no public way to unregister a
-    listener)."""
+    """Counts XLA backend compilations (``count``), the programs loaded
+    instead from JAX's persistent compilation cache (``cache_loads``; only
+    with ``JAX_COMPILATION_CACHE_DIR`` set) and the seconds spent tracing,
+    lowering and compiling or loading (``seconds``) while active.  jax
+    reports a load from the cache as a backend compilation too, so ``count``
+    is those events less the loads.  The ``jax.monitoring`` listeners are
+    registered once per process and feed every active counter (jax < 0.7 has
+    no public way to unregister a listener)."""
 
     def __init__(self):
-        self.count = 0
+        self._backend_events = 0
+        self.cache_loads = 0
         self.seconds = 0.0
+
+    @property
+    def count(self) -> int:
+        """XLA compilations (programs loaded from the persistent cache excluded)."""
+        return self._backend_events - self.cache_loads
 
     def __enter__(self) -> "CompileCounter":
         import jax
 
         if not _LISTENING[0]:
             jax.monitoring.register_event_duration_secs_listener(_on_duration_event)
+            jax.monitoring.register_event_listener(_on_event)
             _LISTENING[0] = True
         _ACTIVE_COUNTERS.append(self)
         return self

@@ -384,3 +384,25 @@ def test_integer_valued_floats_are_integer_axes():
     assert [r["n"] for r in res.table] == [2, 4] and all(type(r["n"]) is int for r in res.table)
     with pytest.raises(jd.JaxDistillError, match="--n must be an integer >= 1, got '2.5'"):
         jd.sweep(grid={"n": [2.5]}, task="kappa", d=5, num_sets=4, method="closed-form", progress=False)
+
+
+def test_programs_from_the_persistent_compilation_cache_are_not_counted_as_compilations(tmp_path):
+    """With JAX's persistent cache (JAX_COMPILATION_CACHE_DIR), a second process running the same sweep loads
+    every program from the cache: sweep.json says 0 compilations and as many programs loaded as the first process
+    compiled, and every number is the same."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla-cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    command = [sys.executable, "-m", "jaxdistill", *COMMAND[:-5], "--grid", "kappa=0.5,2", "--grid", "n=3", "--quiet"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        done = subprocess.run(command + ["--out", str(out)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    info = [json.loads((out / "sweep.json").read_text()) for out in (first, second)]
+    assert info[0]["compilations"] >= 2 and info[0]["programs_loaded_from_cache"] == 0
+    assert info[1]["compilations"] == 0 and info[1]["programs_loaded_from_cache"] == info[0]["compilations"]
+    assert "programs loaded from the compilation cache" in done.stdout
+    assert [r["risk_mean"] for r in _csv(first / "sweep.csv")] == [r["risk_mean"] for r in _csv(second / "sweep.csv")]

@@ -358,11 +358,17 @@ def main(args) -> int:
     num_points = len(res.table)
     print(f"written {args.out}/sweep.csv, sweep.json, sweep.png ({num_points} point{'' if num_points == 1 else 's'}, "
           f"{res.info['sets_computed']} sets computed, {res.info['compilations']} compilations, "
-          f"{res.info['seconds']:.1f} s)")
+          f"{_loaded(res.info)}{res.info['seconds']:.1f} s)")
     if args.strict and any(row["num_failed"] for row in res.table):
         print("jaxdistill sweep: --strict: some transfer sets failed", file=sys.stderr)
         return 3
     return 0
+
+
+def _loaded(info: dict) -> str:
+    """'N programs loaded from the compilation cache, ' when JAX's persistent cache supplied any."""
+    n = info.get("programs_loaded_from_cache", 0)
+    return f"{n} program{'' if n == 1 else 's'} loaded from the compilation cache, " if n else ""
 
 
 def run_point(args, label: str, out: Path | None, bar, hosts=None) -> tuple:
@@ -429,7 +435,7 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
         return None
     info = {"settings": jsonable(settings), "axes": list(points[0]), "points": [x[2] for x in point_args],
             "with_bound": with_bound, "monotonicity": bool(base.monotonicity), "compilations": compiles.count,
-            "sets_computed": computed, "seconds": time.perf_counter() - t0}
+            "programs_loaded_from_cache": compiles.cache_loads, "sets_computed": computed, "seconds": time.perf_counter() - t0}
     res = SweepResult(list(points[0]), rows, results, info, None if out is None else str(out))
     if out is not None:
         write_sweep_files(res, out, plot or {})
