@@ -71,6 +71,7 @@ def main(out: str) -> None:
     jax.clear_caches()
     risks = calls("12 distill calls, caches cleared")
     calls("12 distill calls, after the sweep (compiled programs reused)")
+
     def run_commands(tmp, cache_dir=None):
         return sum(_process_seconds(["run", "--task", "kappa", "--d", "50", "--method", "closed-form", "--num-sets",
                                      "1000", "--kappa", str(k), "--n", str(n), "--quiet", "--out",

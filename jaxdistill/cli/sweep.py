@@ -435,7 +435,8 @@ def run_sweep(base, points: list, out, *, with_bound: bool = False, progress: bo
         return None
     info = {"settings": jsonable(settings), "axes": list(points[0]), "points": [x[2] for x in point_args],
             "with_bound": with_bound, "monotonicity": bool(base.monotonicity), "compilations": compiles.count,
-            "programs_loaded_from_cache": compiles.cache_loads, "sets_computed": computed, "seconds": time.perf_counter() - t0}
+            "programs_loaded_from_cache": compiles.cache_loads, "sets_computed": computed,
+            "seconds": time.perf_counter() - t0}
     res = SweepResult(list(points[0]), rows, results, info, None if out is None else str(out))
     if out is not None:
         write_sweep_files(res, out, plot or {})
