@@ -86,7 +86,7 @@ def main(out: str) -> None:
             "seconds": run_commands(tmp, cache)}
         rows["sweep, one process, that cache warm"] = {
             "seconds": _process_seconds(cmd[:-1] + [f"{tmp}/cli-study-cached"], cache)}
-        cached = json.loads(open(f"{tmp}/cli-study-cached/sweep.json").read())
+        cached = jd.load_sweep(f"{tmp}/cli-study-cached").info
         rows["sweep, one process, that cache warm"].update(
             compilations_in_sweep_json=cached["compilations"],
             programs_loaded_from_cache=cached["programs_loaded_from_cache"])

@@ -367,7 +367,7 @@ def main(args) -> int:
 
 def _loaded(info: dict) -> str:
     """'N programs loaded from the compilation cache, ' when JAX's persistent cache supplied any."""
-    n = info.get("programs_loaded_from_cache", 0)
+    n = info["programs_loaded_from_cache"]
     return f"{n} program{'' if n == 1 else 's'} loaded from the compilation cache, " if n else ""
 
 
